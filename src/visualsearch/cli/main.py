@@ -1,0 +1,200 @@
+"""``visualsearch``: index a folder, then search it by text or by image.
+
+Every command takes ``--library DIR`` (default: a per-user data folder, or
+``$VISUALSEARCH_LIBRARY``). Errors are printed as one readable line and the
+exit code is non-zero; no stack traces for expected problems.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..config import Settings
+from ..errors import VisualSearchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Self-hosted visual search: find images by words or by another image.")
+console = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+LibraryOpt = Annotated[Optional[Path], typer.Option(
+    "--library", "-L", help="Library folder (default: per-user data folder, or $VISUALSEARCH_LIBRARY).")]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000, help="How many results.")]
+MinScoreOpt = Annotated[Optional[float], typer.Option(
+    "--min-score", min=-1.0, max=1.0, help="Leave out results below this cosine similarity.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON.")]
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", help="Embedding model (default: bundled conse-efficientnet-lite0-minilm; or $VISUALSEARCH_MODEL).")]
+
+
+def _open(library: Path | None, model: str | None = None):
+    from ..library import Library
+
+    return Library(Settings.from_env(library, model=model))
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _print_results(results, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps([r.to_dict() for r in results]))
+        return
+    if not results:
+        console.print("no results")
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for name, kwargs in (("rank", {"justify": "right"}), ("score", {"justify": "right"}),
+                         ("id", {"justify": "right"}), ("path", {"overflow": "fold"})):
+        table.add_column(name, **kwargs)
+    for r in results:
+        table.add_row(str(r.rank), f"{r.score:.4f}", str(r.asset_id), r.source)
+    out.print(table)
+
+
+@app.command()
+def index(
+    folder: Annotated[Path, typer.Argument(help="Folder of images to add (searched recursively).")],
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove catalog entries whose files are gone.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try failed files again.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Walk FOLDER, decode and embed new or changed images, and store them. Resumable."""
+    lib = _open(library, model)
+    progress = Progress(TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
+                        disable=as_json or not console.is_terminal and False)
+    task = None
+
+    def on_plan(todo: int, unchanged: int) -> None:
+        nonlocal task
+        console.print(f"{todo} image(s) to index, {unchanged} unchanged")
+        task = progress.add_task("index", total=todo, rate="")
+
+    def on_progress(done: int, total: int) -> None:
+        elapsed = progress.tasks[0].elapsed or 0
+        progress.update(task, completed=done, rate=f"{done / elapsed:.1f} img/s" if elapsed else "")
+
+    try:
+        with progress:
+            report = lib.index_folder(folder, prune=prune, retry_failed=retry_failed,
+                                      progress=on_progress, on_plan=on_plan)
+    except KeyboardInterrupt:
+        counts = lib.catalog.counts()
+        console.print(f"\ninterrupted: {counts.get('indexed', 0)} image(s) are safely in the library; "
+                      "run the same command again to continue")
+        raise typer.Exit(130)
+    except VisualSearchError as exc:
+        _fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(report.__dict__))
+        return
+    console.print(f"indexed {report.indexed}, failed {report.failed}, unchanged {report.unchanged}, "
+                  f"pruned {report.pruned} (library: {lib.settings.library_dir})")
+    for source, reason in report.failures[:20]:
+        console.print(f"  [yellow]failed[/] {source}: {reason}")
+    if len(report.failures) > 20:
+        console.print(f"  ... and {len(report.failures) - 20} more (see `visualsearch status --failures`)")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='What to look for, in plain words, e.g. "dog on a beach".')],
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    limit: LimitOpt = 20,
+    min_score: MinScoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find images by describing them. Scores are cosine similarities, best first."""
+    from ..search import SearchEngine
+
+    lib = _open(library, model)
+    try:
+        results = SearchEngine(lib).text(query, limit=limit, min_score=min_score)
+    except (VisualSearchError, ValueError) as exc:
+        _fail(str(exc))
+    _print_results(results, as_json)
+
+
+@app.command()
+def similar(
+    image: Annotated[Optional[Path], typer.Argument(help="Reference image file (up to 40 MB).")] = None,
+    asset_id: Annotated[Optional[int], typer.Option("--id", help="Reference: an asset already in the library.")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="Reference: an image at an http(s) URL.")] = None,
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    limit: LimitOpt = 20,
+    min_score: MinScoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find images that look like a reference image (a file, an asset id or a URL).
+
+    With --id, the reference asset itself is left out of the results.
+    """
+    from ..search import SearchEngine
+
+    given = [x is not None for x in (image, asset_id, url)]
+    if sum(given) != 1:
+        _fail("give exactly one reference: an image file, --id N or --url URL", code=2)
+    lib = _open(library, model)
+    engine = SearchEngine(lib)
+    try:
+        if image is not None:
+            results = engine.similar_to_file(image, limit=limit, min_score=min_score)
+        elif asset_id is not None:
+            results = engine.similar_to_asset(asset_id, limit=limit, min_score=min_score)
+        else:
+            results = engine.similar_to_url(url, limit=limit, min_score=min_score)
+    except (VisualSearchError, ValueError) as exc:
+        _fail(str(exc))
+    _print_results(results, as_json)
+
+
+@app.command()
+def status(
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    failures: Annotated[bool, typer.Option("--failures", help="List files that failed, with the reason.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what the library holds: counts, model, index type."""
+    lib = _open(library, model)
+    counts = lib.catalog.counts()
+    info = {
+        "library": str(lib.settings.library_dir),
+        "indexed": counts.get("indexed", 0),
+        "failed": counts.get("failed", 0),
+        "model": lib.settings.model,
+    }
+    if failures:
+        info["failures"] = [{"id": a.id, "source": a.source, "error": a.error} for a in lib.catalog.failures(1000)]
+    if as_json:
+        out.print_json(json.dumps(info))
+        return
+    for key in ("library", "indexed", "failed", "model"):
+        out.print(f"{key:8} {info[key]}")
+    for f in info.get("failures", []):
+        out.print(f"  {f['id']:>6} {f['source']}: {f['error']}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    logging.basicConfig(level=logging.WARNING)
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

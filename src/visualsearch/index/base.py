@@ -1,0 +1,35 @@
+"""The small interface every vector index implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class SearchHits:
+    """Asset ids and cosine similarities, best first."""
+
+    ids: np.ndarray  # int64[k]
+    scores: np.ndarray  # float32[k]
+
+
+class VectorIndex(ABC):
+    """Nearest neighbours by inner product over L2-normalised vectors (= cosine)."""
+
+    kind: str
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None) -> SearchHits:
+        """The ``k`` most similar vectors, ties broken by smaller asset id."""
+
+
+def rank(ids: np.ndarray, scores: np.ndarray, k: int) -> SearchHits:
+    """Order by score descending, then asset id ascending: deterministic ties."""
+    order = np.lexsort((ids, -scores))[:k]
+    return SearchHits(ids[order].astype(np.int64), scores[order].astype(np.float32))

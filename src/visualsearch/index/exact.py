@@ -1,0 +1,46 @@
+"""Exact search: one matrix product over a memory-mapped matrix.
+
+The baseline every approximate index is checked against, and the index used
+for small libraries, where it is both exact and fast (well under a
+millisecond per 10,000 vectors of 384 dimensions).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import SearchHits, VectorIndex, rank
+
+
+class ExactIndex(VectorIndex):
+    kind = "exact"
+
+    def __init__(self, ids: np.ndarray, vectors: np.ndarray):
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.vectors = vectors
+        if len(self.ids) != len(self.vectors):
+            raise ValueError("ids and vectors differ in length")
+
+    @classmethod
+    def load(cls, folder: Path) -> "ExactIndex":
+        return cls(np.load(folder / "ids.npy"), np.load(folder / "vectors.npy", mmap_mode="r"))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None) -> SearchHits:
+        if len(self) == 0 or k <= 0:
+            return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
+        scores = np.asarray(self.vectors @ np.asarray(query, dtype=np.float32), dtype=np.float32)
+        ids = self.ids
+        if exclude:
+            keep = ~np.isin(ids, np.fromiter(exclude, dtype=np.int64))
+            ids, scores = ids[keep], scores[keep]
+        # Take a generous candidate set, then order it exactly (score, then id).
+        if len(scores) > k:
+            cut = np.partition(scores, len(scores) - k)[len(scores) - k]
+            mask = scores >= cut
+            ids, scores = ids[mask], scores[mask]
+        return rank(ids, scores, k)

@@ -1,0 +1,1 @@
+"""Getting images in: walking folders, fetching URLs, decoding, and the indexer."""

@@ -1,0 +1,62 @@
+"""One library: its settings, catalog, model and indexes, opened together.
+
+The CLI (and later the API server) talk to a :class:`Library`; the parts
+underneath never talk to each other except in the direction data flows.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from .catalog import Catalog
+from .config import Settings, default_cache_dir
+from .index import IndexManager
+from .ingest.indexer import IndexReport, Progress, index_folder
+from .models import SEMANTIC, Embedder, load_embedder
+
+
+class Library:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+        self.settings = settings
+        self.settings.library_dir.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(settings.catalog_path)
+        self._embedder = embedder
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = load_embedder(self.settings.model, cache_dir=default_cache_dir())
+        return self._embedder
+
+    def indexes(self, space: str) -> IndexManager:
+        return self._managers.setdefault(space, IndexManager(
+            self.catalog, self.settings.index_dir, self.embedder.model_id, space, self.settings.ann_threshold))
+
+    @cached_property
+    def _managers(self) -> dict[str, IndexManager]:
+        return {}
+
+    @property
+    def text_index(self) -> IndexManager:
+        return self.indexes(SEMANTIC)
+
+    @property
+    def similarity_index(self) -> IndexManager:
+        return self.indexes(self.embedder.similarity_space)
+
+    def index_folder(self, root: Path, *, prune: bool = False, retry_failed: bool = False,
+                     progress: Progress | None = None, on_plan=None) -> IndexReport:
+        try:
+            return index_folder(self.catalog, self.embedder, root, self.settings, prune=prune,
+                                retry_failed=retry_failed, progress=progress, on_plan=on_plan)
+        finally:
+            # Even after Ctrl-C, what was committed becomes searchable.
+            self.sync_indexes()
+
+    def sync_indexes(self) -> None:
+        for space in self.embedder.spaces:
+            self.indexes(space).sync()
+
+    def close(self) -> None:
+        self.catalog.close()

@@ -1,0 +1,49 @@
+"""The one interface every model implements.
+
+An embedder maps images and texts into vectors. Text search compares a text
+vector with images' ``semantic`` vectors (the shared text-image space).
+Image-to-image search uses whichever space finds look-alikes best: for CLIP
+that is the same shared space; for the bundled default it is the network's
+pooled ``visual`` features (chosen by measurement, see the README).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+SEMANTIC = "semantic"
+VISUAL = "visual"
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation that leaves all-zero rows at zero."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class Embedder(ABC):
+    """Maps images and texts into L2-normalised float32 vectors."""
+
+    #: Stable identifier stored with every vector, so switching models re-embeds.
+    model_id: str
+    #: The vector spaces :meth:`encode_images` returns, name -> dimension.
+    spaces: dict[str, int]
+    #: The space used for image -> image similarity.
+    similarity_space: str = SEMANTIC
+
+    @abstractmethod
+    def encode_images(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
+        """One forward pass: every space's float32[n, d] for the RGB images."""
+
+    @abstractmethod
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """float32[n, d] in the ``semantic`` space, L2-normalised."""
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """float32[n, d] in the ``semantic`` (shared text-image) space."""
+        return self.encode_images(images)[SEMANTIC]

