@@ -20,10 +20,12 @@ class HnswIndex(VectorIndex):
     kind = "hnsw"
 
     def __init__(self, ndim: int, path: Path | None = None, M: int = 32, ef_construction: int = 128,
-                 ef_search: int = 128, threads: int = 0):
+                 ef_search: int = 128, threads: int = 0, live: int | None = None):
         import hnswlib
 
         self.ndim = ndim
+        #: Live (not deleted) vectors; hnswlib counts deleted ones too, the catalog knows better.
+        self.live = live
         self.ef_search = ef_search
         self._index = hnswlib.Index(space="ip", dim=ndim)
         if path is not None and Path(path).exists():
@@ -34,8 +36,7 @@ class HnswIndex(VectorIndex):
         self._index.set_ef(ef_search)
 
     def __len__(self) -> int:
-        """Stored elements, including ones marked deleted (hnswlib does not count those apart)."""
-        return self._index.get_current_count()
+        return self.live if self.live is not None else self._index.get_current_count()
 
     def upsert(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors; an id already present gets its vector replaced in place."""
@@ -51,6 +52,7 @@ class HnswIndex(VectorIndex):
             except RuntimeError:  # not present or not deleted: the common case
                 pass
         self._index.add_items(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        self.live = None
 
     def remove(self, ids: np.ndarray) -> None:
         for i in np.asarray(ids, dtype=np.int64).tolist():
@@ -58,6 +60,7 @@ class HnswIndex(VectorIndex):
                 self._index.mark_deleted(i)
             except RuntimeError:  # not present, or already deleted
                 pass
+        self.live = None
 
     def save(self, path: Path) -> None:
         tmp = Path(path).with_suffix(".tmp")

@@ -148,6 +148,6 @@ class IndexManager:
         chosen: VectorIndex = exact
         ann_path = current / "hnsw.bin"
         if len(exact) >= self.ann_threshold and ann_path.exists():
-            chosen = HnswIndex(exact.vectors.shape[1], ann_path)
+            chosen = HnswIndex(exact.vectors.shape[1], ann_path, live=len(exact))
         self._loaded = (current.name, chosen)
         return chosen

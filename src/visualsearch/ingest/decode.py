@@ -28,8 +28,9 @@ try:  # HEIC/HEIF through a PyPI plugin; AVIF is built into Pillow >= 11.3.
 except ImportError:  # pragma: no cover - optional
     pass
 
-# We enforce our own pixel cap with a clear error; Pillow's stays as a backstop.
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+# Our own (configurable) pixel cap is checked right after reading the header, with
+# a clear error, so Pillow's global check (a warning, then an error at 2x) is off.
+Image.MAX_IMAGE_PIXELS = None
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 #: Short side we keep after decoding: enough for any bundled model (Lite2 needs 297).
@@ -65,7 +66,7 @@ def decode_bytes(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: i
     digest = hashlib.sha256(data).hexdigest()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check just below
             image = Image.open(io.BytesIO(data))
             fmt = image.format or "unknown"
             w, h = image.size
@@ -85,8 +86,6 @@ def decode_bytes(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: i
             rgb = to_rgb(image)
     except DecodeError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"image refused as a decompression bomb: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise DecodeError("not a recognised image format") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

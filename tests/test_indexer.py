@@ -1,0 +1,131 @@
+"""Indexing a folder: idempotent, resumable, prunes on request, records failures."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import solid
+from visualsearch.catalog import Catalog
+from visualsearch.search import SearchEngine
+
+
+def make_folder(root, n=10):
+    root.mkdir(parents=True, exist_ok=True)
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 200, 0), (0, 200, 200)]
+    for i in range(n):
+        solid(colours[i % 5], (40 + i, 30)).save(root / f"img{i:02}.png")
+    return root
+
+
+def rows(lib) -> int:
+    with lib.catalog.engine.connect() as c:
+        return c.exec_driver_sql("select count(*) from assets").scalar()
+
+
+def test_index_then_search(tiny_library, tmp_path):
+    folder = make_folder(tmp_path / "pics")
+    report = tiny_library.index_folder(folder)
+    assert (report.indexed, report.failed, report.unchanged) == (10, 0, 0)
+    results = SearchEngine(tiny_library).text("red", limit=3)
+    assert [r.source.endswith(("img00.png", "img05.png")) for r in results[:2]] == [True, True]
+    assert [r.rank for r in results] == [1, 2, 3]
+
+
+def test_reindex_is_idempotent(tiny_library, tmp_path):
+    folder = make_folder(tmp_path / "pics")
+    tiny_library.index_folder(folder)
+    calls = tiny_library.embedder.calls
+    report = tiny_library.index_folder(folder)
+    assert (report.indexed, report.unchanged) == (0, 10)
+    assert tiny_library.embedder.calls == calls  # nothing re-embedded
+    assert rows(tiny_library) == 10
+
+
+def test_changed_and_new_files_are_picked_up(tiny_library, tmp_path):
+    folder = make_folder(tmp_path / "pics")
+    tiny_library.index_folder(folder)
+    solid((0, 0, 0), (50, 50)).save(folder / "img03.png")
+    os.utime(folder / "img03.png", (1, 1_000_000))
+    solid((9, 9, 9)).save(folder / "new.png")
+    report = tiny_library.index_folder(folder)
+    assert (report.indexed, report.unchanged) == (2, 9)
+    assert rows(tiny_library) == 11
+    asset = next(a for a in tiny_library.catalog.get_many(range(1, 20)).values() if a.source.endswith("img03.png"))
+    assert (asset.width, asset.height) == (50, 50)
+
+
+def test_prune_only_when_asked(tiny_library, tmp_path):
+    folder = make_folder(tmp_path / "pics")
+    tiny_library.index_folder(folder)
+    (folder / "img01.png").unlink()
+    tiny_library.index_folder(folder)
+    assert rows(tiny_library) == 10
+    report = tiny_library.index_folder(folder, prune=True)
+    assert report.pruned == 1 and rows(tiny_library) == 9
+    results = SearchEngine(tiny_library).text("green", limit=20)
+    assert all(not r.source.endswith("img01.png") for r in results)
+
+
+def test_interrupted_run_keeps_committed_batches_and_resumes(tiny_library, tmp_path):
+    folder = make_folder(tmp_path / "pics", n=10)
+    tiny_library.embedder.fail_after = 2  # batches of 4: two commit, the third is interrupted
+    with pytest.raises(KeyboardInterrupt):
+        tiny_library.index_folder(folder)
+    assert rows(tiny_library) == 8
+    assert len(tiny_library.text_index.index()) == 8  # committed work is searchable at once
+
+    tiny_library.embedder.fail_after = None
+    report = tiny_library.index_folder(folder)
+    assert (report.indexed, report.unchanged) == (2, 8)
+    assert rows(tiny_library) == 10
+
+
+def test_bad_files_are_recorded_and_the_run_goes_on(tiny_library, tmp_path):
+    folder = make_folder(tmp_path / "pics", n=3)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.txt").write_text("ignored: not an image extension")
+    report = tiny_library.index_folder(folder)
+    assert (report.indexed, report.failed, report.scanned) == (3, 2, 5)
+    failures = {os.path.basename(a.source): a.error for a in tiny_library.catalog.failures()}
+    assert set(failures) == {"broken.jpg", "empty.png"}
+    assert "empty" in failures["empty.png"]
+    # Failures are not retried on every run, unless asked or the file changes.
+    assert tiny_library.index_folder(folder).failed == 0
+    assert tiny_library.index_folder(folder, retry_failed=True).failed == 2
+
+
+def test_switching_model_reembeds(tiny_library, tmp_path):
+    folder = make_folder(tmp_path / "pics", n=4)
+    tiny_library.index_folder(folder)
+    tiny_library.embedder.model_id = "tiny-test-model-v2"
+    tiny_library._managers.clear()
+    report = tiny_library.index_folder(folder)
+    assert report.indexed == 4  # unchanged files, but no vectors in the new model's space
+    assert len(tiny_library.text_index.index()) == 4
+
+
+def test_similar_to_asset_leaves_the_asset_out(tiny_library, tmp_path):
+    tiny_library.index_folder(make_folder(tmp_path / "pics"))
+    results = SearchEngine(tiny_library).similar_to_asset(1, limit=20)
+    assert 1 not in [r.asset_id for r in results]
+    assert len(results) == 9
+    scores = [r.score for r in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_min_score(tiny_library, tmp_path):
+    tiny_library.index_folder(make_folder(tmp_path / "pics"))
+    results = SearchEngine(tiny_library).text("red", limit=20, min_score=0.99)
+    assert results and all(r.score >= 0.99 for r in results)
+    assert len(results) < 10
+
+
+def test_catalog_migrations_are_idempotent(tmp_path):
+    Catalog(tmp_path / "c.sqlite").close()
+    catalog = Catalog(tmp_path / "c.sqlite")
+    with catalog.engine.connect() as c:
+        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0001"
+        assert c.exec_driver_sql("pragma journal_mode").scalar() == "wal"
