@@ -54,6 +54,11 @@ def _print_results(results, as_json: bool) -> None:
     if not results:
         console.print("no results")
         return
+    if not out.is_terminal:  # piped: one result per line, never wrapped or cut
+        print(f"{'rank':>4}  {'score':>7}  {'id':>6}  path")
+        for r in results:
+            print(f"{r.rank:>4}  {r.score:>7.4f}  {r.asset_id:>6}  {r.source}")
+        return
     table = Table(show_edge=False, pad_edge=False, box=None)
     for name, kwargs in (("rank", {"justify": "right"}), ("score", {"justify": "right"}),
                          ("id", {"justify": "right"}), ("path", {"overflow": "fold"})):
@@ -76,7 +81,7 @@ def index(
     lib = _open(library, model)
     progress = Progress(TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
-                        disable=as_json or not console.is_terminal and False)
+                        disable=as_json)
     task = None
 
     def on_plan(todo: int, unchanged: int) -> None:

@@ -42,7 +42,7 @@ class ConSEEmbedder(Embedder):
         self.group_weight = group_weight
         self.cache_dir = cache_dir or default_cache_dir()
         self.backbone = EfficientNetLite(variant, cache_dir=self.cache_dir, runtime=runtime)
-        self.text = SentenceEncoder()
+        self.text = SentenceEncoder(cache_dir=self.cache_dir)
         self.model_id = f"conse-efficientnet-{variant}-minilm-k{top_k}-t{temperature:g}-g{group_weight:g}"
         self.spaces = {SEMANTIC: self.text.dim, VISUAL: FEATURE_DIM}
         self._class_matrix: np.ndarray | None = None

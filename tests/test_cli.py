@@ -1,0 +1,156 @@
+"""The CLI end to end, through its entry point, with the real bundled model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+import functools
+
+import pytest
+from PIL import Image
+
+EXE = [sys.executable, "-m", "visualsearch"]
+
+
+def run(*args, env_extra=None, check=True):
+    env = dict(os.environ, **(env_extra or {}))
+    proc = subprocess.run([*EXE, *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, photos):
+    """A library built through the CLI from real photos."""
+    root = tmp_path_factory.mktemp("cli")
+    folder = root / "pictures"
+    (folder / "sub").mkdir(parents=True)
+    for i, p in enumerate(photos):
+        shutil.copy(p, folder / ("sub" if i == 0 else "") / p.name.lower())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
+    library = root / "library"
+    proc = run("index", folder, "--library", library)
+    return folder, library, proc
+
+
+def test_index_reports_progress_counts_and_failures(indexed, photos):
+    _, _, proc = indexed
+    assert f"indexed {len(photos)}, failed 1" in proc.stderr
+    assert "broken.jpg" in proc.stderr
+
+
+def test_reindex_adds_nothing(indexed, photos):
+    folder, library, _ = indexed
+    proc = run("index", folder, "--library", library, "--json")
+    report = json.loads(proc.stdout)
+    assert report["indexed"] == 0 and report["unchanged"] == len(photos) + 1
+
+
+def test_text_search_ranks_the_matching_photo_first(indexed):
+    _, library, _ = indexed
+    for query, expected in (("a golden retriever dog", "golden_retriever"), ("a banana", "banana"),
+                            ("a red sports car", "sports_car"), ("a cat", "tabby")):
+        results = json.loads(run("search", query, "--library", library, "--json", "-n", "5").stdout)
+        assert expected in results[0]["source"], (query, results[0])
+        scores = [r["score"] for r in results]
+        assert scores == sorted(scores, reverse=True)
+        assert [r["rank"] for r in results] == list(range(1, len(results) + 1))
+
+
+def test_table_output(indexed):
+    _, library, _ = indexed
+    proc = run("search", "dog", "--library", library, "-n", "3")
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].split() == ["rank", "score", "id", "path"]
+    assert len(lines) == 4
+
+
+def test_similar_by_file_finds_the_original_of_a_transformed_copy(indexed, tmp_path, photos):
+    _, library, _ = indexed
+    original = photos[-1]
+    copy = tmp_path / "copy.jpg"
+    with Image.open(original) as im:
+        w, h = im.size
+        im.convert("RGB").crop((w // 10, h // 10, w, h)).resize((w // 2, h // 2)).save(copy, quality=30)
+    results = json.loads(run("similar", copy, "--library", library, "--json", "-n", "3").stdout)
+    assert results[0]["source"].endswith(original.name.lower())
+
+
+def test_similar_by_id_leaves_the_reference_out(indexed):
+    _, library, _ = indexed
+    results = json.loads(run("similar", "--id", "2", "--library", library, "--json").stdout)
+    assert results and 2 not in [r["asset_id"] for r in results]
+
+
+def test_similar_by_url(indexed, photos, tmp_path):
+    _, library, _ = indexed
+    shutil.copy(photos[-2], tmp_path / "ref.jpg")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/ref.jpg"
+    try:
+        refused = run("similar", "--url", url, "--library", library, check=False)
+        assert refused.returncode == 1 and "loopback" in refused.stderr
+        results = json.loads(run("similar", "--url", url, "--library", library, "--json",
+                                 env_extra={"VISUALSEARCH_ALLOW_PRIVATE_URLS": "1"}).stdout)
+        assert results[0]["source"].endswith(photos[-2].name.lower())
+    finally:
+        httpd.shutdown()
+
+
+def test_limit_and_min_score(indexed):
+    _, library, _ = indexed
+    assert len(json.loads(run("search", "dog", "-L", library, "--json", "-n", "2").stdout)) == 2
+    results = json.loads(run("search", "dog", "-L", library, "--json", "--min-score", "0.3").stdout)
+    assert all(r["score"] >= 0.3 for r in results)
+
+
+def test_status(indexed, photos):
+    _, library, _ = indexed
+    info = json.loads(run("status", "-L", library, "--json", "--failures").stdout)
+    assert info["indexed"] == len(photos) and info["failed"] == 1
+    assert info["failures"][0]["source"].endswith("broken.jpg")
+
+
+def test_library_from_environment(indexed):
+    _, library, _ = indexed
+    proc = run("search", "banana", "--json", "-n", "1", env_extra={"VISUALSEARCH_LIBRARY": str(library)})
+    assert "banana" in json.loads(proc.stdout)[0]["source"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["similar", "--id", "99999"], "no asset with id 99999"),
+    (["similar"], "exactly one reference"),
+    (["similar", "x.jpg", "--id", "1"], "exactly one reference"),
+    (["similar", "/no/such/file.jpg"], "no such file"),
+    (["similar", "--url", "file:///etc/passwd"], "scheme"),
+    (["search", "   "], "empty"),
+])
+def test_errors_are_one_readable_line(indexed, args, message):
+    _, library, _ = indexed
+    proc = run(*args, "--library", library, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_index_missing_folder(tmp_path):
+    proc = run("index", tmp_path / "nope", "--library", tmp_path / "lib", check=False)
+    assert proc.returncode != 0 and "not a folder" in proc.stderr
+
+
+def test_corrupt_reference_image(indexed, tmp_path):
+    _, library, _ = indexed
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnope")
+    proc = run("similar", bad, "--library", library, check=False)
+    assert proc.returncode == 1 and "not a recognised image format" in proc.stderr

@@ -1,0 +1,131 @@
+"""Models: the bundled default (real weights) and the CLIP loading path (tiny random model)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import gradient_image
+from visualsearch.models import SEMANTIC, VISUAL, load_embedder
+from visualsearch.errors import ConfigError
+
+
+def test_default_model_spaces_are_normalised(embedder, photos):
+    images = [Image.open(p).convert("RGB") for p in photos[:3]]
+    out = embedder.encode_images(images)
+    assert out[SEMANTIC].shape == (3, 384) and out[VISUAL].shape == (3, 1280)
+    for v in out.values():
+        assert v.dtype == np.float32
+        assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    texts = embedder.embed_texts(["a dog", "a cat"])
+    assert texts.shape == (2, 384) and np.allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-5)
+    assert embedder.similarity_space == VISUAL
+
+
+def test_default_model_classifies_real_photos(embedder, photos):
+    """The backbone is loaded correctly: ImageNet photos get their own class on top."""
+    from visualsearch.models.imagenet_vocab import class_names
+
+    by_name = {p.stem.split("_", 1)[1].replace("_", " "): p for p in photos if p.suffix == ".JPEG"}
+    _, logits = embedder.backbone.run([Image.open(p).convert("RGB") for p in by_name.values()])
+    names = [n.lower() for n in class_names()]
+    top5 = [[names[i] for i in np.argsort(-row)[:5]] for row in logits]
+    for expected, candidates in zip(by_name, top5):
+        assert expected.replace("tabby", "tabby cat") in candidates
+
+
+def test_text_and_image_share_a_space(embedder, photos):
+    dog = [p for p in photos if "golden_retriever" in p.name][0]
+    banana = [p for p in photos if "banana" in p.name][0]
+    images = embedder.embed_images([Image.open(dog).convert("RGB"), Image.open(banana).convert("RGB")])
+    texts = embedder.embed_texts(["a photo of a dog", "a photo of a banana"])
+    sims = texts @ images.T
+    assert sims[0, 0] > sims[0, 1] and sims[1, 1] > sims[1, 0]
+
+
+def test_onnx_text_encoder_matches_sentence_transformers(embedder):
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers import SentenceTransformer
+
+    from visualsearch.models.text import bundled_minilm_path
+
+    texts = ["a dog on a beach", "Four people sitting at a dining table with cake and drinks."]
+    reference = SentenceTransformer(str(bundled_minilm_path()), device="cpu").encode(texts, normalize_embeddings=True)
+    assert np.allclose(embedder.embed_texts(texts), reference, atol=1e-4)
+
+
+def test_model_id_names_the_configuration(embedder):
+    assert embedder.model_id.startswith("conse-efficientnet-lite0-minilm")
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unknown model"):
+        load_embedder("no-such-model")
+
+
+# -- CLIP path: a tiny randomly initialised CLIP, saved and loaded like a hub model ------------
+
+def _tiny_clip_folder(path):
+    transformers = pytest.importorskip("transformers")
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "!": 2}
+    for ch in letters:
+        vocab[ch] = len(vocab)
+        vocab[ch + "</w>"] = len(vocab)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.json").write_text(json.dumps(vocab))
+    (path / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt"), pad_token="!")
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=77, pad_token_id=2, bos_token_id=0,
+                         eos_token_id=1),
+        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=37,
+                           num_hidden_layers=1, num_attention_heads=2),
+        projection_dim=16)
+    import torch
+
+    torch.manual_seed(0)
+    CLIPModel(config).eval().save_pretrained(path)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(path)
+    assert transformers
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    return _tiny_clip_folder(tmp_path_factory.mktemp("tiny-clip"))
+
+
+def test_hf_clip_loads_from_a_local_folder(tiny_clip):
+    embedder = load_embedder(f"hf-clip:{tiny_clip}")
+    assert embedder.spaces == {SEMANTIC: 16}
+    images = embedder.embed_images([gradient_image(1), gradient_image(2)])
+    texts = embedder.embed_texts(["a red cat", "dog"])
+    assert images.shape == (2, 16) and texts.shape == (2, 16)
+    assert np.allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)
+    assert embedder.similarity_space == SEMANTIC
+    assert embedder.model_id == f"hf-clip:{tiny_clip}"
+
+
+def test_library_runs_on_a_clip_model(tiny_clip, tmp_path):
+    from visualsearch.config import Settings
+    from visualsearch.library import Library
+    from visualsearch.search import SearchEngine
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in range(5):
+        gradient_image(i).save(folder / f"{i}.png")
+    lib = Library(Settings.from_env(tmp_path / "lib", model=f"hf-clip:{tiny_clip}"))
+    assert lib.index_folder(folder).indexed == 5
+    engine = SearchEngine(lib)
+    assert len(engine.text("a cat", limit=3)) == 3
+    similar = engine.similar_to_asset(1, limit=10)
+    assert len(similar) == 4 and 1 not in [r.asset_id for r in similar]
