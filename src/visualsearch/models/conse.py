@@ -34,7 +34,7 @@ class ConSEEmbedder(Embedder):
 
     similarity_space = VISUAL
 
-    def __init__(self, variant: str = "lite0", top_k: int = 10, temperature: float = 1.0,
+    def __init__(self, variant: str = "lite0", top_k: int = 10, temperature: float = 2.0,
                  group_weight: float = 0.5, cache_dir: Path | None = None, runtime: str = "onnx"):
         self.variant = variant
         self.top_k = top_k
