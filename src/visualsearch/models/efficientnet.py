@@ -67,24 +67,20 @@ def preprocess(images: Sequence[Image.Image], size: int) -> np.ndarray:
     return batch
 
 
-class _FeaturesAndLogits:
-    """Wraps the network so one pass gives pooled features and class logits."""
+def _features_and_logits(net):
+    """Wrap the network so one pass gives pooled features and class logits."""
+    import torch
 
-    def __new__(cls, net):
-        import torch
+    class FeaturesAndLogits(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
 
-        class Module(torch.nn.Module):
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
+        def forward(self, x):
+            pooled = self.inner.extract_features(x).mean(dim=(2, 3))
+            return pooled, self.inner._fc(pooled)
 
-            def forward(self, x):
-                feats = self.inner.extract_features(x)
-                pooled = feats.mean(dim=(2, 3))
-                logits = self.inner._fc(pooled)
-                return pooled, logits
-
-        return Module(net)
+    return FeaturesAndLogits(net)
 
 
 def _build_torch(variant: str):
@@ -94,7 +90,7 @@ def _build_torch(variant: str):
     net = EfficientNet.from_name(f"efficientnet-{variant}")
     state = torch.load(weights_path(variant), map_location="cpu", weights_only=True)
     net.load_state_dict(state)
-    return _FeaturesAndLogits(net).eval()
+    return _features_and_logits(net).eval()
 
 
 class EfficientNetLite:
