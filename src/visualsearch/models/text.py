@@ -10,16 +10,15 @@ real tokens, then L2 normalisation, as the sentence-transformers model does.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
-import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .base import l2_normalize
+from .onnx import cached_onnx_path, export_onnx, open_session
 
 MAX_TOKENS = 256  # the model's max_seq_length
 
@@ -44,17 +43,13 @@ class SentenceEncoder:
         self._lock = threading.Lock()
 
     def _onnx_path(self) -> Path:
-        from ..config import default_cache_dir
-
         weights = self.model_path / "model.safetensors"
-        stamp = f"{self.model_path}:{weights.stat().st_size if weights.exists() else 0}:v1"
-        digest = hashlib.sha256(stamp.encode()).hexdigest()[:12]
-        return (self.cache_dir or default_cache_dir()) / "onnx" / f"sentence-encoder-{digest}.onnx"
+        size = weights.stat().st_size if weights.exists() else 0
+        return cached_onnx_path(self.cache_dir, "sentence-encoder", f"{self.model_path}:{size}:v1")
 
     def _load(self):
         with self._lock:
             if self._session is None:
-                import onnxruntime as ort
                 from tokenizers import Tokenizer
 
                 tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
@@ -63,9 +58,7 @@ class SentenceEncoder:
                 path = self._onnx_path()
                 if not path.exists():
                     self._export(path)
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = self.threads
-                self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                self._session = open_session(path, self.threads)
                 self._tokenizer = tokenizer
         return self._session, self._tokenizer
 
@@ -86,19 +79,10 @@ class SentenceEncoder:
                 return self.bert(input_ids=input_ids, attention_mask=attention_mask,
                                  token_type_ids=token_type_ids).last_hidden_state
 
-        model = Hidden().eval()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         ids = torch.ones(1, 8, dtype=torch.long)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model, (ids, ids, torch.zeros_like(ids)), str(tmp),
-                input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["hidden"],
-                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in ("input_ids", "attention_mask", "token_type_ids", "hidden")},
-                opset_version=17, dynamo=False,
-            )
-        os.replace(tmp, path)
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        export_onnx(Hidden().eval(), (ids, ids, torch.zeros_like(ids)), path, input_names=names,
+                    output_names=["hidden"], dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "hidden"]})
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         session, tokenizer = self._load()
