@@ -33,13 +33,14 @@ except ImportError:  # pragma: no cover - optional
 Image.MAX_IMAGE_PIXELS = None
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-#: Short side we keep after decoding: enough for any bundled model (Lite2 needs 297).
+#: Smallest short side we keep after decoding: enough for any bundled model (Lite2 needs 297).
+#: Pictures with a short side over twice this are shrunk to it; smaller ones are left alone.
 WORKING_SIZE = 320
 
 
 @dataclass
 class DecodedImage:
-    image: Image.Image  # RGB, possibly reduced to about WORKING_SIZE on the short side
+    image: Image.Image  # RGB; big pictures reduced to WORKING_SIZE on the short side
     width: int  # of the original, after EXIF orientation
     height: int
     format: str
