@@ -7,7 +7,7 @@ import os
 import pytest
 
 from conftest import solid
-from visualsearch.catalog import Catalog
+from visualsearch.catalog import AssetFilter, Catalog
 from visualsearch.search import SearchEngine
 
 
@@ -127,5 +127,28 @@ def test_catalog_migrations_are_idempotent(tmp_path):
     Catalog(tmp_path / "c.sqlite").close()
     catalog = Catalog(tmp_path / "c.sqlite")
     with catalog.engine.connect() as c:
-        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0001"
+        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0002"
         assert c.exec_driver_sql("pragma journal_mode").scalar() == "wal"
+
+
+def test_catalog_upgrades_an_older_schema_keeping_its_assets(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    from visualsearch.catalog.store import MIGRATIONS_DIR, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0001")
+        connection.exec_driver_sql(
+            "insert into assets (source, added_at, updated_at, status) values ('/p/a.jpg', '2026-01-01', '2026-01-01', 'indexed')")
+    engine.dispose()
+    catalog = Catalog(tmp_path / "old.sqlite")
+    [asset] = catalog.list_assets(AssetFilter(), limit=10)
+    assert asset.source == "/p/a.jpg" and asset.name is None
+    assert catalog.set_tags(asset.id, ["  Beach ", "beach", "Sunset"]) == ["beach", "sunset"]
+    assert catalog.count_assets(AssetFilter(tag="BEACH")) == 1
+    catalog.close()

@@ -19,6 +19,12 @@ MAX_IMAGE_PIXELS = 178_956_970
 DEFAULT_MODEL = "conse-efficientnet-lite0-minilm"
 
 
+def megabytes(n: int | float) -> str:
+    """Sizes as people read them in our limits: 40 MB means 40 x 2**20 bytes."""
+    value = n / 2**20
+    return f"{value:.0f} MB" if value >= 10 or value == int(value) else f"{value:.1f} MB"
+
+
 def default_library_dir() -> Path:
     """Per-user data folder, e.g. ``~/.local/share/visualsearch/library``."""
     return Path(platformdirs.user_data_dir("visualsearch", appauthor=False)) / "library"
@@ -56,6 +62,19 @@ class Settings:
     allow_private_urls: bool = False
     fetch_timeout: float = 10.0
     max_redirects: int = 5
+    #: SQLAlchemy URL of the catalog; None = ``catalog.sqlite`` in the library folder.
+    database_url: str | None = None
+    #: API server: requests per minute per key (or per address without keys); 0 = no limit.
+    rate_limit_per_minute: int = 600
+    #: API server: most results or assets one page may hold.
+    max_page_size: int = 200
+    #: API server: most files in one upload request, and the most bytes one request may carry.
+    max_files_per_upload: int = 100
+    max_request_bytes: int = 1024 * 1024 * 1024
+    #: API server: uploads with more files than this run as a background job.
+    sync_upload_files: int = 8
+    #: API server: folders an admin may ask the server to index (empty = any folder it can read).
+    folder_roots: tuple[Path, ...] = ()
 
     @classmethod
     def from_env(cls, library_dir: Path | None = None, **overrides) -> "Settings":
@@ -71,6 +90,12 @@ class Settings:
         )
         if "VISUALSEARCH_ANN_THRESHOLD" in os.environ:
             settings.ann_threshold = int(os.environ["VISUALSEARCH_ANN_THRESHOLD"])
+        settings.database_url = os.environ.get("VISUALSEARCH_DATABASE_URL") or None
+        if "VISUALSEARCH_RATE_LIMIT" in os.environ:
+            settings.rate_limit_per_minute = int(os.environ["VISUALSEARCH_RATE_LIMIT"])
+        roots = os.environ.get("VISUALSEARCH_FOLDER_ROOTS")
+        if roots:
+            settings.folder_roots = tuple(Path(r).expanduser().resolve() for r in roots.split(os.pathsep) if r)
         if "VISUALSEARCH_DECODE_WORKERS" in os.environ:
             settings.decode_workers = int(os.environ["VISUALSEARCH_DECODE_WORKERS"])
         for key, value in overrides.items():

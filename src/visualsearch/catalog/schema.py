@@ -35,11 +35,64 @@ class Asset(Base):
     byte_size: Mapped[int | None] = mapped_column(BigInteger)
     #: File modification time (seconds since the epoch); with byte_size, tells changed files.
     mtime: Mapped[float | None] = mapped_column(Float)
-    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow,
                                                  nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
     error: Mapped[str | None] = mapped_column(Text)
+    #: File name shown to people (the upload's name, the URL's last segment, the file name).
+    name: Mapped[str | None] = mapped_column(Text)
+    #: How the asset came in: ``folder``, ``upload`` or ``url``.
+    origin: Mapped[str | None] = mapped_column(String(16))
+    #: The file holding the bytes when the library keeps its own copy (uploads, URLs);
+    #: None when ``source`` is itself the file (folders indexed in place).
+    path: Mapped[str | None] = mapped_column(Text)
+
+
+class AssetTag(Base):
+    """A free-text label on an asset (lower-cased, trimmed)."""
+
+    __tablename__ = "asset_tags"
+
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class ApiKey(Base):
+    """An API key; only a SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    #: First characters of the key, to tell keys apart in listings without revealing them.
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Job(Base):
+    """A background indexing job (folder or large upload), with its progress."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    #: JSON: what to do (folder path, staged files...).
+    params: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    done: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    #: JSON list of {"name", "error"} for files that could not be indexed (first 1,000).
+    failures: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Embedding(Base):

@@ -8,18 +8,19 @@ from it and can always be rebuilt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, delete, event, func, select
+from sqlalchemy import create_engine, delete, event, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .schema import FAILED, INDEXED, Asset, Embedding, utcnow
+from .schema import FAILED, INDEXED, Asset, AssetTag, Embedding, utcnow
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -45,6 +46,59 @@ class ImageRecord:
     format: str
     byte_size: int
     mtime: float | None
+    name: str | None = None
+    origin: str = "folder"
+    #: Where the library keeps its own copy (uploads, URLs); None for files indexed in place.
+    path: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
+class AssetFilter:
+    """Conditions shared by listing and filtered search. Empty means everything."""
+
+    #: Source starts with this (a folder path or URL prefix).
+    prefix: str | None = None
+    format: str | None = None
+    added_after: datetime | None = None
+    added_before: datetime | None = None
+    tag: str | None = None
+    #: Case-insensitive substring of the name, source or a tag.
+    q: str | None = None
+    status: str | None = INDEXED
+
+    def is_empty(self) -> bool:
+        return not any((self.prefix, self.format, self.added_after, self.added_before, self.tag, self.q))
+
+    def apply(self, query):
+        if self.status:
+            query = query.where(Asset.status == self.status)
+        if self.prefix:
+            query = query.where(Asset.source.startswith(self.prefix, autoescape=True))
+        if self.format:
+            query = query.where(func.upper(Asset.format) == self.format.upper())
+        if self.added_after:
+            query = query.where(Asset.added_at >= _utc(self.added_after))
+        if self.added_before:
+            query = query.where(Asset.added_at < _utc(self.added_before))
+        if self.tag:
+            query = query.where(Asset.id.in_(select(AssetTag.asset_id).where(AssetTag.tag == normalise_tag(self.tag))))
+        if self.q:
+            needle = self.q.strip().lower()
+            query = query.where(or_(
+                func.lower(Asset.name).contains(needle, autoescape=True),
+                func.lower(Asset.source).contains(needle, autoescape=True),
+                Asset.id.in_(select(AssetTag.asset_id).where(AssetTag.tag.contains(needle, autoescape=True)))))
+        return query
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; stored times are UTC."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def normalise_tag(tag: str) -> str:
+    return " ".join(tag.strip().lower().split())[:64]
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -56,10 +110,24 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cursor.close()
 
 
+def _sqlite_manual_transactions(dbapi_conn, _record) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn) -> None:
+    # Writers take the write lock up front (BEGIN IMMEDIATE), so a transaction that
+    # reads and then writes never fails with "database is locked" when another writer
+    # committed in between; busy_timeout then simply queues concurrent writers.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_write") else "BEGIN")
+
+
 def make_engine(url: str) -> Engine:
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_manual_transactions)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -83,9 +151,16 @@ class Catalog:
         self.engine = make_engine(url)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self.engine.execution_options(sqlite_write=True),
+                                            expire_on_commit=False)
 
     def session(self) -> Session:
+        """A session for reading (and small single-statement writes)."""
         return self._sessions()
+
+    def write_session(self) -> Session:
+        """A session whose transactions hold the write lock from their first statement."""
+        return self._write_sessions()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -169,6 +244,54 @@ class Catalog:
             return list(s.scalars(select(Asset.source).where(Asset.status == INDEXED, Asset.id.not_in(has))))
 
     # -- writing -------------------------------------------------------------------
+    def get_by_sources(self, sources: Iterable[str]) -> dict[str, Asset]:
+        wanted = list(sources)
+        with self.session() as s:
+            return {a.source: a for a in s.scalars(select(Asset).where(Asset.source.in_(wanted)))}
+
+    def find_by_sha256(self, sha256: str) -> Asset | None:
+        with self.session() as s:
+            return s.scalars(select(Asset).where(Asset.sha256 == sha256, Asset.status == INDEXED)
+                             .order_by(Asset.id).limit(1)).first()
+
+    def list_assets(self, filters: AssetFilter, limit: int, offset: int = 0,
+                    before_id: int | None = None) -> list[Asset]:
+        """Assets matching ``filters``, newest first (by id); keyset paging with ``before_id``."""
+        query = filters.apply(select(Asset))
+        if before_id is not None:
+            query = query.where(Asset.id < before_id)
+        with self.session() as s:
+            return list(s.scalars(query.order_by(Asset.id.desc()).offset(offset).limit(limit)))
+
+    def count_assets(self, filters: AssetFilter) -> int:
+        with self.session() as s:
+            return int(s.scalar(filters.apply(select(func.count()).select_from(Asset))))
+
+    def filter_ids(self, filters: AssetFilter) -> np.ndarray:
+        """Sorted ids of every asset matching ``filters`` (for filtered vector search)."""
+        with self.session() as s:
+            ids = s.scalars(filters.apply(select(Asset.id)).order_by(Asset.id)).all()
+        return np.asarray(ids, dtype=np.int64)
+
+    def tags_of(self, asset_ids: Iterable[int]) -> dict[int, list[str]]:
+        ids = list(asset_ids)
+        out: dict[int, list[str]] = {i: [] for i in ids}
+        with self.session() as s:
+            for start in range(0, len(ids), 500):
+                rows = s.execute(select(AssetTag.asset_id, AssetTag.tag)
+                                 .where(AssetTag.asset_id.in_(ids[start:start + 500])).order_by(AssetTag.tag))
+                for asset_id, tag in rows:
+                    out[asset_id].append(tag)
+        return out
+
+    def set_tags(self, asset_id: int, tags: Iterable[str]) -> list[str]:
+        """Replace an asset's tags; returns them normalised, sorted, without repeats."""
+        clean = sorted({t for t in (normalise_tag(t) for t in tags) if t})
+        with self.write_session() as s, s.begin():
+            s.execute(delete(AssetTag).where(AssetTag.asset_id == asset_id))
+            s.add_all(AssetTag(asset_id=asset_id, tag=t) for t in clean)
+        return clean
+
     def write_batch(self, indexed: list[tuple[ImageRecord, dict[str, np.ndarray]]], failed: list[tuple[str, str, int | None, float | None]],
                     model_id: str) -> None:
         """Store one batch in a single transaction: all of it lands, or none of it.
@@ -176,7 +299,7 @@ class Catalog:
         ``indexed``: (record, {space: vector}) per image. ``failed``: (source,
         reason, byte size, mtime) per file that could not be used.
         """
-        with self.session() as s, s.begin():
+        with self.write_session() as s, s.begin():
             sources = [r.source for r, _ in indexed] + [f[0] for f in failed]
             existing = {a.source: a for a in s.scalars(select(Asset).where(Asset.source.in_(sources)))}
             for record, spaces in indexed:
@@ -187,7 +310,12 @@ class Catalog:
                 asset.sha256, asset.width, asset.height = record.sha256, record.width, record.height
                 asset.format, asset.byte_size, asset.mtime = record.format, record.byte_size, record.mtime
                 asset.status, asset.error, asset.updated_at = INDEXED, None, utcnow()
+                asset.name = record.name or asset.name or Path(record.source).name
+                asset.origin, asset.path = record.origin, record.path
                 s.flush()
+                if record.tags:
+                    s.execute(delete(AssetTag).where(AssetTag.asset_id == asset.id))
+                    s.add_all(AssetTag(asset_id=asset.id, tag=t) for t in sorted({normalise_tag(t) for t in record.tags} - {""}))
                 s.execute(delete(Embedding).where(Embedding.asset_id == asset.id, Embedding.model_id == model_id))
                 for space, vec in spaces.items():
                     vec = np.ascontiguousarray(vec, dtype="<f4")
@@ -196,7 +324,7 @@ class Catalog:
             for source, reason, size, mtime in failed:
                 asset = existing.get(source)
                 if asset is None:
-                    asset = Asset(source=source, status=FAILED)
+                    asset = Asset(source=source, status=FAILED, name=Path(source).name, origin="folder")
                     s.add(asset)
                 else:
                     s.execute(delete(Embedding).where(Embedding.asset_id == asset.id))
@@ -205,8 +333,9 @@ class Catalog:
 
     def remove(self, asset_ids: Iterable[int]) -> int:
         ids = list(asset_ids)
-        with self.session() as s, s.begin():
+        with self.write_session() as s, s.begin():
             for i in range(0, len(ids), 500):
+                s.execute(delete(AssetTag).where(AssetTag.asset_id.in_(ids[i:i + 500])))
                 s.execute(delete(Embedding).where(Embedding.asset_id.in_(ids[i:i + 500])))
                 s.execute(delete(Asset).where(Asset.id.in_(ids[i:i + 500])))
         return len(ids)

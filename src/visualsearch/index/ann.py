@@ -67,12 +67,23 @@ class HnswIndex(VectorIndex):
         self._index.save_index(str(tmp))
         tmp.replace(path)
 
-    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None) -> SearchHits:
+    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None,
+               allow: np.ndarray | None = None) -> SearchHits:
         if len(self) == 0 or k <= 0:
             return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
         want = min(len(self), k + (len(exclude) if exclude else 0))
+        filter_fn = None
+        if allow is not None:
+            allowed = set(np.asarray(allow, dtype=np.int64).tolist())
+            want = min(want, len(allowed))
+            if want == 0:
+                return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
+            filter_fn = allowed.__contains__  # checked while walking the graph, not afterwards
         self._index.set_ef(max(self.ef_search, want))
-        labels, distances = self._index.knn_query(np.asarray(query, dtype=np.float32)[None, :], k=want)
+        # Raises RuntimeError when the graph walk finds fewer than ``want`` matches;
+        # IndexManager.search then answers exactly instead.
+        labels, distances = self._index.knn_query(np.asarray(query, dtype=np.float32)[None, :], k=want,
+                                                  filter=filter_fn)
         ids = labels[0].astype(np.int64)
         scores = (1.0 - distances[0]).astype(np.float32)  # hnswlib "ip" distance = 1 - dot
         if exclude:

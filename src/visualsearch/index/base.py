@@ -25,8 +25,14 @@ class VectorIndex(ABC):
     def __len__(self) -> int: ...
 
     @abstractmethod
-    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None) -> SearchHits:
-        """The ``k`` most similar vectors, ties broken by smaller asset id."""
+    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None,
+               allow: np.ndarray | None = None) -> SearchHits:
+        """The ``k`` most similar vectors, ties broken by smaller asset id.
+
+        ``allow`` (sorted asset ids) restricts the search to those assets: the
+        filter is applied during the search, never to a top-k afterwards, so a
+        selective filter still returns ``k`` results when ``k`` exist.
+        """
 
 
 def rank(ids: np.ndarray, scores: np.ndarray, k: int) -> SearchHits:

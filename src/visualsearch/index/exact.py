@@ -30,11 +30,25 @@ class ExactIndex(VectorIndex):
     def __len__(self) -> int:
         return len(self.ids)
 
-    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None) -> SearchHits:
+    def rows_of(self, asset_ids: np.ndarray) -> np.ndarray:
+        """Row numbers of those ``asset_ids`` that are in the index (ids are stored sorted)."""
+        asset_ids = np.asarray(asset_ids, dtype=np.int64)
+        pos = np.searchsorted(self.ids, asset_ids)
+        pos = pos[pos < len(self.ids)]
+        return pos[np.isin(self.ids[pos], asset_ids)]
+
+    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None,
+               allow: np.ndarray | None = None) -> SearchHits:
         if len(self) == 0 or k <= 0:
             return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
-        scores = np.asarray(self.vectors @ np.asarray(query, dtype=np.float32), dtype=np.float32)
-        ids = self.ids
+        query = np.asarray(query, dtype=np.float32)
+        if allow is not None:
+            rows = self.rows_of(allow)
+            ids = self.ids[rows]
+            scores = np.asarray(self.vectors[rows] @ query, dtype=np.float32)
+        else:
+            ids = self.ids
+            scores = np.asarray(self.vectors @ query, dtype=np.float32)
         if exclude:
             keep = ~np.isin(ids, np.fromiter(exclude, dtype=np.int64))
             ids, scores = ids[keep], scores[keep]

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from .ann import HnswIndex
-from .base import VectorIndex
+from .base import SearchHits, VectorIndex
 from .exact import ExactIndex
 
 ProgressFn = Callable[[int, int], None]
@@ -45,18 +45,29 @@ class IndexManager:
     # -- generations ---------------------------------------------------------------
     def _current(self) -> Path | None:
         pointer = self.folder / "CURRENT"
-        if not pointer.exists():
-            return None
-        gen = self.folder / pointer.read_text().strip()
-        return gen if (gen / "ids.npy").exists() else None
+        for _ in range(5):
+            try:
+                name = pointer.read_text().strip()
+            except FileNotFoundError:
+                return None
+            gen = self.folder / name
+            if (gen / "ids.npy").exists():
+                return gen
+            if pointer.read_text().strip() == name:
+                return None  # a broken generation: the next sync rebuilds it
+            # Otherwise a sync replaced the generation after we read the pointer: read it again.
+        return None
 
     def _publish(self, gen: Path) -> None:
         pointer = self.folder / "CURRENT"
         tmp = self.folder / f"CURRENT.{os.getpid()}.tmp"
         tmp.write_text(gen.name)
+        previous = self._current()
         tmp.replace(pointer)
+        # Keep the generation just replaced: a reader that read CURRENT a moment ago
+        # may still be opening it. Older ones go.
         for old in self.folder.glob("gen-*"):
-            if old != gen:
+            if old != gen and old != previous:
                 shutil.rmtree(old, ignore_errors=True)
 
     # -- sync ------------------------------------------------------------------------
@@ -129,7 +140,9 @@ class IndexManager:
 
     def _dim(self, current: Path | None, fetch: np.ndarray) -> int:
         if current is not None:
-            return int(np.load(current / "vectors.npy", mmap_mode="r").shape[1])
+            old = np.load(current / "vectors.npy", mmap_mode="r")
+            if len(old):  # an empty generation only holds a placeholder width
+                return int(old.shape[1])
         if len(fetch):
             vec = self.catalog.vector(int(fetch[0]), self.model_id, self.space)
             if vec is not None:
@@ -137,13 +150,45 @@ class IndexManager:
         return 1
 
     # -- searching -------------------------------------------------------------------
-    def index(self) -> VectorIndex:
-        """The index to search: approximate above the threshold, exact below."""
+    #: Below this share of the library, a filtered search scans the allowed rows exactly:
+    #: cheaper than walking a graph where most nodes are rejected, and always exact.
+    EXACT_FILTER_SHARE = 0.05
+
+    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None,
+               allow: np.ndarray | None = None) -> SearchHits:
+        index = self.index()
+        if allow is not None and isinstance(index, HnswIndex) and len(allow) < self.EXACT_FILTER_SHARE * len(index):
+            index = self._exact()
+        try:
+            return index.search(query, k, exclude=exclude, allow=allow)
+        except RuntimeError:
+            if allow is None:
+                raise
+            # The filtered graph walk found fewer matches than asked for: answer exactly.
+            return self._exact().search(query, k, exclude=exclude, allow=allow)
+
+    def _exact(self) -> ExactIndex:
         current = self._current()
         if current is None:
             return ExactIndex(np.empty(0, np.int64), np.empty((0, 1), np.float32))
-        if self._loaded is not None and self._loaded[0] == current.name:
-            return self._loaded[1]
+        return ExactIndex.load(current)
+
+    def index(self) -> VectorIndex:
+        """The index to search: approximate above the threshold, exact below."""
+        for _ in range(5):
+            try:
+                return self._open_current()
+            except FileNotFoundError:  # a sync replaced the generation while we opened it
+                continue
+        return self._open_current()
+
+    def _open_current(self) -> VectorIndex:
+        current = self._current()
+        if current is None:
+            return ExactIndex(np.empty(0, np.int64), np.empty((0, 1), np.float32))
+        loaded = self._loaded
+        if loaded is not None and loaded[0] == current.name:
+            return loaded[1]
         exact = ExactIndex.load(current)
         chosen: VectorIndex = exact
         ann_path = current / "hnsw.bin"

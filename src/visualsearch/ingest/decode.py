@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from ..config import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
-from ..errors import DecodeError, ImageTooLarge
+from ..config import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, megabytes
+from ..errors import DecodeError, ImageTooLarge, UnsupportedImage
 
 try:  # HEIC/HEIF through a PyPI plugin; AVIF is built into Pillow >= 11.3.
     import pillow_heif
@@ -52,7 +52,7 @@ def read_file(path: Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
     """Read a whole file, refusing files over the byte cap before reading them."""
     size = path.stat().st_size
     if size > max_bytes:
-        raise ImageTooLarge(f"file is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+        raise ImageTooLarge(f"file is {megabytes(size)}; the limit is {megabytes(max_bytes)}")
     with open(path, "rb") as f:
         return f.read(max_bytes + 1)
 
@@ -61,7 +61,7 @@ def decode_bytes(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: i
                  working_size: int | None = WORKING_SIZE) -> DecodedImage:
     """Decode image bytes into RGB. Raises :class:`DecodeError` with a readable reason."""
     if len(data) > max_bytes:
-        raise ImageTooLarge(f"image is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+        raise ImageTooLarge(f"image is {megabytes(len(data))}; the limit is {megabytes(max_bytes)}")
     if not data:
         raise DecodeError("file is empty")
     digest = hashlib.sha256(data).hexdigest()
@@ -88,7 +88,7 @@ def decode_bytes(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: i
     except DecodeError:
         raise
     except UnidentifiedImageError as exc:
-        raise DecodeError("not a recognised image format") from exc
+        raise UnsupportedImage("not a recognised image format") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DecodeError(f"corrupt or truncated image ({fmt if 'fmt' in locals() else 'unknown'}): {exc}") from exc
     if working_size and min(rgb.size) > 2 * working_size:

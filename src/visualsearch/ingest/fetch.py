@@ -23,8 +23,8 @@ from urllib.parse import urljoin
 import httpcore
 import httpx
 
-from ..config import MAX_IMAGE_BYTES
-from ..errors import FetchError, ImageTooLarge
+from ..config import MAX_IMAGE_BYTES, megabytes
+from ..errors import FetchError, FetchTooLarge
 
 _MAGIC: list[tuple[int, bytes, str]] = [
     (0, b"\xff\xd8\xff", "JPEG"), (0, b"\x89PNG\r\n\x1a\n", "PNG"), (0, b"GIF87a", "GIF"), (0, b"GIF89a", "GIF"),
@@ -65,13 +65,13 @@ class _GuardedBackend(httpcore.SyncBackend):
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            raise FetchError(f"cannot resolve host {host!r}: {exc.strerror}") from exc
+            raise FetchError(f"cannot resolve host {host!r}: {exc.strerror}", "unresolvable") from exc
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
         if not self.allow_private:
             for ip in addresses:
                 reason = address_refusal(ip)
                 if reason:
-                    raise FetchError(reason)
+                    raise FetchError(reason, "private_address")
         last: Exception | None = None
         for ip in addresses:
             try:
@@ -113,11 +113,11 @@ class ImageFetcher:
         try:
             parsed = httpx.URL(url)
         except Exception as exc:
-            raise FetchError(f"not a valid URL: {url!r}") from exc
+            raise FetchError(f"not a valid URL: {url!r}", "invalid_url") from exc
         if parsed.scheme not in ("http", "https"):
-            raise FetchError(f"scheme {parsed.scheme or '(none)'!r} refused: only http and https URLs are fetched")
+            raise FetchError(f"scheme {parsed.scheme or '(none)'!r} refused: only http and https URLs are fetched", "scheme")
         if not parsed.host:
-            raise FetchError(f"URL has no host: {url!r}")
+            raise FetchError(f"URL has no host: {url!r}", "invalid_url")
         return parsed
 
     def fetch(self, url: str) -> FetchedImage:
@@ -130,38 +130,38 @@ class ImageFetcher:
                         if response.is_redirect:
                             location = response.headers.get("location")
                             if not location:
-                                raise FetchError("redirect without a Location header")
+                                raise FetchError("redirect without a Location header", "http_status")
                             current = self._check_url(urljoin(str(current), location))
                             continue
                         if response.status_code != 200:
-                            raise FetchError(f"server answered HTTP {response.status_code}")
+                            raise FetchError(f"server answered HTTP {response.status_code}", "http_status")
                         return self._read_body(response, str(current), deadline)
                 except httpx.TimeoutException as exc:
-                    raise FetchError(f"timed out fetching {current}") from exc
+                    raise FetchError(f"timed out fetching {current}", "timeout") from exc
                 except httpx.HTTPError as exc:
                     cause = exc.__cause__ or exc.__context__
                     if isinstance(cause, FetchError):
                         raise cause from None
                     raise FetchError(f"could not fetch {current}: {exc}") from exc
-            raise FetchError(f"too many redirects (more than {self.max_redirects})")
+            raise FetchError(f"too many redirects (more than {self.max_redirects})", "too_many_redirects")
 
     def _read_body(self, response: httpx.Response, url: str, deadline: float) -> FetchedImage:
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            raise ImageTooLarge(f"image is {int(declared) / 1e6:.1f} MB; the limit is {self.max_bytes / 1e6:.0f} MB")
+            raise FetchTooLarge(f"image is {megabytes(int(declared))}; the limit is {megabytes(self.max_bytes)}")
         content_type = response.headers.get("content-type")
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_bytes(65536):
             size += len(chunk)
             if size > self.max_bytes:
-                raise ImageTooLarge(f"image is larger than the limit of {self.max_bytes / 1e6:.0f} MB")
+                raise FetchTooLarge(f"image is larger than the limit of {megabytes(self.max_bytes)}")
             if time.monotonic() > deadline:
-                raise FetchError("timed out while downloading the image")
+                raise FetchError("timed out while downloading the image", "timeout")
             chunks.append(chunk)
         data = b"".join(chunks)
         fmt = sniff_image_format(data[:32])
         if fmt is None:
             kind = (content_type or "unknown").split(";")[0]
-            raise FetchError(f"the URL did not return an image (content type {kind}, unrecognised bytes)")
+            raise FetchError(f"the URL did not return an image (content type {kind}, unrecognised bytes)", "content_type")
         return FetchedImage(url, data, content_type, fmt)

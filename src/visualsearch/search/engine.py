@@ -8,11 +8,12 @@ gives the same order. "Similar to asset N" leaves asset N out of its results.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..catalog import Asset, AssetFilter
 from ..errors import NotFound
 from ..ingest.decode import DecodedImage, decode_bytes, decode_file
 from ..ingest.fetch import ImageFetcher
@@ -28,36 +29,48 @@ class SearchResult:
     width: int | None
     height: int | None
     format: str | None
+    #: The catalog row, for callers that show more than the basics (the API).
+    asset: Asset | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"rank": self.rank, "asset_id": self.asset_id, "score": self.score, "source": self.source,
+                "width": self.width, "height": self.height, "format": self.format}
 
 
 class SearchEngine:
+    """Every search takes ``limit``, ``offset`` (results to skip, for paging),
+    ``min_score`` and ``filters`` (an :class:`AssetFilter`, applied inside the
+    vector search so that a narrow filter still fills the page)."""
+
     def __init__(self, library: Library):
         self.library = library
 
     # -- queries ---------------------------------------------------------------------
-    def text(self, query: str, limit: int = 20, min_score: float | None = None) -> list[SearchResult]:
+    def text(self, query: str, **options) -> list[SearchResult]:
         query = query.strip()
         if not query:
             raise ValueError("the text query is empty")
         vector = self.library.embedder.embed_texts([query])[0]
-        return self._run(self.library.text_index.index(), vector, limit, min_score)
+        return self._run(self.library.text_index, vector, **options)
 
-    def similar_to_asset(self, asset_id: int, limit: int = 20, min_score: float | None = None) -> list[SearchResult]:
+    def similar_to_asset(self, asset_id: int, **options) -> list[SearchResult]:
         embedder = self.library.embedder
         vector = self.library.catalog.vector(asset_id, embedder.model_id, embedder.similarity_space)
         if vector is None:
             if self.library.catalog.get(asset_id) is None:
                 raise NotFound(f"no asset with id {asset_id}")
             raise NotFound(f"asset {asset_id} has no vector for model {embedder.model_id} (failed, or not re-indexed)")
-        return self._run(self.library.similarity_index.index(), vector, limit, min_score, exclude={asset_id})
+        return self._run(self.library.similarity_index, vector, exclude={asset_id}, **options)
 
-    def similar_to_image(self, image: DecodedImage, limit: int = 20, min_score: float | None = None) -> list[SearchResult]:
+    def similar_to_image(self, image: DecodedImage, **options) -> list[SearchResult]:
         embedder = self.library.embedder
         vector = embedder.encode_images([image.image])[embedder.similarity_space][0]
-        return self._run(self.library.similarity_index.index(), vector, limit, min_score)
+        return self._run(self.library.similarity_index, vector, **options)
+
+    def similar_to_bytes(self, data: bytes, **options) -> list[SearchResult]:
+        settings = self.library.settings
+        image = decode_bytes(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+        return self.similar_to_image(image, **options)
 
     def similar_to_file(self, path: Path, **kwargs) -> list[SearchResult]:
         path = Path(path).expanduser()
@@ -71,23 +84,28 @@ class SearchEngine:
         s = self.library.settings
         fetched = ImageFetcher(max_bytes=s.max_image_bytes, allow_private=s.allow_private_urls,
                                timeout=s.fetch_timeout, max_redirects=s.max_redirects).fetch(url)
-        image = decode_bytes(fetched.data, max_bytes=s.max_image_bytes, max_pixels=s.max_image_pixels)
-        return self.similar_to_image(image, **kwargs)
+        return self.similar_to_bytes(fetched.data, **kwargs)
 
     # -- ranking ---------------------------------------------------------------------
-    def _run(self, index, vector: np.ndarray, limit: int, min_score: float | None,
+    def _run(self, index, vector: np.ndarray, limit: int = 20, min_score: float | None = None,
+             offset: int = 0, filters: AssetFilter | None = None,
              exclude: set[int] | None = None) -> list[SearchResult]:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        hits = index.search(vector, limit, exclude=exclude)
+        if offset < 0:
+            raise ValueError("offset cannot be negative")
+        allow = None
+        if filters is not None and not filters.is_empty():
+            allow = self.library.catalog.filter_ids(filters)
+        hits = index.search(vector, offset + limit, exclude=exclude, allow=allow)
         keep = np.ones(len(hits.ids), dtype=bool) if min_score is None else hits.scores >= min_score
-        ids, scores = hits.ids[keep], hits.scores[keep]
+        ids, scores = hits.ids[keep][offset:], hits.scores[keep][offset:]
         assets = self.library.catalog.get_many(ids.tolist())
         results = []
         for asset_id, score in zip(ids.tolist(), scores.tolist()):
             asset = assets.get(asset_id)
             if asset is None:  # removed since the index was last synced
                 continue
-            results.append(SearchResult(len(results) + 1, asset_id, round(float(score), 6), asset.source,
-                                        asset.width, asset.height, asset.format))
+            results.append(SearchResult(offset + len(results) + 1, asset_id, round(float(score), 6), asset.source,
+                                        asset.width, asset.height, asset.format, asset))
         return results
