@@ -6,6 +6,7 @@ underneath never talk to each other except in the direction data flows.
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from .catalog import Catalog
 from .config import Settings, default_cache_dir
 from .index import IndexManager
 from .ingest.indexer import IndexReport, Progress, index_folder
+from .ingest.media import MediaStore
 from .models import SEMANTIC, Embedder, load_embedder
 
 
@@ -20,18 +22,35 @@ class Library:
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
         self.settings.library_dir.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(settings.catalog_path)
+        self.catalog = Catalog(settings.database_url or settings.catalog_path)
+        self.media = MediaStore(settings.library_dir)
         self._embedder = embedder
+        # The server calls in from many threads: load the model once, and let one
+        # thread at a time move the on-disk indexes to a new generation.
+        self._model_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = load_embedder(self.settings.model, cache_dir=default_cache_dir())
+            with self._model_lock:
+                if self._embedder is None:
+                    self._embedder = load_embedder(self.settings.model, cache_dir=default_cache_dir())
         return self._embedder
 
+    @property
+    def model_loaded(self) -> bool:
+        return self._embedder is not None
+
     def indexes(self, space: str) -> IndexManager:
-        return self._managers.setdefault(space, IndexManager(
-            self.catalog, self.settings.index_dir, self.embedder.model_id, space, self.settings.ann_threshold))
+        model_id = self.embedder.model_id
+        with self._model_lock:
+            manager = self._managers.get(space)
+            if manager is None:
+                manager = self._managers[space] = IndexManager(
+                    self.catalog, self.settings.index_dir, model_id, space,
+                    self.settings.ann_threshold)
+            return manager
 
     @cached_property
     def _managers(self) -> dict[str, IndexManager]:
@@ -55,8 +74,10 @@ class Library:
             self.sync_indexes()
 
     def sync_indexes(self) -> None:
-        for space in self.embedder.spaces:
-            self.indexes(space).sync()
+        spaces = self.embedder.spaces
+        with self._sync_lock:
+            for space in spaces:
+                self.indexes(space).sync()
 
     def close(self) -> None:
         self.catalog.close()

@@ -1,0 +1,129 @@
+"""Add images that arrive one by one (uploads, URLs) rather than from a folder walk.
+
+Each file is checked (decodes, not too large, not already in the library),
+moved into the library's own store, embedded and recorded in batches; one bad
+file only fails itself. The result of every file is reported, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+from urllib.parse import unquote, urlsplit
+
+from ..catalog import Asset, ImageRecord
+from ..errors import DecodeError, Duplicate, VisualSearchError
+from .decode import DecodedImage, decode_bytes, read_file
+from .fetch import ImageFetcher
+
+#: progress(done, total, failed)
+Progress = Callable[[int, int, int], None]
+
+
+@dataclass
+class Incoming:
+    """One image waiting in staging, with what we know about where it came from."""
+
+    staged: Path
+    name: str
+    origin: str = "upload"  # or "url"
+    url: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
+class Outcome:
+    name: str
+    asset: Asset | None = None
+    error: VisualSearchError | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def name_from_url(url: str) -> str:
+    name = unquote(Path(urlsplit(url).path).name)
+    return name or urlsplit(url).hostname or "image"
+
+
+def add_incoming(library, items: list[Incoming], progress: Progress | None = None,
+                 allow_duplicates: bool = False) -> list[Outcome]:
+    """Ingest staged files in batches; staging files are consumed or removed either way."""
+    settings = library.settings
+    outcomes: list[Outcome] = []
+    done = failed = 0
+    for start in range(0, len(items), settings.batch_size):
+        batch = items[start:start + settings.batch_size]
+        ready: list[tuple[Incoming, DecodedImage, Outcome]] = []
+        seen: dict[str, Outcome] = {}
+        for item in batch:
+            outcome = Outcome(item.name)
+            outcomes.append(outcome)
+            try:
+                data = read_file(item.staged, settings.max_image_bytes)
+                decoded = decode_bytes(data, max_bytes=settings.max_image_bytes,
+                                       max_pixels=settings.max_image_pixels)
+                existing = None if allow_duplicates else library.catalog.find_by_sha256(decoded.sha256)
+                if existing is not None:
+                    raise Duplicate(f"identical to asset {existing.id} ({existing.name or existing.source})",
+                                    existing.id)
+                if decoded.sha256 in seen:
+                    raise Duplicate(f"identical to {seen[decoded.sha256].name} in the same upload", -1)
+                seen[decoded.sha256] = outcome
+                ready.append((item, decoded, outcome))
+            except VisualSearchError as exc:
+                outcome.error = exc
+                item.staged.unlink(missing_ok=True)
+            except OSError as exc:
+                outcome.error = DecodeError(f"could not read the upload: {exc}")
+                item.staged.unlink(missing_ok=True)
+        if ready:
+            _store(library, ready)
+        done += len(batch)
+        failed += sum(1 for o in outcomes[start:] if not o.ok)
+        if progress:
+            progress(done, len(items), failed)
+    library.sync_indexes()
+    return outcomes
+
+
+def _store(library, ready: list[tuple[Incoming, DecodedImage, Outcome]]) -> None:
+    embedder, media = library.embedder, library.media
+    try:
+        vectors = embedder.encode_images([d.image for _, d, _ in ready])
+    except Exception as exc:  # the model failing on one batch must not lose the others
+        for item, _, outcome in ready:
+            outcome.error = DecodeError(f"embedding failed: {exc}")
+            item.staged.unlink(missing_ok=True)
+        return
+    records = []
+    for n, (item, decoded, _) in enumerate(ready):
+        stored = media.keep(item.staged, decoded.sha256, decoded.format)
+        media.make_thumbnail(decoded.sha256, decoded.image)
+        source = item.url if item.origin == "url" and item.url else str(stored)
+        record = ImageRecord(source, decoded.sha256, decoded.width, decoded.height, decoded.format,
+                             decoded.byte_size, None, name=item.name, origin=item.origin, path=str(stored),
+                             tags=item.tags)
+        records.append((record, {space: vectors[space][n] for space in vectors}))
+    try:
+        library.catalog.write_batch(records, [], embedder.model_id)
+    except Exception:
+        for record, _ in records:  # nothing half-added: the catalog never saw these files
+            if library.catalog.find_by_sha256(record.sha256) is None:
+                media.discard_original(record.path)
+        raise
+    by_source = library.catalog.get_by_sources([r.source for r, _ in records])
+    for (record, _), (_, _, outcome) in zip(records, ready):
+        outcome.asset = by_source.get(record.source)
+
+
+def fetch_to_staging(library, url: str) -> Incoming:
+    """Fetch ``url`` with the hardened fetcher and stage its bytes."""
+    s = library.settings
+    fetched = ImageFetcher(max_bytes=s.max_image_bytes, allow_private=s.allow_private_urls,
+                           timeout=s.fetch_timeout, max_redirects=s.max_redirects).fetch(url)
+    staged = library.media.stage([fetched.data], s.max_image_bytes)
+    return Incoming(staged, name_from_url(fetched.url), origin="url", url=url)

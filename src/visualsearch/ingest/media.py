@@ -1,0 +1,131 @@
+"""Files the library keeps itself: originals of uploads and URLs, thumbnails, staging.
+
+Layout under the library folder::
+
+    staging/      uploads being received (temporary; removed on failure)
+    originals/    ab/abcdef....jpg   content-addressed copies of uploaded / fetched images
+    thumbnails/   ab/abcdef....webp  256 px WebP previews, made once per image
+
+Every file appears under its final name by an atomic rename from a temporary
+file in the same file system, so a crash never leaves a half-written image
+where the catalog could point at it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from ..config import MAX_IMAGE_BYTES, megabytes
+from ..errors import ImageTooLarge
+from .decode import decode_file
+
+THUMBNAIL_SIZE = 256
+_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif",
+               "HEIF": ".heic", "AVIF": ".avif", "MPO": ".jpg"}
+MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+               ".gif": "image/gif", ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff",
+               ".heic": "image/heic", ".heif": "image/heif", ".avif": "image/avif"}
+
+
+def media_type(path: Path) -> str:
+    return MEDIA_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
+
+
+class MediaStore:
+    def __init__(self, library_dir: Path):
+        self.root = Path(library_dir)
+        self.staging = self.root / "staging"
+        self.originals = self.root / "originals"
+        self.thumbnails = self.root / "thumbnails"
+
+    # -- receiving -------------------------------------------------------------------
+    def stage(self, chunks, max_bytes: int = MAX_IMAGE_BYTES, folder: Path | None = None) -> Path:
+        """Write an incoming stream to a staging file, stopping as soon as it is over ``max_bytes``.
+
+        ``chunks`` is an iterable of bytes. Nothing is left behind on failure.
+        """
+        target_dir = folder or self.staging
+        target_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=target_dir, suffix=".part")
+        path = Path(name)
+        try:
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ImageTooLarge(f"file is larger than the limit of {megabytes(max_bytes)}")
+                    out.write(chunk)
+            return path
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+    def keep(self, staged: Path, sha256: str, image_format: str) -> Path:
+        """Move a staged file to its content-addressed place (atomic; idempotent)."""
+        target = self.originals / sha256[:2] / (sha256 + _EXTENSIONS.get(image_format.upper(), ".img"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            Path(staged).unlink(missing_ok=True)
+        else:
+            os.replace(staged, target)
+        return target
+
+    def discard_original(self, path: str | None) -> None:
+        """Delete a copy the library owns (never a file outside ``originals``)."""
+        if not path:
+            return
+        p = Path(path)
+        if self.originals in p.parents:
+            p.unlink(missing_ok=True)
+
+    def clean_staging(self, older_than: float = 3600.0, keep: set[str] = frozenset()) -> int:
+        """Remove staging leftovers of crashed or abandoned uploads. Returns how many."""
+        if not self.staging.is_dir():
+            return 0
+        removed, cutoff = 0, time.time() - older_than
+        for entry in self.staging.iterdir():
+            if entry.name in keep:
+                continue
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+    # -- thumbnails ------------------------------------------------------------------
+    def thumbnail_path(self, sha256: str) -> Path:
+        return self.thumbnails / sha256[:2] / f"{sha256}.webp"
+
+    def make_thumbnail(self, sha256: str, image: Image.Image) -> Path:
+        """Save a WebP preview (longest side 256 px) once; later calls reuse it."""
+        target = self.thumbnail_path(sha256)
+        if target.exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        thumb = image.copy()
+        thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+        fd, name = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                thumb.save(out, "WEBP", quality=80, method=4)
+            os.replace(name, target)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return target
+
+    def thumbnail_from_file(self, sha256: str, file: Path, max_pixels: int) -> Path:
+        target = self.thumbnail_path(sha256)
+        if target.exists():
+            return target
+        decoded = decode_file(file, max_pixels=max_pixels)
+        return self.make_thumbnail(sha256, decoded.image)
