@@ -196,6 +196,114 @@ def status(
         out.print(f"  {f['id']:>6} {f['source']}: {f['error']}")
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback requires API keys.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    require_keys: Annotated[bool, typer.Option(
+        "--require-keys", help="Require API keys even on 127.0.0.1 (automatic once a key exists).")] = False,
+    rate_limit: Annotated[Optional[int], typer.Option(
+        min=0, help="Requests per minute per key or address (0 = unlimited; default 600).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the REST API server (FastAPI + uvicorn) on this library."""
+    import uvicorn
+
+    from ..api import create_app
+    from ..auth import KeyStore
+    from ..catalog import Catalog
+
+    settings = Settings.from_env(library, model=model, rate_limit_per_minute=rate_limit)
+    catalog = Catalog(settings.database_url or settings.catalog_path)
+    keys = KeyStore(catalog).active_count()
+    catalog.close()
+    if keys or require_keys:
+        if not keys:
+            _fail("--require-keys, but no API key exists yet: create one with "
+                  "`visualsearch keys create NAME --role admin`")
+        console.print(f"API keys required ({keys} active).")
+        required = True
+    elif _is_loopback(host):
+        console.print(f"[bold yellow]Local single-user mode:[/] no API key needed, because the server only "
+                      f"listens on {host}. Create a key with `visualsearch keys create` to require keys.")
+        required = False
+    else:
+        _fail(f"refusing to listen on {host} without API keys: create one with "
+              "`visualsearch keys create NAME --role admin`, or listen on 127.0.0.1")
+    console.print(f"library {settings.library_dir}; API docs at http://{host}:{port}/docs")
+    uvicorn.run(create_app(settings, require_keys=required), host=host, port=port, log_level=log_level)
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys for `visualsearch serve`.")
+app.add_typer(keys_app, name="keys")
+
+
+def _key_store(library: Path | None):
+    from ..auth import KeyStore
+    from ..catalog import Catalog
+
+    settings = Settings.from_env(library)
+    return KeyStore(Catalog(settings.database_url or settings.catalog_path))
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who or what will use the key.")],
+    role: Annotated[str, typer.Option(help="read (search, view) or admin (also upload, delete, folders, keys).")] = "read",
+    library: LibraryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a key. Its secret is printed once: store it now."""
+    try:
+        info, secret = _key_store(library).create(name, role)
+    except VisualSearchError as exc:
+        _fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps({"id": info.id, "name": info.name, "role": info.role, "key": secret}))
+        return
+    console.print(f"created {info.role} key {info.id} ({info.name}); it is shown only this once:")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(library: LibraryOpt = None, as_json: JsonOpt = False,
+              all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False) -> None:
+    """List keys (never their secrets)."""
+    rows = _key_store(library).list(include_revoked=all_keys)
+    if as_json:
+        out.print_json(json.dumps([{"id": k.id, "name": k.name, "role": k.role, "prefix": k.prefix,
+                                    "created_at": k.created_at.isoformat(), "revoked": k.revoked} for k in rows]))
+        return
+    if not rows:
+        console.print("no keys: the server runs in local single-user mode on 127.0.0.1")
+    for k in rows:
+        out.print(f"{k.id:>4}  {k.role:5}  {k.prefix}...  {k.name}{'  (revoked)' if k.revoked else ''}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="Key id from `keys list`.")],
+                library: LibraryOpt = None) -> None:
+    """Revoke a key: it stops working at once."""
+    try:
+        info = _key_store(library).revoke(key_id)
+    except VisualSearchError as exc:
+        _fail(str(exc))
+    console.print(f"revoked key {info.id} ({info.name})")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     logging.basicConfig(level=logging.WARNING)
     app()

@@ -1,0 +1,5 @@
+"""The REST API server (FastAPI): ``visualsearch serve``."""
+
+from .app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,56 @@
+"""The FastAPI application: ``create_app(settings)`` and everything it serves."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..config import Settings
+from . import errors
+from .limits import BodySizeLimit
+from .routes import assets, jobs, search, system
+from .state import ServerState
+
+#: JSON bodies are small; only the upload routes accept big ones.
+JSON_BODY_LIMIT = 1024 * 1024
+MULTIPART_OVERHEAD = 1024 * 1024
+
+DESCRIPTION = """Find images by describing them, or by another image.
+
+Every search returns results ranked best first, each with its similarity `score`.
+Errors always have the shape `{"error": {"code": ..., "message": ...}}`.
+Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`
+(keys come from `visualsearch keys create`), unless the server runs in local
+single-user mode.
+"""
+
+
+def create_app(settings: Settings | None = None, *, embedder=None, require_keys: bool = True) -> FastAPI:
+    settings = settings or Settings.from_env()
+    server = ServerState(settings, embedder=embedder, require_keys=require_keys)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        server.start()
+        try:
+            yield
+        finally:
+            server.stop()
+
+    app = FastAPI(title="visualsearch", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.server = server
+    errors.install(app)
+    for router in (system.router, search.router, assets.router, jobs.router):
+        app.include_router(router)
+
+    def limit_for(method: str, path: str) -> int:
+        if method == "POST" and path == "/api/search/image":
+            return settings.max_image_bytes + MULTIPART_OVERHEAD
+        if method == "POST" and path == "/api/assets":
+            return settings.max_request_bytes
+        return JSON_BODY_LIMIT
+
+    app.add_middleware(BodySizeLimit, limit_for=limit_for)
+    return app

@@ -1,0 +1,106 @@
+"""One JSON shape for every error: ``{"error": {"code", "message", "details"?}}``.
+
+Statuses follow what went wrong, never a stack trace: 400 bad request or
+refused URL, 401/403 keys, 404 unknown, 409 duplicate, 413 too large, 415
+not an image, 422 invalid input or corrupt image, 429 rate limited.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..config import megabytes
+from ..errors import (ConfigError, DecodeError, Duplicate, FetchError, ImageTooLarge, NotFound, UnsupportedImage,
+                      VisualSearchError)
+
+log = logging.getLogger("visualsearch.api")
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "too_large",
+                 415: "unsupported_media_type", 422: "invalid_request", 429: "rate_limited",
+                 503: "unavailable"}
+
+
+class ApiError(StarletteHTTPException):
+    """An HTTP error with a stable machine-readable ``code`` (and optional details)."""
+
+    def __init__(self, status_code: int, code: str, message: str, details: dict | None = None,
+                 headers: dict | None = None):
+        super().__init__(status_code, message, headers)
+        self.code = code
+        self.details = details
+
+
+class RequestTooLarge(ApiError):
+    def __init__(self, limit: int):
+        super().__init__(413, "too_large", f"request body is larger than the limit of {megabytes(limit)}",
+                         {"limit_bytes": limit})
+
+
+def status_of(exc: VisualSearchError) -> int:
+    if isinstance(exc, FetchError):
+        return 400
+    if isinstance(exc, ImageTooLarge):
+        return 413
+    if isinstance(exc, UnsupportedImage):
+        return 415
+    if isinstance(exc, DecodeError):
+        return 422
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Duplicate):
+        return 409
+    if isinstance(exc, ConfigError):
+        return 500
+    return 400
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    error = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def details_of(exc: VisualSearchError) -> dict | None:
+    if isinstance(exc, FetchError):
+        return {"reason": exc.reason}
+    if isinstance(exc, Duplicate) and exc.asset_id > 0:
+        return {"asset_id": exc.asset_id}
+    return None
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None,
+                   headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(error_body(code, message, details)), status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(VisualSearchError)
+    async def _product_error(_: Request, exc: VisualSearchError):
+        return error_response(status_of(exc), exc.code, str(exc), details_of(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException):
+        code = getattr(exc, "code", None) or _STATUS_CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "details", None),
+                              getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError):
+        problems = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+                    for e in exc.errors()]
+        first = problems[0] if problems else {"where": "request", "problem": "invalid"}
+        return error_response(422, "invalid_request", f"{first['where']}: {first['problem']}",
+                              {"problems": problems})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception):
+        log.exception("unexpected error while serving a request")
+        return error_response(500, "internal_error", "something went wrong on the server; it has been logged")

@@ -1,0 +1,50 @@
+"""Health, readiness and library statistics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from ...ingest.jobs import QUEUED, RUNNING
+from ..schemas import ErrorOut, HealthOut, IndexStats, StatsOut
+from ..security import require_read
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz", response_model=HealthOut, response_model_exclude_none=True, summary="Liveness: the process answers")
+def healthz() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+@router.get("/readyz", response_model=HealthOut, response_model_exclude_none=True, summary="Readiness: catalog reachable and model loaded",
+            responses={503: {"model": HealthOut, "description": "Still loading the model, or broken."}})
+def readyz(request: Request):
+    server = request.app.state.server
+    try:
+        with server.library.catalog.session() as s:
+            s.execute(text("select 1"))
+    except Exception as exc:
+        return JSONResponse({"status": "unavailable", "detail": f"catalog: {exc}"}, status_code=503)
+    if server.model_error:
+        return JSONResponse({"status": "unavailable", "detail": f"model: {server.model_error}"}, status_code=503)
+    if not server.ready:
+        return JSONResponse({"status": "starting", "detail": "loading the model and indexes"}, status_code=503)
+    return HealthOut(status="ready")
+
+
+@router.get("/api/stats", response_model=StatsOut, summary="Library statistics",
+            responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+            dependencies=[require_read])
+def stats(request: Request) -> StatsOut:
+    server = request.app.state.server
+    library = server.library
+    counts = library.catalog.counts()
+    indexes = []
+    for space in library.embedder.spaces:
+        index = library.indexes(space).index()
+        indexes.append(IndexStats(space=space, type=index.kind, vectors=len(index)))
+    active = sum(1 for j in server.jobs.list(limit=200) if j.status in (QUEUED, RUNNING))
+    return StatsOut(assets=sum(counts.values()), indexed=counts.get("indexed", 0), failed=counts.get("failed", 0),
+                    model_id=library.embedder.model_id, indexes=indexes, jobs_active=active)

@@ -1,0 +1,202 @@
+"""Request and response bodies of the REST API (they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_URL_LENGTH = 2048
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable error code.", examples=["unsupported_image"])
+    message: str = Field(description="What went wrong, for people.", examples=["not a recognised image format"])
+    details: dict | None = Field(None, description="Extra facts: the URL refusal `reason`, a duplicate's `asset_id`...")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class AssetOut(BaseModel):
+    id: int
+    name: str | None = Field(description="File name shown to people.")
+    source: str = Field(description="Where the image came from: a path on the server, an uploaded copy, or a URL.")
+    origin: str | None = Field(description="`folder`, `upload` or `url`.")
+    status: str = Field(description="`indexed`, or `failed` with `error`.")
+    error: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    byte_size: int | None = None
+    sha256: str | None = None
+    added_at: datetime
+    tags: list[str] = []
+    thumbnail_url: str | None = Field(description="256 px WebP preview (cacheable).")
+    original_url: str | None = Field(description="The image itself.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": 42, "name": "beach.jpg", "source": "/photos/2024/beach.jpg", "origin": "folder", "status": "indexed",
+        "error": None, "format": "JPEG", "width": 4032, "height": 3024, "byte_size": 2837465,
+        "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "added_at": "2026-11-24T10:00:00Z", "tags": ["holiday"],
+        "thumbnail_url": "/api/assets/42/thumbnail?v=9f86d081884c", "original_url": "/api/assets/42/original"}]})
+
+
+class AssetPage(BaseModel):
+    items: list[AssetOut]
+    total: int = Field(description="Assets matching the filters.")
+    limit: int
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class TagsIn(BaseModel):
+    tags: list[str] = Field(max_length=100, examples=[["holiday", "beach"]],
+                            description="Replaces the asset's tags. Trimmed, lower-cased, at most 64 characters each.")
+
+
+class TagsOut(BaseModel):
+    asset_id: int
+    tags: list[str]
+
+
+class UrlIn(BaseModel):
+    url: str = Field(max_length=MAX_URL_LENGTH, examples=["https://example.org/photos/cat.jpg"])
+    tags: list[str] = Field(default=[], max_length=100)
+
+
+class FolderIn(BaseModel):
+    path: str = Field(max_length=4096, description="A folder on the server.", examples=["/srv/photos"])
+    prune: bool = Field(False, description="Forget catalogued files under this folder that no longer exist.")
+
+
+class UploadItem(BaseModel):
+    name: str
+    status: Literal["created", "error"]
+    asset: AssetOut | None = None
+    error: ErrorDetail | None = None
+
+
+class UploadOut(BaseModel):
+    items: list[UploadItem]
+    created: int
+    failed: int
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str = Field(description="`folder` or `upload`.")
+    status: str = Field(description="`queued`, `running`, `done` or `failed`.")
+    total: int
+    done: int
+    failed: int
+    failures: list[dict] = Field(description="Files that could not be indexed, with the reason (first 1,000).")
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    status_url: str
+
+
+class SearchFilters(BaseModel):
+    prefix: str | None = Field(None, max_length=4096, description="Source starts with this (a folder).")
+    format: str | None = Field(None, max_length=16, examples=["JPEG"])
+    tag: str | None = Field(None, max_length=64)
+    q: str | None = Field(None, max_length=200, description="Substring of the file name, source or a tag.")
+    added_after: datetime | None = None
+    added_before: datetime | None = None
+
+
+class SearchOptions(BaseModel):
+    limit: int = Field(20, ge=1, le=200, description="Results per page.")
+    offset: int = Field(0, ge=0, le=10_000, description="Results to skip (paging).")
+    min_score: float | None = Field(None, ge=-1.0, le=1.0, description="Leave out results scoring below this.")
+    filters: SearchFilters | None = None
+
+
+class SearchIn(SearchOptions):
+    """Exactly one of `text`, `asset_id` or `image_url`. To search with an image file, use `/api/search/image`."""
+
+    text: str | None = Field(None, min_length=1, max_length=1000, examples=["gold bracelet on a wrist"])
+    asset_id: int | None = Field(None, ge=1, le=2**62)
+    image_url: str | None = Field(None, max_length=MAX_URL_LENGTH)
+
+    @model_validator(mode="after")
+    def _one_query(self):
+        given = [n for n in ("text", "asset_id", "image_url") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of text, asset_id or image_url")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("text is empty")
+        return self
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"text": "cold night", "limit": 20},
+        {"asset_id": 42, "limit": 10, "min_score": 0.5},
+        {"image_url": "https://example.org/shoe.jpg", "filters": {"tag": "catalogue"}}]})
+
+
+class SearchHit(BaseModel):
+    rank: int = Field(description="1 for the most similar.")
+    score: float = Field(description="Cosine similarity, higher is more similar.")
+    asset_id: int
+    asset: AssetOut
+
+
+class QueryOut(BaseModel):
+    kind: Literal["text", "asset", "url", "image"]
+    text: str | None = None
+    asset_id: int | None = None
+    image_url: str | None = None
+    file_name: str | None = None
+
+
+class SearchOut(BaseModel):
+    query: QueryOut
+    items: list[SearchHit] = Field(description="Most similar first.")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null when there is none.")
+    model_id: str
+    took_ms: float
+
+
+class IndexStats(BaseModel):
+    space: str
+    type: str = Field(description="`exact` or `hnsw`.")
+    vectors: int
+
+
+class StatsOut(BaseModel):
+    assets: int
+    indexed: int
+    failed: int
+    model_id: str
+    indexes: list[IndexStats]
+    jobs_active: int
+
+
+class HealthOut(BaseModel):
+    status: str
+    detail: str | None = None
+
+
+class KeyIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100, examples=["photo-frame"])
+    role: Literal["read", "admin"] = "read"
+
+
+class KeyOut(BaseModel):
+    id: int
+    name: str
+    role: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The secret. Shown once; store it now.")
