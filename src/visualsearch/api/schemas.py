@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_URL_LENGTH = 2048
+#: Largest id the catalog can hold (SQLite INTEGER is 64-bit).
+MAX_ID = 2**62
+
+AssetId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="An asset id.", examples=[42])]
+KeyId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="An API key id.")]
 
 
 class ErrorDetail(BaseModel):

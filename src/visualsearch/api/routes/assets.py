@@ -15,7 +15,7 @@ from ...ingest.add import Incoming, Outcome, add_incoming, fetch_to_staging
 from ...ingest.jobs import FOLDER, UPLOAD
 from ...ingest.media import media_type
 from ..errors import ApiError, details_of, error_body, status_of
-from ..schemas import (AssetOut, AssetPage, ErrorDetail, ErrorOut, FolderIn, JobOut, TagsIn, TagsOut, UploadItem,
+from ..schemas import (AssetId, AssetOut, AssetPage, ErrorDetail, ErrorOut, FolderIn, JobOut, TagsIn, TagsOut, UploadItem,
                        UploadOut, UrlIn)
 from ..security import require_admin, require_read
 from ..uploads import receive_files
@@ -68,7 +68,7 @@ def list_assets(request: Request,
 
 @router.get("/assets/{asset_id}", response_model=AssetOut, responses=_AUTH | _NOT_FOUND,
             dependencies=[require_read], summary="One asset's metadata")
-def get_asset(request: Request, asset_id: int) -> AssetOut:
+def get_asset(request: Request, asset_id: AssetId) -> AssetOut:
     server = request.app.state.server
     asset = _asset_or_404(server, asset_id)
     return server.asset_out(asset, server.library.catalog.tags_of([asset.id])[asset.id])
@@ -76,7 +76,7 @@ def get_asset(request: Request, asset_id: int) -> AssetOut:
 
 @router.delete("/assets/{asset_id}", status_code=204, responses=_AUTH | _NOT_FOUND,
                dependencies=[require_admin], summary="Remove an asset from the library")
-def delete_asset(request: Request, asset_id: int) -> Response:
+def delete_asset(request: Request, asset_id: AssetId) -> Response:
     """Forgets the asset and its vectors. Copies the library made (uploads, URLs) are deleted;
     files in indexed folders on the server are never touched."""
     server = request.app.state.server
@@ -92,7 +92,7 @@ def delete_asset(request: Request, asset_id: int) -> Response:
 
 @router.put("/assets/{asset_id}/tags", response_model=TagsOut, responses=_AUTH | _NOT_FOUND,
             dependencies=[require_admin], summary="Replace an asset's tags")
-def set_tags(request: Request, asset_id: int, body: TagsIn) -> TagsOut:
+def set_tags(request: Request, asset_id: AssetId, body: TagsIn) -> TagsOut:
     server = request.app.state.server
     _asset_or_404(server, asset_id)
     return TagsOut(asset_id=asset_id, tags=server.library.catalog.set_tags(asset_id, body.tags))
@@ -110,7 +110,7 @@ def _image_file(server, asset) -> Path:
 @router.get("/assets/{asset_id}/thumbnail", response_class=FileResponse, dependencies=[require_read],
             responses=_AUTH | _NOT_FOUND | {200: {"content": {"image/webp": {}}, "description": "WebP, 256 px."}},
             summary="The asset's 256 px WebP thumbnail")
-def thumbnail(request: Request, asset_id: int, v: str | None = Query(None, max_length=64)):
+def thumbnail(request: Request, asset_id: AssetId, v: str | None = Query(None, max_length=64)):
     """Made once, then served from disk. With `v` (as in `thumbnail_url`) the response is cacheable forever."""
     server = request.app.state.server
     asset = _asset_or_404(server, asset_id)
@@ -128,7 +128,7 @@ def thumbnail(request: Request, asset_id: int, v: str | None = Query(None, max_l
 @router.get("/assets/{asset_id}/original", response_class=FileResponse, dependencies=[require_read],
             responses=_AUTH | _NOT_FOUND | {200: {"content": {"image/*": {}}, "description": "The image file."}},
             summary="The image itself")
-def original(request: Request, asset_id: int):
+def original(request: Request, asset_id: AssetId):
     server = request.app.state.server
     asset = _asset_or_404(server, asset_id)
     path = _image_file(server, asset)

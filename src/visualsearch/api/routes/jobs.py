@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from typing import Annotated
 
-from ..schemas import ErrorOut, JobOut, KeyCreated, KeyIn, KeyOut
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+
+from ..schemas import ErrorOut, KeyId, JobOut, KeyCreated, KeyIn, KeyOut
 from ..security import require_admin
 
 router = APIRouter(prefix="/api", tags=["admin"])
@@ -20,7 +23,7 @@ def list_jobs(request: Request, limit: int = Query(50, ge=1, le=200)) -> list[Jo
 
 @router.get("/jobs/{job_id}", response_model=JobOut, dependencies=[require_admin],
             responses=_AUTH | {404: {"model": ErrorOut}}, summary="A job's status and progress")
-def get_job(request: Request, job_id: str) -> JobOut:
+def get_job(request: Request, job_id: Annotated[str, PathParam(max_length=64)]) -> JobOut:
     server = request.app.state.server
     return server.job_out(server.jobs.get(job_id))
 
@@ -45,5 +48,5 @@ def create_key(request: Request, body: KeyIn) -> KeyCreated:
 
 @router.delete("/keys/{key_id}", response_model=KeyOut, dependencies=[require_admin],
                responses=_AUTH | {404: {"model": ErrorOut}}, summary="Revoke an API key")
-def revoke_key(request: Request, key_id: int) -> KeyOut:
+def revoke_key(request: Request, key_id: KeyId) -> KeyOut:
     return _key_out(request.app.state.server.keys.revoke(key_id))
