@@ -86,7 +86,7 @@ def test_manager_syncs_incrementally(tmp_path, threshold):
     assert 2 not in hits.ids.tolist()
     assert hits.ids[0] == 6  # /img9
     assert hits.ids[-1] == 1  # /img0 now points the other way
-    assert len(list((tmp_path / "idx").rglob("gen-*"))) == 1  # old generations cleaned up
+    assert len(list((tmp_path / "idx").rglob("gen-*"))) == 2  # the live one and the one just replaced; older ones removed
 
 
 def test_manager_crash_leaves_previous_generation(tmp_path, monkeypatch):
@@ -102,3 +102,33 @@ def test_manager_crash_leaves_previous_generation(tmp_path, monkeypatch):
     assert len(fresh.index()) == 1  # the old, complete index is still the live one
     fresh.sync()
     assert len(fresh.index()) == 2
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_filtered_search_fills_k_from_a_one_percent_filter(kind):
+    rng = np.random.default_rng(3)
+    ids = np.arange(1, 5001, dtype=np.int64)
+    vectors = unit(rng.normal(size=(5000, 16)))
+    allow = np.sort(rng.choice(ids, 50, replace=False))  # 1% of the library
+    query = vectors[0]
+    if kind == "exact":
+        index = ExactIndex(ids, vectors)
+    else:
+        index = HnswIndex(16)
+        index.upsert(ids, vectors)
+    hits = index.search(query, 10, allow=allow)
+    assert len(hits.ids) == 10 and set(hits.ids.tolist()) <= set(allow.tolist())
+    truth = allow[np.argsort(-(vectors[allow - 1] @ query), kind="stable")][:10]
+    assert len(set(hits.ids.tolist()) & set(truth.tolist())) >= 9
+    assert len(index.search(query, 10, allow=np.array([], np.int64)).ids) == 0
+
+
+def test_manager_answers_narrow_filters_exactly(tmp_path):
+    catalog = Catalog(tmp_path / "c.sqlite")
+    for i in range(30):
+        _store(catalog, f"/img{i}", unit([[np.cos(i / 10), np.sin(i / 10)]])[0])
+    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=1)
+    manager.sync()
+    assert manager.index().kind == "hnsw"
+    hits = manager.search(unit([[1, 0]])[0], 5, allow=np.array([3, 17], np.int64), exclude={3})
+    assert hits.ids.tolist() == [17]
