@@ -537,9 +537,22 @@ def test_keys_are_stored_hashed(keyed):
 
 
 def test_rate_limit_per_key(tmp_path):
-    with LiveServer(make_app(tmp_path, rate_limit_per_minute=12)) as live, live.client() as api:
+    app = make_app(tmp_path, require_keys=True, rate_limit_per_minute=12)
+    keys = KeyStore(app.state.server.library.catalog)
+    _, first = keys.create("first", "admin")
+    _, second = keys.create("second", "read")
+    with LiveServer(app) as live, live.client(first) as api, live.client(second) as other:
+        asset = upload(api, ("a.png", png(gradient_image(1)), "image/png")).json()["items"][0]["asset"]
         statuses = [api.get("/api/assets").status_code for _ in range(4)]
-        assert statuses[:2] == [200, 200] and statuses[-1] == 429
+        assert statuses[0] == 200 and statuses[-1] == 429
         r = api.get("/api/assets")
         assert_error(r, 429, "rate_limited")
         assert int(r.headers["retry-after"]) >= 1
+        assert other.get("/api/assets").status_code == 200  # buckets are per key
+        # Thumbnails and originals are plain file reads and do not count.
+        assert all(api.get(asset["thumbnail_url"]).status_code == 200 for _ in range(5))
+
+
+def test_local_single_user_is_not_rate_limited(tmp_path):
+    with LiveServer(make_app(tmp_path, rate_limit_per_minute=6)) as live, live.client() as api:
+        assert {api.get("/api/assets").status_code for _ in range(10)} == {200}

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from .. import __version__
+from .. import __version__, web
 from ..config import Settings
 from . import errors
 from .limits import BodySizeLimit
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, *, embedder=None, require_keys:
     errors.install(app)
     for router in (system.router, search.router, assets.router, jobs.router):
         app.include_router(router)
+    web.install(app)
 
     def limit_for(method: str, path: str) -> int:
         if method == "POST" and path == "/api/search/image":

@@ -53,7 +53,7 @@ def _authenticate(request: Request, bearer: HTTPAuthorizationCredentials | None,
     return Principal(info.id, info.name, info.role, client)
 
 
-def _requirement(role: str):
+def _requirement(role: str, rate_limited: bool = True):
     def check(request: Request,
               bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
               header: str | None = Security(_header),
@@ -61,6 +61,9 @@ def _requirement(role: str):
         principal = _authenticate(request, bearer, header, cookie)
         if role == ADMIN and principal.role != ADMIN:
             raise ApiError(403, "forbidden", f"this needs an admin key; key {principal.name!r} can only read")
+        # Limits are per key. The local single user (no keys, loopback only) is not limited.
+        if not rate_limited or principal.key_id is None:
+            return principal
         wait = request.app.state.server.limiter.take(principal.bucket)
         if wait > 0:
             raise ApiError(429, "rate_limited", f"too many requests; retry in {wait:.1f} s",
@@ -72,3 +75,6 @@ def _requirement(role: str):
 
 require_read = Depends(_requirement(READ))
 require_admin = Depends(_requirement(ADMIN))
+#: Thumbnails and originals: a page of results loads dozens at once, and they are plain
+#: file reads (cached by the browser), so they do not count against the rate limit.
+require_read_media = Depends(_requirement(READ, rate_limited=False))

@@ -17,7 +17,7 @@ from ...ingest.media import media_type
 from ..errors import ApiError, details_of, error_body, status_of
 from ..schemas import (AssetId, AssetOut, AssetPage, ErrorDetail, ErrorOut, FolderIn, JobOut, TagsIn, TagsOut, UploadItem,
                        UploadOut, UrlIn)
-from ..security import require_admin, require_read
+from ..security import require_admin, require_read, require_read_media
 from ..uploads import receive_files
 
 router = APIRouter(prefix="/api", tags=["assets"])
@@ -107,7 +107,7 @@ def _image_file(server, asset) -> Path:
     return path
 
 
-@router.get("/assets/{asset_id}/thumbnail", response_class=FileResponse, dependencies=[require_read],
+@router.get("/assets/{asset_id}/thumbnail", response_class=FileResponse, dependencies=[require_read_media],
             responses=_AUTH | _NOT_FOUND | {200: {"content": {"image/webp": {}}, "description": "WebP, 256 px."}},
             summary="The asset's 256 px WebP thumbnail")
 def thumbnail(request: Request, asset_id: AssetId, v: str | None = Query(None, max_length=64)):
@@ -125,7 +125,7 @@ def thumbnail(request: Request, asset_id: AssetId, v: str | None = Query(None, m
     return FileResponse(path, media_type="image/webp", headers=headers)
 
 
-@router.get("/assets/{asset_id}/original", response_class=FileResponse, dependencies=[require_read],
+@router.get("/assets/{asset_id}/original", response_class=FileResponse, dependencies=[require_read_media],
             responses=_AUTH | _NOT_FOUND | {200: {"content": {"image/*": {}}, "description": "The image file."}},
             summary="The image itself")
 def original(request: Request, asset_id: AssetId):
