@@ -320,10 +320,15 @@ class _ImageHandler(BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # the fetcher hangs up on purpose (over the size cap): not an error here
+
+
 @pytest.fixture
 def image_host():
     _ImageHandler.body = png(gradient_image(0))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _ImageHandler)
+    httpd = _QuietServer(("127.0.0.1", 0), _ImageHandler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"

@@ -319,6 +319,8 @@ def test_asset_dialog_shows_metadata_and_keyboard_closes_it(page):
 
 
 def test_errors_are_readable_messages(page):
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
     page.click("#camera-button")
     page.fill("#image-url", "http://169.254.169.254/latest/meta-data/")
     page.click("#url-form button[type=submit]")
@@ -327,3 +329,5 @@ def test_errors_are_readable_messages(page):
     sync_api.expect(banner).to_contain_text("That link cannot be used")
     sync_api.expect(banner).to_contain_text("link-local address 169.254.169.254 refused")
     shot(page, "10-error")
+    # The page never asks the browser to load a refused address either.
+    assert requested and not [u for u in requested if "169.254" in u]

@@ -328,9 +328,11 @@ el.min.addEventListener("change", () => { if (view.kind !== "library") { reset({
 function showReference(kind, name, src) {
   el.refKind.textContent = kind;
   el.refName.textContent = name;
-  el.refImage.src = src || "";
+  el.refImage.classList.remove("broken");
+  if (src) el.refImage.src = src; else el.refImage.removeAttribute("src");
   el.refImage.alt = `Reference image: ${name}`;
 }
+el.refImage.addEventListener("error", () => el.refImage.classList.add("broken"));
 
 function findSimilar(assetId) {
   const asset = assets.get(assetId);
@@ -362,8 +364,10 @@ el.urlForm.addEventListener("submit", (event) => {
   if (!url) return;
   el.imageDialog.close();
   reset({ kind: "url", url });
-  showReference("Image from a link", url, url);
-  loadMore();
+  // The browser loads the link itself only once the server has accepted it: a refused
+  // address (private network, metadata service...) is never requested from the page either.
+  showReference("Image from a link", url, null);
+  loadMore().then(() => { if (view.kind === "url" && view.url === url && el.grid.children.length) el.refImage.src = url; });
 });
 
 function searchWithFile(file) {
