@@ -127,7 +127,7 @@ def test_catalog_migrations_are_idempotent(tmp_path):
     Catalog(tmp_path / "c.sqlite").close()
     catalog = Catalog(tmp_path / "c.sqlite")
     with catalog.engine.connect() as c:
-        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0002"
+        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0003"
         assert c.exec_driver_sql("pragma journal_mode").scalar() == "wal"
 
 

@@ -73,6 +73,9 @@ class Settings:
     max_request_bytes: int = 1024 * 1024 * 1024
     #: API server: uploads with more files than this run as a background job.
     sync_upload_files: int = 8
+    #: Uploads that are near-duplicates of an image in the library: "warn" (add, and say so),
+    #: "reject" (refuse with 409) or "allow" (add without checking).
+    duplicate_policy: str = "warn"
     #: API server: folders an admin may ask the server to index (empty = any folder it can read).
     folder_roots: tuple[Path, ...] = ()
 
@@ -93,6 +96,9 @@ class Settings:
         settings.database_url = os.environ.get("VISUALSEARCH_DATABASE_URL") or None
         if "VISUALSEARCH_RATE_LIMIT" in os.environ:
             settings.rate_limit_per_minute = int(os.environ["VISUALSEARCH_RATE_LIMIT"])
+        settings.duplicate_policy = os.environ.get("VISUALSEARCH_DUPLICATE_POLICY", settings.duplicate_policy)
+        if settings.duplicate_policy not in ("warn", "reject", "allow"):
+            raise ValueError("VISUALSEARCH_DUPLICATE_POLICY must be warn, reject or allow")
         roots = os.environ.get("VISUALSEARCH_FOLDER_ROOTS")
         if roots:
             settings.folder_roots = tuple(Path(r).expanduser().resolve() for r in roots.split(os.pathsep) if r)

@@ -63,6 +63,16 @@ class Duplicate(VisualSearchError):
         self.asset_id = asset_id
 
 
+class NearDuplicate(Duplicate):
+    """A near-duplicate (resized, re-encoded, cropped... copy) is already in the library."""
+
+    code = "near_duplicate"
+
+    def __init__(self, message: str, asset_id: int, similarity: float):
+        super().__init__(message, asset_id)
+        self.similarity = similarity
+
+
 class ConfigError(VisualSearchError):
     """Settings that cannot work together (unknown model, bad path...)."""
 

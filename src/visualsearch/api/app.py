@@ -10,7 +10,7 @@ from .. import __version__, web
 from ..config import Settings
 from . import errors
 from .limits import BodySizeLimit
-from .routes import assets, jobs, search, system
+from .routes import assets, duplicates, jobs, search, system
 from .state import ServerState
 
 #: JSON bodies are small; only the upload routes accept big ones.
@@ -42,12 +42,12 @@ def create_app(settings: Settings | None = None, *, embedder=None, require_keys:
     app = FastAPI(title="visualsearch", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.server = server
     errors.install(app)
-    for router in (system.router, search.router, assets.router, jobs.router):
+    for router in (system.router, search.router, assets.router, duplicates.router, jobs.router):
         app.include_router(router)
     web.install(app)
 
     def limit_for(method: str, path: str) -> int:
-        if method == "POST" and path == "/api/search/image":
+        if method == "POST" and path in ("/api/search/image", "/api/duplicates/check"):
             return settings.max_image_bytes + MULTIPART_OVERHEAD
         if method == "POST" and path == "/api/assets":
             return settings.max_request_bytes

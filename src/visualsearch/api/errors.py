@@ -72,7 +72,10 @@ def details_of(exc: VisualSearchError) -> dict | None:
     if isinstance(exc, FetchError):
         return {"reason": exc.reason}
     if isinstance(exc, Duplicate) and exc.asset_id > 0:
-        return {"asset_id": exc.asset_id}
+        details = {"asset_id": exc.asset_id}
+        if getattr(exc, "similarity", None) is not None:
+            details["similarity"] = exc.similarity
+        return details
     return None
 
 

@@ -83,6 +83,9 @@ class UploadItem(BaseModel):
     status: Literal["created", "error"]
     asset: AssetOut | None = None
     error: ErrorDetail | None = None
+    near_duplicates: list[dict] = Field(
+        default=[], description="With the `warn` policy: images already in the library that this one copies "
+                                "(`asset_id`, `similarity`, `kind`).")
 
 
 class UploadOut(BaseModel):
@@ -206,3 +209,52 @@ class KeyOut(BaseModel):
 
 class KeyCreated(KeyOut):
     key: str = Field(description="The secret. Shown once; store it now.")
+
+
+class MemberOut(BaseModel):
+    asset: AssetOut
+    similarity: float = Field(description="Cosine similarity to the group's keeper.")
+    kind: str | None = Field(description="`exact_bytes`, `same_pixels`, `near_duplicate` or `lookalike`; "
+                                         "null for the keeper.")
+
+
+class GroupOut(BaseModel):
+    keeper: MemberOut = Field(description="The image to keep: largest resolution, then oldest, then largest file.")
+    others: list[MemberOut]
+    size: int
+
+
+class GroupPage(BaseModel):
+    items: list[GroupOut]
+    total: int
+    limit: int
+    offset: int
+    threshold: float
+    extras: int = Field(description="Images that are not keepers, over all groups.")
+
+
+class TrashIn(BaseModel):
+    asset_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=10_000)
+
+
+class TrashedOut(BaseModel):
+    asset_id: int
+    name: str
+    original: str
+    trashed: str
+
+
+class TrashOut(BaseModel):
+    batch: str = Field(description="Undo with `visualsearch trash restore <batch>`.")
+    moved: list[TrashedOut]
+
+
+class MatchOut(BaseModel):
+    asset: AssetOut
+    similarity: float
+    kind: str
+
+
+class CheckOut(BaseModel):
+    duplicate: bool = Field(description="True when the image (or a copy of it) is already in the library.")
+    matches: list[MatchOut]

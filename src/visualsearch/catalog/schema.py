@@ -47,6 +47,10 @@ class Asset(Base):
     #: The file holding the bytes when the library keeps its own copy (uploads, URLs);
     #: None when ``source`` is itself the file (folders indexed in place).
     path: Mapped[str | None] = mapped_column(Text)
+    #: SHA-256 of the decoded pixels: equal for the same picture in different files.
+    pixel_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: 64-bit perceptual hash (16 hex digits).
+    phash: Mapped[str | None] = mapped_column(String(16))
 
 
 class AssetTag(Base):

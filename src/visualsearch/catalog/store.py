@@ -51,6 +51,8 @@ class ImageRecord:
     #: Where the library keeps its own copy (uploads, URLs); None for files indexed in place.
     path: str | None = None
     tags: tuple[str, ...] = ()
+    pixel_sha256: str | None = None
+    phash: str | None = None
 
 
 @dataclass
@@ -254,6 +256,11 @@ class Catalog:
             return s.scalars(select(Asset).where(Asset.sha256 == sha256, Asset.status == INDEXED)
                              .order_by(Asset.id).limit(1)).first()
 
+    def find_by_pixels(self, pixel_sha256: str) -> list[Asset]:
+        with self.session() as s:
+            return list(s.scalars(select(Asset).where(Asset.pixel_sha256 == pixel_sha256, Asset.status == INDEXED)
+                                  .order_by(Asset.id).limit(20)))
+
     def list_assets(self, filters: AssetFilter, limit: int, offset: int = 0,
                     before_id: int | None = None) -> list[Asset]:
         """Assets matching ``filters``, newest first (by id); keyset paging with ``before_id``."""
@@ -312,6 +319,7 @@ class Catalog:
                 asset.status, asset.error, asset.updated_at = INDEXED, None, utcnow()
                 asset.name = record.name or asset.name or Path(record.source).name
                 asset.origin, asset.path = record.origin, record.path
+                asset.pixel_sha256, asset.phash = record.pixel_sha256, record.phash
                 s.flush()
                 if record.tags:
                     s.execute(delete(AssetTag).where(AssetTag.asset_id == asset.id))

@@ -196,6 +196,123 @@ def status(
         out.print(f"  {f['id']:>6} {f['source']}: {f['error']}")
 
 
+def _group_dict(group) -> dict:
+    def member(m) -> dict:
+        a = m.asset
+        return {"id": a.id, "source": a.source, "name": a.name, "width": a.width, "height": a.height,
+                "byte_size": a.byte_size, "added_at": a.added_at.isoformat() if a.added_at else None,
+                "similarity": m.similarity, "kind": m.kind}
+
+    return {"keep": member(group.keeper), "others": [member(m) for m in group.others]}
+
+
+def _print_groups(groups, as_json: bool, label: str) -> None:
+    if as_json:
+        out.print_json(json.dumps([_group_dict(g) for g in groups]))
+        return
+    if not groups:
+        console.print(f"no {label} found")
+        return
+    for n, g in enumerate(groups, 1):
+        k = g.keeper.asset
+        print(f"group {n} ({g.size} images)")
+        print(f"  keep   {k.id:>6}  {k.width}x{k.height}  {k.byte_size or 0:>9} B  {k.source}")
+        for m in g.others:
+            a = m.asset
+            print(f"  extra  {a.id:>6}  {a.width}x{a.height}  {a.byte_size or 0:>9} B  "
+                  f"{m.similarity:.3f} {m.kind:14} {a.source}")
+
+
+@app.command()
+def duplicates(
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        min=0.0, max=1.0, help="Visual similarity for near-duplicates (default 0.85; higher = stricter).")] = None,
+    as_json: JsonOpt = False,
+    delete_extras: Annotated[bool, typer.Option(
+        "--delete-extras", help="Move every non-keeper to the library's trash folder (asks first; undo with "
+                                "`visualsearch trash restore BATCH`).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --delete-extras.")] = False,
+) -> None:
+    """List exact copies and near-duplicates, with the image to keep in each group. Dry run unless --delete-extras."""
+    from ..duplicates import DEFAULT_THRESHOLD, Trash, find_duplicates
+
+    lib = _open(library, model)
+    groups = find_duplicates(lib, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+    if not (as_json and delete_extras):  # with both, the JSON report of what moved is the output
+        _print_groups(groups, as_json, "duplicates")
+    extras = [m.asset.id for g in groups for m in g.others]
+    if not delete_extras:
+        if groups and not as_json:
+            console.print(f"{len(groups)} group(s), {len(extras)} extra image(s). Dry run: nothing was moved "
+                          "(use --delete-extras to move the extras to the trash).")
+        return
+    if not extras:
+        return
+    if not yes and not typer.confirm(f"Move {len(extras)} extra image(s) to the trash folder?", err=True):
+        raise typer.Exit(1)
+    try:
+        batch, moved = Trash(lib).move(extras)
+    except VisualSearchError as exc:
+        _fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps({"batch": batch, "moved": [e.__dict__ for e in moved]}))
+        return
+    console.print(f"moved {len(moved)} file(s) to {lib.settings.library_dir / 'trash' / batch}; "
+                  f"undo with: visualsearch trash restore {batch}")
+
+
+@app.command()
+def groups(
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    threshold: Annotated[Optional[float], typer.Option(
+        min=0.0, max=1.0, help="Visual similarity that joins two images (default 0.75).")] = None,
+    min_size: Annotated[int, typer.Option(min=2, help="Smallest group to show.")] = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Groups of look-alike images (series, the same object from other angles), largest first."""
+    from ..duplicates import DEFAULT_GROUP_THRESHOLD, find_lookalikes
+
+    lib = _open(library, model)
+    found = [g for g in find_lookalikes(lib, threshold=DEFAULT_GROUP_THRESHOLD if threshold is None else threshold)
+             if g.size >= min_size]
+    _print_groups(found, as_json, "look-alike groups")
+
+
+trash_app = typer.Typer(no_args_is_help=True, help="See and undo what --delete-extras moved to the trash.")
+app.add_typer(trash_app, name="trash")
+
+
+@trash_app.command("list")
+def trash_list(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
+    """Files in the trash, by batch."""
+    from ..duplicates import Trash
+
+    entries = Trash(_open(library)).entries()
+    if as_json:
+        out.print_json(json.dumps([e.__dict__ for e in entries]))
+        return
+    if not entries:
+        console.print("the trash is empty")
+    for e in entries:
+        print(f"{e.batch}  {e.asset_id:>6}  {e.original}")
+
+
+@trash_app.command("restore")
+def trash_restore(batch: Annotated[str, typer.Argument(help="Batch name from `trash list`.")],
+                  library: LibraryOpt = None) -> None:
+    """Move a batch's files back where they were, and index them again."""
+    from ..duplicates import Trash
+
+    try:
+        restored = Trash(_open(library)).restore(batch)
+    except VisualSearchError as exc:
+        _fail(str(exc))
+    console.print(f"restored {len(restored)} file(s)")
+
+
 def _is_loopback(host: str) -> bool:
     import ipaddress
 

@@ -90,3 +90,18 @@ class HnswIndex(VectorIndex):
             keep = ~np.isin(ids, np.fromiter(exclude, dtype=np.int64))
             ids, scores = ids[keep], scores[keep]
         return rank(ids, scores, k)
+
+    def search_many(self, queries: np.ndarray, k: int, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        n = len(queries)
+        out_ids = np.full((n, k), -1, np.int64)
+        out_scores = np.full((n, k), -np.inf, np.float32)
+        want = min(k, len(self))
+        if want == 0 or n == 0:
+            return out_ids, out_scores
+        self._index.set_ef(max(self.ef_search, want))
+        for start in range(0, n, block):
+            labels, distances = self._index.knn_query(np.ascontiguousarray(queries[start:start + block],
+                                                                           dtype=np.float32), k=want)
+            out_ids[start:start + block, :want] = labels.astype(np.int64)
+            out_scores[start:start + block, :want] = 1.0 - distances
+        return out_ids, out_scores

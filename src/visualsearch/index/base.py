@@ -25,6 +25,13 @@ class VectorIndex(ABC):
     def __len__(self) -> int: ...
 
     @abstractmethod
+    def search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest of many queries at once: (ids [n, k], scores [n, k]), best first.
+
+        Rows may hold fewer real hits than ``k``; missing ones have id -1 and score -inf.
+        """
+
+    @abstractmethod
     def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None,
                allow: np.ndarray | None = None) -> SearchHits:
         """The ``k`` most similar vectors, ties broken by smaller asset id.
@@ -39,3 +46,13 @@ def rank(ids: np.ndarray, scores: np.ndarray, k: int) -> SearchHits:
     """Order by score descending, then asset id ascending: deterministic ties."""
     order = np.lexsort((ids, -scores))[:k]
     return SearchHits(ids[order].astype(np.int64), scores[order].astype(np.float32))
+
+
+def top_k_rows(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a score matrix, the ``k`` best (ids, scores), best first."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    cols = np.take_along_axis(part, order, axis=1)
+    return ids[cols], np.take_along_axis(part_scores, order, axis=1)

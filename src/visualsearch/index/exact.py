@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import SearchHits, VectorIndex, rank
+from .base import SearchHits, VectorIndex, rank, top_k_rows
 
 
 class ExactIndex(VectorIndex):
@@ -58,3 +58,16 @@ class ExactIndex(VectorIndex):
             mask = scores >= cut
             ids, scores = ids[mask], scores[mask]
         return rank(ids, scores, k)
+
+    def search_many(self, queries: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        n = len(queries)
+        if len(self) == 0 or n == 0:
+            return np.full((n, k), -1, np.int64), np.full((n, k), -np.inf, np.float32)
+        out_ids = np.full((n, k), -1, np.int64)
+        out_scores = np.full((n, k), -np.inf, np.float32)
+        for start in range(0, n, block):
+            scores = np.asarray(queries[start:start + block], dtype=np.float32) @ np.asarray(self.vectors).T
+            ids, best = top_k_rows(scores, self.ids, k)
+            out_ids[start:start + block, :ids.shape[1]] = ids
+            out_scores[start:start + block, :ids.shape[1]] = best
+        return out_ids, out_scores

@@ -167,6 +167,10 @@ class IndexManager:
             # The filtered graph walk found fewer matches than asked for: answer exactly.
             return self._exact().search(query, k, exclude=exclude, allow=allow)
 
+    def exact(self) -> ExactIndex:
+        """The live generation as an exact index (every id and vector, memory-mapped)."""
+        return self._exact()
+
     def _exact(self) -> ExactIndex:
         current = self._current()
         if current is None:

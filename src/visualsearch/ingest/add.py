@@ -13,7 +13,7 @@ from typing import Callable
 from urllib.parse import unquote, urlsplit
 
 from ..catalog import Asset, ImageRecord
-from ..errors import DecodeError, Duplicate, VisualSearchError
+from ..errors import DecodeError, Duplicate, NearDuplicate, VisualSearchError
 from .decode import DecodedImage, decode_bytes, read_file
 from .fetch import ImageFetcher
 
@@ -50,8 +50,14 @@ def name_from_url(url: str) -> str:
 
 
 def add_incoming(library, items: list[Incoming], progress: Progress | None = None,
-                 allow_duplicates: bool = False) -> list[Outcome]:
-    """Ingest staged files in batches; staging files are consumed or removed either way."""
+                 allow_duplicates: bool = False, near_duplicates: str | None = None) -> list[Outcome]:
+    """Ingest staged files in batches; staging files are consumed or removed either way.
+
+    Identical bytes are refused unless ``allow_duplicates``. ``near_duplicates``
+    ("warn", "reject", "allow"; default: the library's setting) says what to do
+    with a near-duplicate of an image already in the library.
+    """
+    policy = near_duplicates or library.settings.duplicate_policy
     settings = library.settings
     outcomes: list[Outcome] = []
     done = failed = 0
@@ -81,7 +87,7 @@ def add_incoming(library, items: list[Incoming], progress: Progress | None = Non
                 outcome.error = DecodeError(f"could not read the upload: {exc}")
                 item.staged.unlink(missing_ok=True)
         if ready:
-            _store(library, ready)
+            _store(library, ready, policy)
         done += len(batch)
         failed += sum(1 for o in outcomes[start:] if not o.ok)
         if progress:
@@ -90,7 +96,9 @@ def add_incoming(library, items: list[Incoming], progress: Progress | None = Non
     return outcomes
 
 
-def _store(library, ready: list[tuple[Incoming, DecodedImage, Outcome]]) -> None:
+def _store(library, ready: list[tuple[Incoming, DecodedImage, Outcome]], policy: str) -> None:
+    from ..duplicates import matches_for
+
     embedder, media = library.embedder, library.media
     try:
         vectors = embedder.encode_images([d.image for _, d, _ in ready])
@@ -99,6 +107,28 @@ def _store(library, ready: list[tuple[Incoming, DecodedImage, Outcome]]) -> None
             outcome.error = DecodeError(f"embedding failed: {exc}")
             item.staged.unlink(missing_ok=True)
         return
+    space = embedder.similarity_space
+    kept = []
+    for n, (item, decoded, outcome) in enumerate(ready):
+        if policy != "allow":
+            matches = [m for m in matches_for(library, decoded.sha256, decoded.pixel_sha256, decoded.phash,
+                                              vectors[space][n]) if m.kind != "exact_bytes"]
+            if matches and policy == "reject":
+                best = matches[0]
+                outcome.error = NearDuplicate(
+                    f"a {'copy with the same pixels' if best.kind == 'same_pixels' else 'near-duplicate'} of asset "
+                    f"{best.asset.id} ({best.asset.name or best.asset.source}) is already in the library",
+                    best.asset.id, best.similarity)
+                item.staged.unlink(missing_ok=True)
+                continue
+            if matches:
+                outcome.extra["near_duplicates"] = [
+                    {"asset_id": m.asset.id, "similarity": m.similarity, "kind": m.kind} for m in matches]
+        kept.append(n)
+    ready = [ready[n] for n in kept]
+    vectors = {sp: v[kept] for sp, v in vectors.items()}
+    if not ready:
+        return
     records = []
     for n, (item, decoded, _) in enumerate(ready):
         stored = media.keep(item.staged, decoded.sha256, decoded.format)
@@ -106,7 +136,7 @@ def _store(library, ready: list[tuple[Incoming, DecodedImage, Outcome]]) -> None
         source = item.url if item.origin == "url" and item.url else str(stored)
         record = ImageRecord(source, decoded.sha256, decoded.width, decoded.height, decoded.format,
                              decoded.byte_size, None, name=item.name, origin=item.origin, path=str(stored),
-                             tags=item.tags)
+                             tags=item.tags, pixel_sha256=decoded.pixel_sha256, phash=decoded.phash)
         records.append((record, {space: vectors[space][n] for space in vectors}))
     try:
         library.catalog.write_batch(records, [], embedder.model_id)

@@ -13,6 +13,7 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..config import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, megabytes
 from ..errors import DecodeError, ImageTooLarge, UnsupportedImage
+from .fingerprint import perceptual_hash, pixel_digest
 
 try:  # HEIC/HEIF through a PyPI plugin; AVIF is built into Pillow >= 11.3.
     import pillow_heif
@@ -46,6 +48,15 @@ class DecodedImage:
     format: str
     sha256: str
     byte_size: int
+
+    @cached_property
+    def pixel_sha256(self) -> str:
+        """Same for the same picture in different files (PNG vs lossless WebP, other metadata)."""
+        return pixel_digest(self.image, self.width, self.height)
+
+    @cached_property
+    def phash(self) -> str:
+        return perceptual_hash(self.image)
 
 
 def read_file(path: Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:

@@ -96,7 +96,8 @@ def index_files(catalog: Catalog, embedder: Embedder, files: list[FoundFile], se
                     failed += [(str(f.path), f"embedding failed: {exc}", f.byte_size, f.mtime) for f, _ in good]
                 if vectors is not None:
                     for n, (f, d) in enumerate(good):
-                        record = ImageRecord(str(f.path), d.sha256, d.width, d.height, d.format, d.byte_size, f.mtime)
+                        record = ImageRecord(str(f.path), d.sha256, d.width, d.height, d.format, d.byte_size, f.mtime,
+                                             pixel_sha256=d.pixel_sha256, phash=d.phash)
                         records.append((record, {space: vectors[space][n] for space in vectors}))
             catalog.write_batch(records, failed, embedder.model_id)
             report.indexed += len(records)

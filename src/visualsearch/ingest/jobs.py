@@ -165,7 +165,7 @@ class JobQueue:
         def progress(done: int, total: int, failed: int) -> None:
             self._set(job.id, done=done, total=total, failed=failed)
 
-        outcomes = add_incoming(self.library, items, progress=progress)
+        outcomes = add_incoming(self.library, items, progress=progress, near_duplicates=job.params.get("duplicates"))
         failures = [{"name": o.name, "error": str(o.error), "code": o.error.code}
                     for o in outcomes if o.error is not None][:MAX_RECORDED_FAILURES]
         self._set(job.id, failed=sum(not o.ok for o in outcomes), done=len(outcomes), total=len(outcomes),

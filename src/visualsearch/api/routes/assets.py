@@ -143,12 +143,16 @@ _UPLOAD_FORM = {"requestBody": {"required": True, "content": {"multipart/form-da
         "files": {"type": "array", "items": {"type": "string", "format": "binary"},
                   "description": "One or more images, 40 MB each at most."},
         "tags": {"type": "string", "description": "Comma-separated tags for every uploaded image."},
-        "background": {"type": "boolean", "description": "Index in a background job (always for large uploads)."}}}}}}}
+        "background": {"type": "boolean", "description": "Index in a background job (always for large uploads)."},
+        "duplicates": {"type": "string", "enum": ["warn", "reject", "allow"],
+                       "description": "Near-duplicates of images already in the library: add and warn (default), "
+                                      "refuse with 409 `near_duplicate`, or add without checking."}}}}}}}
 
 
 def _upload_item(server, outcome) -> UploadItem:
     if outcome.ok:
-        return UploadItem(name=outcome.name, status="created", asset=server.assets_out([outcome.asset])[0])
+        return UploadItem(name=outcome.name, status="created", asset=server.assets_out([outcome.asset])[0],
+                          near_duplicates=outcome.extra.get("near_duplicates", []))
     err = outcome.error
     return UploadItem(name=outcome.name, status="error",
                       error=ErrorDetail(code=err.code, message=str(err), details=details_of(err)))
@@ -173,18 +177,24 @@ async def upload(request: Request):
         raise ApiError(422, "invalid_request", "files: the multipart body has no 'files' field")
     tags = tuple(t for t in form.fields.get("tags", "").split(",") if t.strip())
     background = form.fields.get("background", "").lower() in ("1", "true", "yes", "on")
+    policy = form.fields.get("duplicates") or None
+    if policy not in (None, "warn", "reject", "allow"):
+        for f in form.files:
+            if f.staged is not None:
+                f.staged.unlink(missing_ok=True)
+        raise ApiError(422, "invalid_request", "duplicates: one of warn, reject, allow")
     staged = [f for f in form.files if f.error is None]
     early = [f for f in form.files if f.error is not None]
     if background or len(form.files) > settings.sync_upload_files:
         job = server.jobs.submit(UPLOAD, {"files": [{"staged": str(f.staged), "name": f.name} for f in staged],
-                                          "tags": list(tags),
+                                          "tags": list(tags), "duplicates": policy,
                                           "rejected": [{"name": f.name, "error": str(f.error)} for f in early]},
                                  total=len(staged), job_id=job_id)
         return JSONResponse(server.job_out(job).model_dump(mode="json"), status_code=202,
                             headers={"Location": f"/api/jobs/{job.id}"})
     try:
         items = [Incoming(f.staged, f.name, tags=tags) for f in staged]
-        outcomes = await run_in_threadpool(add_incoming, server.library, items)
+        outcomes = await run_in_threadpool(lambda: add_incoming(server.library, items, near_duplicates=policy))
     finally:
         for f in staged:
             f.staged.unlink(missing_ok=True)

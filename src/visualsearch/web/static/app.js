@@ -640,6 +640,124 @@ el.keyForm.addEventListener("submit", (event) => {
 });
 
 // ---------------------------------------------------------------------------------------
+// Duplicates view (#/duplicates)
+
+const dup = {
+  view: $("duplicates-view"), library: $("library-view"), list: $("dups-list"), summary: $("dups-summary"),
+  empty: $("dups-empty"), loading: $("dups-loading"), error: $("dups-error"), more: $("dups-more"),
+  trashAll: $("dups-trash-all"), navLibrary: $("nav-library"), navDuplicates: $("nav-duplicates"),
+};
+const KIND_LABEL = { exact_bytes: "Same file", same_pixels: "Same pixels", near_duplicate: "Near-duplicate" };
+let dupOffset = 0;
+
+function dupItem(member, keeper) {
+  const asset = member.asset;
+  assets.set(asset.id, asset);
+  const div = document.createElement("div");
+  div.className = "dup-item" + (keeper ? " keeper" : "");
+  div.dataset.assetId = asset.id;
+  const tag = document.createElement("span");
+  tag.className = "tag";
+  tag.textContent = keeper ? "Keep" : `${(member.similarity * 100).toFixed(0)}% similar`;
+  const img = document.createElement("img");
+  img.loading = "lazy";
+  img.alt = asset.name || asset.source;
+  if (asset.thumbnail_url) img.src = asset.thumbnail_url;
+  img.addEventListener("click", () => openAsset(asset.id));
+  const info = document.createElement("div");
+  info.className = "info";
+  const name = document.createElement("span"); name.className = "name"; name.textContent = asset.name || asset.source; name.title = asset.source;
+  const size = document.createElement("span"); size.className = "muted";
+  size.textContent = `${asset.width} × ${asset.height} · ${formatBytes(asset.byte_size)}`;
+  const added = document.createElement("span"); added.className = "muted"; added.textContent = `Added ${new Date(asset.added_at).toLocaleDateString()}`;
+  info.append(name, size, added);
+  if (!keeper) {
+    const kind = document.createElement("span"); kind.className = "kind"; kind.textContent = KIND_LABEL[member.kind] || member.kind;
+    const pick = document.createElement("label"); pick.className = "pick";
+    const box = document.createElement("input"); box.type = "checkbox"; box.checked = true; box.value = asset.id;
+    box.setAttribute("aria-label", `Move ${asset.name || asset.source} to trash`);
+    pick.append(box, "Move to trash");
+    info.append(kind, pick);
+  }
+  div.append(tag, img, info);
+  return div;
+}
+
+function dupGroup(group, n) {
+  const li = document.createElement("li");
+  li.className = "dup-group";
+  const header = document.createElement("header");
+  const h = document.createElement("h2"); h.textContent = `Group ${n} · ${group.size} images`;
+  const spacer = document.createElement("span"); spacer.className = "spacer";
+  const button = document.createElement("button"); button.type = "button"; button.className = "danger-button";
+  button.append(svg("trash"), "Move selected to trash");
+  button.addEventListener("click", () => trashIds(selectedIn(li), [li]));
+  header.append(h, spacer, button);
+  const row = document.createElement("div"); row.className = "dup-row";
+  row.append(dupItem(group.keeper, true), ...group.others.map((m) => dupItem(m, false)));
+  li.append(header, row);
+  return li;
+}
+
+function selectedIn(root) {
+  return [...root.querySelectorAll(".pick input:checked")].map((b) => Number(b.value));
+}
+
+async function trashIds(ids, groupNodes) {
+  if (!ids.length) { toast("Nothing selected"); return; }
+  if (!confirm(`Move ${ids.length} image${ids.length === 1 ? "" : "s"} to the trash folder? They can be restored with “visualsearch trash restore”.`)) return;
+  try {
+    const result = await postJson("/api/duplicates/trash", { asset_ids: ids });
+    for (const node of groupNodes) {
+      for (const id of ids) node.querySelector(`.dup-item[data-asset-id="${id}"]`)?.remove();
+      if (node.querySelectorAll(".dup-item").length < 2) node.remove();
+    }
+    toast(`Moved ${result.moved.length} image${result.moved.length === 1 ? "" : "s"} to the trash (batch ${result.batch})`);
+    if (!dup.list.children.length) loadDuplicates(true);
+  } catch (err) {
+    toast(describeError(err), "error");
+  }
+}
+
+async function loadDuplicates(fresh) {
+  if (fresh) { dupOffset = 0; dup.list.replaceChildren(); }
+  dup.error.hidden = true;
+  dup.loading.hidden = false;
+  dup.more.hidden = true;
+  try {
+    const page = await api(`/api/duplicates?limit=20&offset=${dupOffset}`);
+    page.items.forEach((g, i) => dup.list.append(dupGroup(g, dupOffset + i + 1)));
+    dupOffset += page.items.length;
+    dup.summary.textContent = page.total ? `${page.total} group${page.total === 1 ? "" : "s"} · ${page.extras} extra image${page.extras === 1 ? "" : "s"}` : "";
+    dup.empty.hidden = page.total > 0;
+    dup.trashAll.hidden = page.total === 0;
+    dup.more.hidden = dupOffset >= page.total;
+  } catch (err) {
+    dup.error.textContent = describeError(err);
+    dup.error.hidden = false;
+  } finally {
+    dup.loading.hidden = true;
+  }
+}
+
+dup.more.addEventListener("click", () => loadDuplicates(false));
+dup.trashAll.addEventListener("click", () => trashIds(selectedIn(dup.list), [...dup.list.children]));
+
+function route() {
+  const duplicates = location.hash.startsWith("#/duplicates");
+  dup.view.hidden = !duplicates;
+  dup.library.hidden = duplicates;
+  el.form.hidden = duplicates;
+  el.minBox.hidden = duplicates || !el.visual.checked;
+  dup.navDuplicates.toggleAttribute("aria-current", duplicates);
+  dup.navLibrary.toggleAttribute("aria-current", !duplicates);
+  if (duplicates) { dup.navDuplicates.setAttribute("aria-current", "page"); document.title = "Duplicates · visualsearch"; loadDuplicates(true); }
+  else { dup.navLibrary.setAttribute("aria-current", "page"); document.title = `${el.heading.textContent} · visualsearch`; }
+}
+window.addEventListener("hashchange", () => { route(); if (!location.hash.startsWith("#/duplicates")) { reset({ ...view }); loadMore(); } });
+
+// ---------------------------------------------------------------------------------------
 syncVisualMode();
 reset({ kind: "library", q: "" });
-loadMore();
+route();
+if (!location.hash.startsWith("#/duplicates")) loadMore();

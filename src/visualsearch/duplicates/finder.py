@@ -1,0 +1,296 @@
+"""Find copies and look-alikes without comparing everything with everything.
+
+Candidates come from the vector index: every image asks the index for its
+nearest neighbours (exact blocked matrix products for small libraries, HNSW
+batch queries above the ANN threshold), so the work grows as n x k, not n^2.
+Exact copies come from the catalog (same bytes: sha256; same pixels: a digest
+of the decoded pixels). Pairs are joined into groups with SciPy's
+connected-components on a sparse graph.
+
+A pair of images is a **near-duplicate** when the cosine similarity of their
+visual vectors (the backbone's pooled features) is at least ``threshold``, or
+at least ``threshold - PHASH_RELIEF`` while their perceptual hashes are within
+``PHASH_BITS`` bits: the hash confirms a copy that a colour shift or re-encode
+pushed just under the threshold, which same-class photos that are not copies
+rarely have. Pairs whose hashes are within ``PHASH_STRONG_BITS`` bits (found by
+hash bucketing, not pairwise) count too, as long as their vectors are not far
+apart: grayscale copies move the vectors but not the hash. Defaults were chosen
+with ``benchmarks/duplicates.py``.
+
+**Keeper** of a group (the one to keep, by this rule): the largest resolution
+(width x height), then the oldest (file modification time or time added,
+whichever is earlier), then the largest file, then the smallest id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timezone
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sqlalchemy import select
+
+from ..catalog import INDEXED, Asset
+from ..ingest.fingerprint import hamming_many
+
+#: Cosine similarity of visual vectors at or above which two images are near-duplicates.
+DEFAULT_THRESHOLD = 0.85
+#: With perceptual hashes within PHASH_BITS bits, the threshold is lowered by this much.
+PHASH_RELIEF = 0.10
+PHASH_BITS = 12
+#: Perceptual hashes this close make a pair a near-duplicate on their own (with a sanity floor
+#: on the visual similarity): grayscale and strong colour changes move the vectors, not the hash.
+PHASH_STRONG_BITS = 4
+PHASH_STRONG_FLOOR = 0.5
+#: Hash buckets bigger than this are skipped (flat or blank images share hashes without being copies).
+MAX_BUCKET = 200
+#: Default similarity for look-alike groups (photo series, the same object from other angles).
+DEFAULT_GROUP_THRESHOLD = 0.75
+#: Neighbours asked of the index per image.
+NEIGHBOURS = 10
+
+EXACT_BYTES, SAME_PIXELS, NEAR = "exact_bytes", "same_pixels", "near_duplicate"
+LOOKALIKE = "lookalike"
+
+
+@dataclass
+class Member:
+    asset: Asset
+    #: Cosine similarity to the group's keeper (1.0 for the keeper itself).
+    similarity: float
+    #: How it matches the keeper: exact_bytes, same_pixels, near_duplicate or lookalike; None for the keeper.
+    kind: str | None
+
+
+@dataclass
+class DuplicateGroup:
+    keeper: Member
+    others: list[Member] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return 1 + len(self.others)
+
+    @property
+    def asset_ids(self) -> list[int]:
+        return [self.keeper.asset.id] + [m.asset.id for m in self.others]
+
+
+def keeper_order(asset: Asset):
+    """Sort key: the first asset of a group by this key is the one to keep.
+
+    "Oldest" is the earlier of the file's modification time (for files indexed in
+    place: usually when the photo was taken or saved) and when it was added.
+    """
+    added = asset.added_at
+    when = float("inf")
+    if added is not None:
+        when = (added if added.tzinfo else added.replace(tzinfo=timezone.utc)).timestamp()
+    if asset.mtime is not None:
+        when = min(when, asset.mtime)
+    return (-(asset.width or 0) * (asset.height or 0), when, -(asset.byte_size or 0), asset.id)
+
+
+def _neighbours(library, k: int):
+    """(exact index, neighbour ids [n, k+1], scores [n, k+1]) for every vector of the similarity space."""
+    manager = library.similarity_index
+    exact = manager.exact()
+    if len(exact) == 0:
+        return exact, np.empty((0, k + 1), np.int64), np.empty((0, k + 1), np.float32)
+    ids, scores = manager.index().search_many(exact.vectors, k + 1)  # +1: each image finds itself
+    return exact, ids, scores
+
+
+def _pairs(exact, nbr_ids: np.ndarray, nbr_scores: np.ndarray, min_score: float,
+           mutual: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b, score) per neighbour pair scoring >= min_score, each pair once with a < b.
+
+    ``mutual``: keep a pair only when each image is among the other's neighbours.
+    """
+    a = np.repeat(exact.ids, nbr_ids.shape[1])
+    b = nbr_ids.ravel()
+    s = nbr_scores.ravel()
+    keep = (b >= 0) & (a != b) & (s >= min_score)
+    a, b, s = a[keep], b[keep], s[keep]
+    if len(a) == 0:
+        return a, b, s
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    pairs, first, counts = np.unique(np.stack([lo, hi], axis=1), axis=0, return_index=True, return_counts=True)
+    if mutual:
+        pairs, first = pairs[counts >= 2], first[counts >= 2]
+    return pairs[:, 0], pairs[:, 1], s[first]
+
+
+def _assets(library) -> dict[int, Asset]:
+    with library.catalog.session() as s:
+        return {a.id: a for a in s.scalars(select(Asset).where(Asset.status == INDEXED))}
+
+
+def _components(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+    """Groups (arrays of asset ids, size >= 2) of the graph with these edges."""
+    if len(a) == 0:
+        return []
+    nodes = np.unique(np.concatenate([a, b]))
+    pos = {int(i): p for p, i in enumerate(nodes)}
+    rows = np.fromiter((pos[int(i)] for i in a), np.int64, len(a))
+    cols = np.fromiter((pos[int(i)] for i in b), np.int64, len(b))
+    graph = coo_matrix((np.ones(len(a), np.int8), (rows, cols)), shape=(len(nodes), len(nodes)))
+    count, labels = connected_components(graph, directed=False)
+    order = np.argsort(labels, kind="stable")
+    splits = np.flatnonzero(np.diff(labels[order])) + 1
+    return [nodes[g] for g in np.split(order, splits) if len(g) > 1]
+
+
+def _exact_edges(assets: dict[int, Asset], attr: str) -> tuple[np.ndarray, np.ndarray]:
+    buckets: dict[str, list[int]] = {}
+    for asset in assets.values():
+        key = getattr(asset, attr)
+        if key:
+            buckets.setdefault(key, []).append(asset.id)
+    a, b = [], []
+    for ids in buckets.values():
+        for other in ids[1:]:
+            a.append(ids[0])
+            b.append(other)
+    return np.asarray(a, np.int64), np.asarray(b, np.int64)
+
+
+def _cosine(exact, x: int, y: int) -> float:
+    rows = exact.rows_of(np.array(sorted({x, y}), np.int64))
+    if len(rows) < 2:
+        return 1.0 if x == y else float("nan")
+    v = np.asarray(exact.vectors[rows], dtype=np.float32)
+    return float(v[0] @ v[1])
+
+
+def _build_groups(components, assets, exact, kind_of) -> list[DuplicateGroup]:
+    groups = []
+    for ids in components:
+        members = sorted((assets[int(i)] for i in ids if int(i) in assets), key=keeper_order)
+        if len(members) < 2:
+            continue
+        keeper = members[0]
+        group = DuplicateGroup(Member(keeper, 1.0, None))
+        for other in members[1:]:
+            group.others.append(Member(other, round(_cosine(exact, keeper.id, other.id), 6), kind_of(keeper, other)))
+        group.others.sort(key=lambda m: (-m.similarity, m.asset.id))
+        groups.append(group)
+    groups.sort(key=lambda g: (-g.size, g.keeper.asset.id))
+    return groups
+
+
+def _phash_close(assets: dict[int, Asset], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def hashes(ids):
+        return np.array([int(assets[i].phash, 16) if i in assets and assets[i].phash else 0 for i in ids.tolist()],
+                        dtype=np.uint64)
+
+    def known(ids):
+        return np.array([i in assets and bool(assets[i].phash) for i in ids.tolist()], dtype=bool)
+
+    return known(a) & known(b) & (hamming_many(hashes(a), hashes(b)) <= PHASH_BITS)
+
+
+def _hash_pairs(assets: dict[int, Asset], exact) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs whose perceptual hashes differ in at most PHASH_STRONG_BITS bits, by hash bucketing.
+
+    The 64 bits are cut into PHASH_STRONG_BITS + 1 bands; two hashes that close agree
+    exactly on at least one band (pigeonhole), so only same-bucket pairs are compared.
+    """
+    ids = np.array([i for i, a in assets.items() if a.phash], dtype=np.int64)
+    if len(ids) < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    hashes = np.array([int(assets[int(i)].phash, 16) for i in ids], dtype=np.uint64)
+    bands = PHASH_STRONG_BITS + 1
+    width = -(-64 // bands)
+    found: set[tuple[int, int]] = set()
+    for band in range(bands):
+        shift = np.uint64(band * width)
+        mask = np.uint64((1 << min(width, 64 - band * width)) - 1)
+        keys = (hashes >> shift) & mask
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        for start, end in zip(starts, ends):
+            if 2 <= end - start <= MAX_BUCKET:
+                members = order[start:end]
+                for x in range(len(members)):
+                    for y in range(x + 1, len(members)):
+                        i, j = members[x], members[y]
+                        if (int(hashes[i]) ^ int(hashes[j])).bit_count() <= PHASH_STRONG_BITS:
+                            found.add((int(min(ids[i], ids[j])), int(max(ids[i], ids[j]))))
+    if not found:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    pairs = np.array(sorted(found), dtype=np.int64)
+    keep = np.array([_cosine(exact, int(x), int(y)) >= PHASH_STRONG_FLOOR for x, y in pairs], dtype=bool)
+    return pairs[keep, 0], pairs[keep, 1]
+
+
+def find_duplicates(library, threshold: float = DEFAULT_THRESHOLD, k: int = NEIGHBOURS) -> list[DuplicateGroup]:
+    """Groups of copies: identical bytes, identical pixels, and near-duplicates at ``threshold``."""
+    assets = _assets(library)
+    exact, nbr_ids, nbr_scores = _neighbours(library, k)
+    a, b, s = _pairs(exact, nbr_ids, nbr_scores, threshold - PHASH_RELIEF)
+    if len(a):
+        near = (s >= threshold) | _phash_close(assets, a, b)
+        a, b = a[near], b[near]
+    ea, eb = _exact_edges(assets, "sha256")
+    pa, pb = _exact_edges(assets, "pixel_sha256")
+    ha, hb = _hash_pairs(assets, exact)
+    a, b = np.concatenate([a, ha]), np.concatenate([b, hb])
+
+    def kind_of(keeper: Asset, other: Asset) -> str:
+        if keeper.sha256 and keeper.sha256 == other.sha256:
+            return EXACT_BYTES
+        if keeper.pixel_sha256 and keeper.pixel_sha256 == other.pixel_sha256:
+            return SAME_PIXELS
+        return NEAR
+
+    components = _components(np.concatenate([a, ea, pa]), np.concatenate([b, eb, pb]))
+    return _build_groups(components, assets, exact, kind_of)
+
+
+def find_lookalikes(library, threshold: float = DEFAULT_GROUP_THRESHOLD, k: int = NEIGHBOURS) -> list[DuplicateGroup]:
+    """Clusters of visually similar images (copies included), joined through *mutual* neighbours.
+
+    Requiring both images to have each other among their ``k`` nearest keeps a
+    chain of slightly similar pictures from merging into one huge group.
+    """
+    assets = _assets(library)
+    exact, nbr_ids, nbr_scores = _neighbours(library, k)
+    a, b, _ = _pairs(exact, nbr_ids, nbr_scores, threshold, mutual=True)
+    return _build_groups(_components(a, b), assets, exact, lambda keeper, other: LOOKALIKE)
+
+
+@dataclass
+class Match:
+    asset: Asset
+    similarity: float
+    kind: str
+
+
+def matches_for(library, sha256: str, pixel_sha256: str | None, phash: str | None, vector: np.ndarray | None,
+                threshold: float = DEFAULT_THRESHOLD, limit: int = 5) -> list[Match]:
+    """Images already in the library that this one (not yet added) copies: exact, same pixels, or near."""
+    catalog = library.catalog
+    found: dict[int, Match] = {}
+    same_bytes = catalog.find_by_sha256(sha256)
+    if same_bytes is not None:
+        found[same_bytes.id] = Match(same_bytes, 1.0, EXACT_BYTES)
+    if pixel_sha256:
+        for asset in catalog.find_by_pixels(pixel_sha256):
+            found.setdefault(asset.id, Match(asset, 1.0, SAME_PIXELS))
+    if vector is not None:
+        hits = library.similarity_index.search(vector, limit)
+        candidates = catalog.get_many(hits.ids.tolist())
+        for asset_id, score in zip(hits.ids.tolist(), hits.scores.tolist()):
+            asset = candidates.get(asset_id)
+            if asset is None or asset_id in found or score < threshold - PHASH_RELIEF:
+                continue
+            close = bool(phash and asset.phash) and (int(phash, 16) ^ int(asset.phash, 16)).bit_count() <= PHASH_BITS
+            if score >= threshold or close:
+                found[asset_id] = Match(asset, round(float(score), 6), NEAR)
+    order = {EXACT_BYTES: 0, SAME_PIXELS: 1, NEAR: 2}
+    return sorted(found.values(), key=lambda m: (order[m.kind], -m.similarity, m.asset.id))[:limit]

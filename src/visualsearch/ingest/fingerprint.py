@@ -1,0 +1,42 @@
+"""Fingerprints of a decoded picture, for finding copies.
+
+- ``pixel_digest``: SHA-256 of the decoded pixels and the original size, so the
+  same picture saved as PNG and as lossless WebP, or with different metadata,
+  gets the same digest although its bytes differ.
+- ``perceptual_hash``: 64-bit DCT hash (pHash, from ``imagehash``) that stays
+  within a few bits under resizing, re-compression and mild colour changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+
+def pixel_digest(image: Image.Image, width: int, height: int) -> str:
+    digest = hashlib.sha256(f"{width}x{height}:{image.mode}:{image.size}".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def perceptual_hash(image: Image.Image) -> str:
+    """16 hex digits."""
+    return str(imagehash.phash(image, hash_size=8))
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def hash_matrix(hashes: list[str]) -> np.ndarray:
+    """uint64 array of hex hashes, for vectorised Hamming distances."""
+    return np.array([int(h, 16) for h in hashes], dtype=np.uint64)
+
+
+def hamming_many(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise Hamming distance between two uint64 arrays."""
+    x = np.bitwise_xor(a, b)
+    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)

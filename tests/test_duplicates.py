@@ -1,0 +1,296 @@
+"""Duplicates: each kind of match with real photos, keeper rule, look-alike groups, trash, CLI and HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from conftest import TinyEmbedder, solid
+from live import LiveServer
+from PIL import Image, ImageDraw, ImageOps
+
+from visualsearch.api import create_app
+from visualsearch.catalog import Asset
+from visualsearch.config import Settings
+from visualsearch.duplicates import Trash, find_duplicates, find_lookalikes, keeper_order
+from visualsearch.library import Library
+
+EXE = [sys.executable, "-m", "visualsearch"]
+
+
+def _save(im: Image.Image, path: Path, **kwargs) -> Path:
+    im.save(path, **kwargs)
+    return path
+
+
+@pytest.fixture(scope="module")
+def copies_folder(photos, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """Three originals with copies made here, and unrelated photos. Returns (folder, copy -> original)."""
+    folder = tmp_path_factory.mktemp("dups") / "photos"
+    folder.mkdir()
+    truth: dict[str, str] = {}
+    originals = [p for p in photos if "golden_retriever" in p.name or "sports_car" in p.name or "banana" in p.name]
+    for p in photos:
+        shutil.copy(p, folder / p.name.lower())
+    for p in originals:
+        name = p.name.lower()
+        stem = Path(name).stem
+        im = ImageOps.exif_transpose(Image.open(p)).convert("RGB")
+        made = {
+            f"{stem}-bytes.jpeg": None,
+            f"{stem}-lossless.png": None,
+            f"{stem}-lossless.webp": None,
+            f"{stem}-half.jpg": lambda i: _save(i.resize((i.width // 2, i.height // 2)), folder / f"{stem}-half.jpg", quality=90),
+            f"{stem}-q30.jpg": lambda i: _save(i, folder / f"{stem}-q30.jpg", quality=30),
+            f"{stem}-crop80.jpg": lambda i: _save(i.crop((i.width // 10, i.height // 10, i.width * 9 // 10, i.height * 9 // 10)), folder / f"{stem}-crop80.jpg", quality=90),
+            f"{stem}-gray.jpg": lambda i: _save(ImageOps.grayscale(i).convert("RGB"), folder / f"{stem}-gray.jpg", quality=90),
+            f"{stem}-flip.jpg": lambda i: _save(ImageOps.mirror(i), folder / f"{stem}-flip.jpg", quality=90),
+        }
+        shutil.copy(p, folder / f"{stem}-bytes.jpeg")
+        im.save(folder / f"{stem}-lossless.png")
+        im.save(folder / f"{stem}-lossless.webp", lossless=True)
+        for fn in made.values():
+            if fn is not None:
+                fn(im)
+        banner = im.copy()
+        ImageDraw.Draw(banner).rectangle((0, banner.height - banner.height // 8, banner.width, banner.height), fill=(0, 0, 0))
+        banner.save(folder / f"{stem}-banner.jpg", quality=90)
+        for copy in [*made, f"{stem}-banner.jpg"]:
+            truth[copy] = name
+    return folder, truth
+
+
+@pytest.fixture(scope="module")
+def dup_library(copies_folder, embedder, tmp_path_factory):
+    folder, truth = copies_folder
+    lib = Library(Settings.from_env(tmp_path_factory.mktemp("duplib") / "lib"), embedder=embedder)
+    lib.index_folder(folder)
+    yield lib
+    lib.close()
+
+
+def _groups_by_name(groups):
+    return [{Path(m.asset.source).name: m for m in [g.keeper, *g.others]} for g in groups]
+
+
+def test_every_kind_of_copy_is_grouped_with_its_original(dup_library, copies_folder):
+    folder, truth = copies_folder
+    groups = _groups_by_name(find_duplicates(dup_library))
+    originals = set(truth.values())
+    assert len(groups) == len(originals)
+    for original in originals:
+        [group] = [g for g in groups if original in g]
+        expected = {c for c, o in truth.items() if o == original} | {original}
+        assert set(group) == expected, (original, set(group) ^ expected)
+
+
+def test_match_kinds_and_keeper_rule(dup_library, copies_folder):
+    folder, truth = copies_folder
+    for group in find_duplicates(dup_library):
+        keeper = Path(group.keeper.asset.source).name
+        # Largest resolution wins; between same-size copies, the oldest (first indexed).
+        assert keeper_order(group.keeper.asset) == min(keeper_order(m.asset) for m in [group.keeper, *group.others])
+        assert group.keeper.asset.width * group.keeper.asset.height == max(
+            m.asset.width * m.asset.height for m in [group.keeper, *group.others])
+        kinds = {Path(m.asset.source).name: m.kind for m in group.others}
+        stem = Path(truth.get(keeper, keeper)).stem
+        by_suffix = {name.replace(stem, ""): kind for name, kind in kinds.items()}
+        assert keeper == truth.get(keeper, keeper)  # the original, not one of its copies
+        assert kinds[f"{stem}-bytes.jpeg"] == "exact_bytes"
+        assert by_suffix.get("-half.jpg") == by_suffix.get("-q30.jpg") == by_suffix.get("-flip.jpg") == "near_duplicate"
+        for m in group.others:
+            assert 0.5 < m.similarity <= 1.0001
+
+
+def test_same_pixels_in_different_files(photos, embedder, tmp_path):
+    """PNG, lossless WebP, and a JPEG with an extra comment segment: different bytes, same pixels."""
+    folder = tmp_path / "same"
+    folder.mkdir()
+    im = ImageOps.exif_transpose(Image.open(photos[0])).convert("RGB")
+    im.save(folder / "a.png")
+    im.save(folder / "b.webp", lossless=True)
+    jpeg = photos[0].read_bytes()
+    (folder / "c.jpg").write_bytes(jpeg)
+    comment = b"edited metadata"
+    (folder / "d.jpg").write_bytes(jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:])
+    lib = Library(Settings.from_env(tmp_path / "lib"), embedder=embedder)
+    lib.index_folder(folder)
+    [group] = find_duplicates(lib)
+    kinds = {Path(m.asset.source).name: m.kind for m in group.others}
+    keeper = Path(group.keeper.asset.source).name
+    assert len(kinds) == 3
+    lossless, jpegs = {"a.png", "b.webp"}, {"c.jpg", "d.jpg"}
+    pair = lossless if keeper in lossless else jpegs
+    assert kinds[next(iter(pair - {keeper}))] == "same_pixels"
+    assert all(m.similarity > 0.99 for m in group.others)
+    lib.close()
+
+
+def test_unrelated_photos_are_not_flagged(dup_library, copies_folder, photos):
+    folder, truth = copies_folder
+    flagged = {Path(m.asset.source).name for g in find_duplicates(dup_library) for m in [g.keeper, *g.others]}
+    unrelated = {p.name.lower() for p in photos} - set(truth.values())
+    assert not flagged & unrelated
+
+
+def test_keeper_order_rule():
+    now = datetime.now(timezone.utc)
+    big = Asset(id=3, width=200, height=100, byte_size=10, added_at=now)
+    small_old = Asset(id=1, width=100, height=100, byte_size=99, added_at=now - timedelta(days=9))
+    same_newer = Asset(id=2, width=200, height=100, byte_size=10, added_at=now + timedelta(seconds=1))
+    same_bigger_file = Asset(id=4, width=200, height=100, byte_size=20, added_at=now)
+    order = sorted([small_old, same_newer, big, same_bigger_file], key=keeper_order)
+    assert [a.id for a in order] == [4, 3, 2, 1]
+
+
+def test_lookalike_groups_join_similar_images_with_a_graph(tmp_path):
+    folder = tmp_path / "colours"
+    folder.mkdir()
+    for name, rgb in {"red1": (250, 10, 10), "red2": (235, 25, 15), "red3": (220, 5, 30), "blue1": (10, 10, 240),
+                      "blue2": (30, 20, 220), "green": (10, 200, 10)}.items():
+        solid(rgb).save(folder / f"{name}.png")
+    lib = Library(Settings.from_env(tmp_path / "lib", decode_workers=1), embedder=TinyEmbedder())
+    lib.index_folder(folder)
+    groups = find_lookalikes(lib, threshold=0.98)
+    names = sorted(sorted(Path(m.asset.source).stem for m in [g.keeper, *g.others]) for g in groups)
+    assert names == [["blue1", "blue2"], ["red1", "red2", "red3"]]
+    assert all(m.kind == "lookalike" for g in groups for m in g.others)
+    lib.close()
+
+
+def test_trash_moves_logs_and_restores(tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i, rgb in enumerate([(200, 0, 0), (0, 200, 0)]):
+        solid(rgb, (64, 48)).save(folder / f"p{i}.png")
+    lib = Library(Settings.from_env(tmp_path / "lib", decode_workers=1), embedder=TinyEmbedder())
+    lib.index_folder(folder)
+    [asset] = [a for a in lib.catalog.get_many([1, 2]).values() if a.source.endswith("p1.png")]
+    trash = Trash(lib)
+    batch, moved = trash.move([asset.id])
+    assert not (folder / "p1.png").exists() and Path(moved[0].trashed).exists()
+    assert lib.catalog.get(asset.id) is None and len(lib.similarity_index.index()) == 1
+    assert [e.asset_id for e in trash.entries(batch)] == [asset.id]
+    restored = trash.restore(batch)
+    assert (folder / "p1.png").exists() and len(restored) == 1
+    assert len(lib.similarity_index.index()) == 2
+    lib.close()
+
+
+def run(*args, check=True):
+    proc = subprocess.run([*EXE, *map(str, args)], capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tmp_path):
+    folder, truth = copies_folder
+    work = tmp_path / "pics"
+    shutil.copytree(folder, work)
+    lib = tmp_path / "lib"
+    run("index", work, "--library", lib)
+    listed = json.loads(run("duplicates", "--library", lib, "--json").stdout)
+    assert len(listed) == len(set(truth.values()))
+    assert all(g["keep"]["kind"] is None and all(o["kind"] for o in g["others"]) for g in listed)
+    extras = sum(len(g["others"]) for g in listed)
+    dry = run("duplicates", "--library", lib)
+    assert "Dry run: nothing was moved" in dry.stderr and "keep" in dry.stdout
+    assert len(list(work.iterdir())) == len(list(folder.iterdir()))
+
+    refused = run("duplicates", "--library", lib, "--delete-extras", check=False)  # no terminal: not confirmed
+    assert refused.returncode != 0 and len(list(work.iterdir())) == len(list(folder.iterdir()))
+
+    moved = json.loads(run("duplicates", "--library", lib, "--delete-extras", "--yes", "--json").stdout)
+    assert len(moved["moved"]) == extras
+    assert len(list(work.iterdir())) == len(list(folder.iterdir())) - extras
+    assert json.loads(run("duplicates", "--library", lib, "--json").stdout) == []
+    assert moved["batch"] in run("trash", "list", "--library", lib).stdout
+    run("trash", "restore", moved["batch"], "--library", lib)
+    assert len(list(work.iterdir())) == len(list(folder.iterdir()))
+    assert len(json.loads(run("duplicates", "--library", lib, "--json").stdout)) == len(set(truth.values()))
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dup_server(copies_folder, embedder, tmp_path_factory):
+    folder, truth = copies_folder
+    settings = Settings.from_env(tmp_path_factory.mktemp("dupapi") / "lib")
+    app = create_app(settings, embedder=embedder, require_keys=False)
+    originals_only = tmp_path_factory.mktemp("orig")
+    for name in set(truth.values()):
+        shutil.copy(folder / name, originals_only / name)
+    app.state.server.library.index_folder(originals_only)
+    with LiveServer(app) as live:
+        live.wait_ready()
+        yield live, folder, truth
+
+
+def _jpeg(im, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", **kw)
+    return buf.getvalue()
+
+
+def test_http_check_reports_copies_and_new_images(dup_server):
+    live, folder, truth = dup_server
+    with live.client() as api:
+        half = (folder / next(c for c in truth if c.endswith("-half.jpg"))).read_bytes()
+        r = api.post("/api/duplicates/check", files={"file": ("half.jpg", half, "image/jpeg")})
+        body = r.json()
+        assert r.status_code == 200 and body["duplicate"] is True
+        assert body["matches"][0]["kind"] == "near_duplicate" and body["matches"][0]["similarity"] > 0.75
+        same = (folder / next(iter(set(truth.values())))).read_bytes()
+        exact = api.post("/api/duplicates/check", files={"file": ("same.jpg", same, "image/jpeg")}).json()
+        assert exact["matches"][0]["kind"] == "exact_bytes"
+        new = _jpeg(solid((12, 140, 200), (300, 200)))
+        assert api.post("/api/duplicates/check", files={"file": ("new.jpg", new, "image/jpeg")}).json() == {
+            "duplicate": False, "matches": []}
+        assert api.post("/api/duplicates/check", files={"file": ("x.txt", b"text")}).status_code == 415
+
+
+def test_http_upload_policy_warn_reject_allow(dup_server):
+    live, folder, truth = dup_server
+    with live.client() as api:
+        name = next(c for c in truth if c.endswith("-q30.jpg"))
+        data = (folder / name).read_bytes()
+        rejected = api.post("/api/assets", files={"files": (name, data, "image/jpeg")}, data={"duplicates": "reject"})
+        assert rejected.status_code == 409 and rejected.json()["error"]["code"] == "near_duplicate"
+        assert rejected.json()["error"]["details"]["asset_id"] >= 1
+        warned = api.post("/api/assets", files={"files": (name, data, "image/jpeg")})
+        assert warned.status_code == 201
+        item = warned.json()["items"][0]
+        assert item["status"] == "created" and item["near_duplicates"][0]["kind"] == "near_duplicate"
+        other = next(c for c in truth if c.endswith("-gray.jpg"))
+        allowed = api.post("/api/assets", files={"files": (other, (folder / other).read_bytes(), "image/jpeg")},
+                           data={"duplicates": "allow"})
+        assert allowed.status_code == 201 and allowed.json()["items"][0]["near_duplicates"] == []
+        assert api.post("/api/assets", files={"files": ("a.jpg", data)}, data={"duplicates": "maybe"}).status_code == 422
+
+
+def test_http_groups_and_trash(dup_server):
+    live, folder, truth = dup_server
+    with live.client() as api:
+        page = api.get("/api/duplicates").json()
+        assert page["total"] >= 1 and page["threshold"] == 0.85
+        group = page["items"][0]
+        assert group["keeper"]["kind"] is None and group["others"][0]["kind"] in ("near_duplicate", "same_pixels", "exact_bytes")
+        assert group["keeper"]["asset"]["thumbnail_url"]
+        looks = api.get("/api/groups", params={"threshold": 0.8}).json()
+        assert looks["total"] >= 1
+        extra = group["others"][0]["asset"]["id"]
+        moved = api.post("/api/duplicates/trash", json={"asset_ids": [extra]}).json()
+        assert moved["moved"][0]["asset_id"] == extra and moved["batch"]
+        assert api.get(f"/api/assets/{extra}").status_code == 404
+        after = api.get("/api/duplicates").json()
+        assert extra not in [m["asset"]["id"] for g in after["items"] for m in g["others"]]
+        assert api.post("/api/duplicates/trash", json={"asset_ids": [987654]}).status_code == 404
+        assert api.get("/api/duplicates", params={"threshold": 2}).status_code == 422
