@@ -48,6 +48,11 @@ def library_photos(eval_dir, tmp_path_factory) -> Path:
     inet = [p for w in wanted for p in inet_dir.glob(f"{w}.*")]
     for p in coco + inet:
         shutil.copy(p, folder / p.name.lower())
+    # Copies for the Duplicates view: a half-size copy and a byte-identical copy of the volcano.
+    volcano = folder / "n09472597_volcano.jpeg"
+    with Image.open(volcano) as im:
+        im.resize((im.width // 2, im.height // 2)).save(folder / "volcano-small.jpg", quality=85)
+    shutil.copy(volcano, folder / "volcano-copy.jpeg")
     return folder
 
 
@@ -110,7 +115,10 @@ def wait_results(page):
 def test_library_grid_shows_thumbnails_and_count(page, library_photos):
     count = len(list(library_photos.iterdir()))
     sync_api.expect(page.locator("#summary")).to_have_text(f"{count} images")
-    assert page.locator(".card").count() == count
+    assert page.locator(".card").count() == min(count, 40)  # the first page
+    page.mouse.wheel(0, 20000)  # infinite scroll brings the rest
+    sync_api.expect(page.locator(".card")).to_have_count(count)
+    page.mouse.wheel(0, -20000)
     first = page.locator(".card img").first
     assert first.get_attribute("alt") and first.get_attribute("loading") == "lazy"
     page.wait_for_function("document.querySelector('.card img').naturalWidth > 0")
@@ -331,3 +339,30 @@ def test_errors_are_readable_messages(page):
     shot(page, "10-error")
     # The page never asks the browser to load a refused address either.
     assert requested and not [u for u in requested if "169.254" in u]
+
+
+def test_duplicates_view_shows_groups_and_moves_extras_to_trash(page, live):
+    page.click("#nav-duplicates")
+    sync_api.expect(page.locator("#dups-heading")).to_be_visible()
+    group = page.locator(".dup-group").first
+    sync_api.expect(group).to_be_visible()
+    sync_api.expect(page.locator("#dups-summary")).to_contain_text("1 group · 2 extra images")
+    keeper = group.locator(".dup-item.keeper")
+    sync_api.expect(keeper.locator(".tag")).to_have_text("Keep")
+    sync_api.expect(keeper.locator(".name")).to_have_text("n09472597_volcano.jpeg")  # full size, oldest
+    kinds = group.locator(".dup-item:not(.keeper) .kind").all_inner_texts()
+    assert sorted(kinds) == ["Near-duplicate", "Same file"]
+    assert all("% similar" in t for t in group.locator(".dup-item:not(.keeper) .tag").all_inner_texts())
+    assert "× " in keeper.locator(".muted").first.inner_text()  # sizes are shown side by side
+    page.wait_for_function("[...document.querySelectorAll('.dup-item img')].every(i => i.naturalWidth > 0)")
+    shot(page, "11-duplicates")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    group.get_by_role("button", name="Move selected to trash").click()
+    sync_api.expect(page.locator(".toast")).to_contain_text("Moved 2 images to the trash")
+    sync_api.expect(page.locator("#dups-empty")).to_be_visible()
+    shot(page, "12-duplicates-cleaned")
+    trash = Path(live.app.state.server.settings.library_dir) / "trash"
+    assert sorted(p.name.split("-", 1)[1] for p in trash.glob("*/*")) == ["volcano-copy.jpeg", "volcano-small.jpg"]
+    page.click("#nav-library")
+    sync_api.expect(page.locator("#heading")).to_have_text("Library")

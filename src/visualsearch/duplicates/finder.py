@@ -187,9 +187,15 @@ def _phash_close(assets: dict[int, Asset], a: np.ndarray, b: np.ndarray) -> np.n
                         dtype=np.uint64)
 
     def known(ids):
-        return np.array([i in assets and bool(assets[i].phash) for i in ids.tolist()], dtype=bool)
+        return np.array([i in assets and informative(assets[i].phash) for i in ids.tolist()], dtype=bool)
 
     return known(a) & known(b) & (hamming_many(hashes(a), hashes(b)) <= PHASH_BITS)
+
+
+def informative(phash: str | None) -> bool:
+    """pHash sets about half its bits (it thresholds at the median); flat or blank images do not,
+    and their hashes say nothing, so they are never used as evidence."""
+    return bool(phash) and 16 <= int(phash, 16).bit_count() <= 48
 
 
 def _hash_pairs(assets: dict[int, Asset], exact) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +204,7 @@ def _hash_pairs(assets: dict[int, Asset], exact) -> tuple[np.ndarray, np.ndarray
     The 64 bits are cut into PHASH_STRONG_BITS + 1 bands; two hashes that close agree
     exactly on at least one band (pigeonhole), so only same-bucket pairs are compared.
     """
-    ids = np.array([i for i, a in assets.items() if a.phash], dtype=np.int64)
+    ids = np.array([i for i, a in assets.items() if informative(a.phash)], dtype=np.int64)
     if len(ids) < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     hashes = np.array([int(assets[int(i)].phash, 16) for i in ids], dtype=np.uint64)
@@ -289,7 +295,8 @@ def matches_for(library, sha256: str, pixel_sha256: str | None, phash: str | Non
             asset = candidates.get(asset_id)
             if asset is None or asset_id in found or score < threshold - PHASH_RELIEF:
                 continue
-            close = bool(phash and asset.phash) and (int(phash, 16) ^ int(asset.phash, 16)).bit_count() <= PHASH_BITS
+            close = (informative(phash) and informative(asset.phash)
+                     and (int(phash, 16) ^ int(asset.phash, 16)).bit_count() <= PHASH_BITS)
             if score >= threshold or close:
                 found[asset_id] = Match(asset, round(float(score), 6), NEAR)
     order = {EXACT_BYTES: 0, SAME_PIXELS: 1, NEAR: 2}
