@@ -206,8 +206,10 @@ def synthetic_timing(n: int, dim: int, seed: int) -> None:
     from visualsearch.index.exact import ExactIndex
 
     rng = np.random.default_rng(seed)
-    vectors = rng.normal(size=(n, dim)).astype(np.float32)
-    copies = n // 100  # 1% planted near-copies
+    # Clustered like real image embeddings (1,000 clusters), not uniform noise, with 1% planted copies.
+    centres = rng.normal(size=(max(1, n // 100), dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, len(centres), n)] + 0.6 * rng.normal(size=(n, dim)).astype(np.float32)
+    copies = n // 100
     vectors[-copies:] = vectors[:copies] + 0.15 * rng.normal(size=(copies, dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = np.arange(1, n + 1, dtype=np.int64)
@@ -217,7 +219,9 @@ def synthetic_timing(n: int, dim: int, seed: int) -> None:
         index.upsert(ids[start:start + 20000], vectors[start:start + 20000])
     build = time.perf_counter() - t
     t = time.perf_counter()
-    nbr_ids, nbr_scores = index.search_many(vectors, 11)
+    from visualsearch.duplicates.finder import DUPLICATE_EF
+
+    nbr_ids, nbr_scores = index.search_many(vectors, 11, ef=DUPLICATE_EF)
     from visualsearch.duplicates.finder import _components, _pairs
 
     a, b, s = _pairs(ExactIndex(ids, vectors), nbr_ids, nbr_scores, DEFAULT_THRESHOLD)

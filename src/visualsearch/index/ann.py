@@ -91,14 +91,16 @@ class HnswIndex(VectorIndex):
             ids, scores = ids[keep], scores[keep]
         return rank(ids, scores, k)
 
-    def search_many(self, queries: np.ndarray, k: int, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    def search_many(self, queries: np.ndarray, k: int, block: int = 4096,
+                    ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``ef``: search breadth; near neighbours (duplicates) are found with a small one."""
         n = len(queries)
         out_ids = np.full((n, k), -1, np.int64)
         out_scores = np.full((n, k), -np.inf, np.float32)
         want = min(k, len(self))
         if want == 0 or n == 0:
             return out_ids, out_scores
-        self._index.set_ef(max(self.ef_search, want))
+        self._index.set_ef(max(ef or self.ef_search, want))
         for start in range(0, n, block):
             labels, distances = self._index.knn_query(np.ascontiguousarray(queries[start:start + block],
                                                                            dtype=np.float32), k=want)

@@ -25,8 +25,10 @@ class VectorIndex(ABC):
     def __len__(self) -> int: ...
 
     @abstractmethod
-    def search_many(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search_many(self, queries: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest of many queries at once: (ids [n, k], scores [n, k]), best first.
+
+        ``ef`` is a search-breadth hint for approximate indexes (ignored by exact ones).
 
         Rows may hold fewer real hits than ``k``; missing ones have id -1 and score -inf.
         """

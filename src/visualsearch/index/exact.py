@@ -59,7 +59,8 @@ class ExactIndex(VectorIndex):
             ids, scores = ids[mask], scores[mask]
         return rank(ids, scores, k)
 
-    def search_many(self, queries: np.ndarray, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    def search_many(self, queries: np.ndarray, k: int, block: int = 1024,
+                    ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         n = len(queries)
         if len(self) == 0 or n == 0:
             return np.full((n, k), -1, np.int64), np.full((n, k), -np.inf, np.float32)
