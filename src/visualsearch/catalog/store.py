@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, delete, event, func, or_, select
+from sqlalchemy import create_engine, delete, event, func, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -155,6 +155,15 @@ class Catalog:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self.engine.execution_options(sqlite_write=True),
                                             expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def in_database_vectors(self) -> bool:
+        """True when vectors are also stored as pgvector values and searched in the database."""
+        return self.dialect == "postgresql"
 
     def session(self) -> Session:
         """A session for reading (and small single-statement writes)."""
@@ -306,6 +315,7 @@ class Catalog:
         ``indexed``: (record, {space: vector}) per image. ``failed``: (source,
         reason, byte size, mtime) per file that could not be used.
         """
+        pg_rows: list[tuple[Embedding, np.ndarray]] = []
         with self.write_session() as s, s.begin():
             sources = [r.source for r, _ in indexed] + [f[0] for f in failed]
             existing = {a.source: a for a in s.scalars(select(Asset).where(Asset.source.in_(sources)))}
@@ -327,8 +337,15 @@ class Catalog:
                 s.execute(delete(Embedding).where(Embedding.asset_id == asset.id, Embedding.model_id == model_id))
                 for space, vec in spaces.items():
                     vec = np.ascontiguousarray(vec, dtype="<f4")
-                    s.add(Embedding(asset_id=asset.id, model_id=model_id, space=space, dim=vec.shape[0],
-                                    vector=vec.tobytes()))
+                    row = Embedding(asset_id=asset.id, model_id=model_id, space=space, dim=vec.shape[0],
+                                    vector=vec.tobytes())
+                    s.add(row)
+                    if self.in_database_vectors:
+                        pg_rows.append((row, vec))
+            if pg_rows:
+                s.flush()
+                s.execute(text("UPDATE embeddings SET vec = CAST(:v AS vector) WHERE id = :id"),
+                          [{"id": row.id, "v": _pg_literal(vec)} for row, vec in pg_rows])
             for source, reason, size, mtime in failed:
                 asset = existing.get(source)
                 if asset is None:
@@ -347,6 +364,11 @@ class Catalog:
                 s.execute(delete(Embedding).where(Embedding.asset_id.in_(ids[i:i + 500])))
                 s.execute(delete(Asset).where(Asset.id.in_(ids[i:i + 500])))
         return len(ids)
+
+
+def _pg_literal(vec: np.ndarray) -> str:
+    """pgvector's text form, '[0.1,0.2,...]' (float32 round-trips exactly with repr)."""
+    return "[" + ",".join(map(repr, vec.astype(np.float32).tolist())) + "]"
 
 
 def _to_arrays(rows) -> tuple[np.ndarray, np.ndarray]:

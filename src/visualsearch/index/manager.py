@@ -167,6 +167,11 @@ class IndexManager:
             # The filtered graph walk found fewer matches than asked for: answer exactly.
             return self._exact().search(query, k, exclude=exclude, allow=allow)
 
+    def generation(self) -> str:
+        """Changes whenever the indexed vectors change (for caches of derived results)."""
+        current = self._current()
+        return current.name if current is not None else "empty"
+
     def exact(self) -> ExactIndex:
         """The live generation as an exact index (every id and vector, memory-mapped)."""
         return self._exact()

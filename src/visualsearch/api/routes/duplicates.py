@@ -28,9 +28,7 @@ class GroupCache:
         self._entries: dict[tuple, list] = {}
 
     def get(self, library, kind: str, threshold: float):
-        manager = library.similarity_index
-        current = manager._current()
-        key = (kind, round(threshold, 4), current.name if current else None)
+        key = (kind, round(threshold, 4), library.similarity_index.generation())
         with self._lock:
             if key in self._entries:
                 return self._entries[key]
