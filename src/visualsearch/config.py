@@ -64,7 +64,7 @@ class Settings:
     max_redirects: int = 5
     #: SQLAlchemy URL of the catalog; None = ``catalog.sqlite`` in the library folder.
     database_url: str | None = None
-    #: API server: requests per minute per key (or per address without keys); 0 = no limit.
+    #: API server: requests per minute per API key (thumbnails/originals and the local user are not limited); 0 = off.
     rate_limit_per_minute: int = 600
     #: API server: most results or assets one page may hold.
     max_page_size: int = 200

@@ -333,7 +333,7 @@ def serve(
     require_keys: Annotated[bool, typer.Option(
         "--require-keys", help="Require API keys even on 127.0.0.1 (automatic once a key exists).")] = False,
     rate_limit: Annotated[Optional[int], typer.Option(
-        min=0, help="Requests per minute per key or address (0 = unlimited; default 600).")] = None,
+        min=0, help="Requests per minute per API key (0 = unlimited; default 600).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the REST API server (FastAPI + uvicorn) on this library."""
