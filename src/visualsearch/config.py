@@ -64,6 +64,11 @@ class Settings:
     max_redirects: int = 5
     #: SQLAlchemy URL of the catalog; None = ``catalog.sqlite`` in the library folder.
     database_url: str | None = None
+    #: Where vectors are searched: "auto" (in PostgreSQL when the catalog is PostgreSQL, else
+    #: files in the library folder), "local", "pgvector" or "milvus".
+    vector_backend: str = "auto"
+    #: Milvus: a file path (Milvus Lite) or a server URI; None = ``milvus.db`` in the library folder.
+    milvus_uri: str | None = None
     #: API server: requests per minute per API key (thumbnails/originals and the local user are not limited); 0 = off.
     rate_limit_per_minute: int = 600
     #: API server: most results or assets one page may hold.
@@ -94,6 +99,8 @@ class Settings:
         if "VISUALSEARCH_ANN_THRESHOLD" in os.environ:
             settings.ann_threshold = int(os.environ["VISUALSEARCH_ANN_THRESHOLD"])
         settings.database_url = os.environ.get("VISUALSEARCH_DATABASE_URL") or None
+        settings.vector_backend = os.environ.get("VISUALSEARCH_VECTOR_BACKEND", settings.vector_backend)
+        settings.milvus_uri = os.environ.get("VISUALSEARCH_MILVUS_URI") or None
         if "VISUALSEARCH_RATE_LIMIT" in os.environ:
             settings.rate_limit_per_minute = int(os.environ["VISUALSEARCH_RATE_LIMIT"])
         settings.duplicate_policy = os.environ.get("VISUALSEARCH_DUPLICATE_POLICY", settings.duplicate_policy)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .catalog import Catalog
 from .config import Settings, default_cache_dir
+from .errors import ConfigError
 from .index import IndexManager
 from .ingest.indexer import IndexReport, Progress, index_folder
 from .ingest.media import MediaStore
@@ -47,15 +48,27 @@ class Library:
         with self._model_lock:
             manager = self._managers.get(space)
             if manager is None:
-                if self.catalog.in_database_vectors:
-                    from .index.pgvector import PgVectorManager
-
-                    manager = PgVectorManager(self.catalog, model_id, space)
-                else:
-                    manager = IndexManager(self.catalog, self.settings.index_dir, model_id, space,
-                                           self.settings.ann_threshold)
-                self._managers[space] = manager
+                manager = self._managers[space] = self._make_manager(model_id, space)
             return manager
+
+    def _make_manager(self, model_id: str, space: str):
+        backend = self.settings.vector_backend
+        if backend == "auto":
+            backend = "pgvector" if self.catalog.in_database_vectors else "local"
+        if backend == "pgvector":
+            if not self.catalog.in_database_vectors:
+                raise ConfigError("the pgvector backend needs a PostgreSQL catalog (VISUALSEARCH_DATABASE_URL)")
+            from .index.pgvector import PgVectorManager
+
+            return PgVectorManager(self.catalog, model_id, space)
+        if backend == "milvus":
+            from .index.milvus import MilvusManager
+
+            uri = self.settings.milvus_uri or str(self.settings.library_dir / "milvus.db")
+            return MilvusManager(self.catalog, uri, self.settings.index_dir, model_id, space)
+        if backend == "local":
+            return IndexManager(self.catalog, self.settings.index_dir, model_id, space, self.settings.ann_threshold)
+        raise ConfigError(f"unknown vector backend {backend!r}: choose auto, local, pgvector or milvus")
 
     @cached_property
     def _managers(self) -> dict[str, IndexManager]:
