@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visualsearch.index.ann import HnswIndex
+from visualsearch.index.ann import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, HnswIndex, default_ef_search
 from visualsearch.index.exact import ExactIndex
 
 
@@ -52,7 +52,8 @@ def latency(fn, queries: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(times, 50)), float(np.percentile(times, 99))
 
 
-def run(n: int, dim: int, n_queries: int, workdir: Path, m: int, ef_construction: int, ef_search: int) -> None:
+def run(n: int, dim: int, n_queries: int, workdir: Path, m: int, ef_construction: int, ef_search: int | None) -> None:
+    ef_search = ef_search or default_ef_search(n)
     print(f"\n== {n:,} vectors x {dim} dims (raw float32 {n * dim * 4 / 2**20:,.0f} MB) ==", flush=True)
     path = workdir / f"vectors-{dim}.npy"
     vectors = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
@@ -97,14 +98,15 @@ def run(n: int, dim: int, n_queries: int, workdir: Path, m: int, ef_construction
     print(f"hnsw M={m} efC={ef_construction}: build {build:,.0f} s, RSS +{mem:,.0f} MB ({mem / raw:.2f}x raw), "
           f"disk {ann_path.stat().st_size / 2**20:,.0f} MB", flush=True)
     # The search breadth trades latency for recall on the same graph: print the curve.
-    for ef in sorted({64, 128, ef_search, 512, 1024}):
+    for ef in sorted({64, 128, 256, 384, ef_search, 512, 1024}):
         ann.ef_search = ef
         found = np.stack([ann.search(q, 10).ids for q in queries[:200]])
         recall = np.mean([len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth)])
         p50, p99 = latency(lambda q: ann.search(q, 10), queries)
         p50h, p99h = latency(lambda q: ann.search(q, 100), queries)
+        mark = "  <- product default at this size" if ef == ef_search else ""
         print(f"  ef={ef:5d}: top-10 p50 {p50:.2f} ms p99 {p99:.2f} ms, top-100 p50 {p50h:.2f} ms p99 {p99h:.2f} ms, "
-              f"recall@10 {recall:.3f}", flush=True)
+              f"recall@10 {recall:.3f}{mark}", flush=True)
     del ann
     gc.collect()
     path.unlink()
@@ -116,9 +118,10 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dims", default="384,512")
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--m", type=int, default=16)
-    parser.add_argument("--ef-construction", type=int, default=100)
-    parser.add_argument("--ef-search", type=int, default=256)
+    # Defaults: the product's own HNSW parameters (visualsearch.index.ann).
+    parser.add_argument("--m", type=int, default=DEFAULT_M)
+    parser.add_argument("--ef-construction", type=int, default=DEFAULT_EF_CONSTRUCTION)
+    parser.add_argument("--ef-search", type=int, default=None, help="default: the product's choice for --n vectors")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="vs-scale-"))

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import solid
+from conftest import alembic_head, solid
 from visualsearch.catalog import AssetFilter, Catalog
 from visualsearch.search import SearchEngine
 
@@ -97,16 +97,6 @@ def test_bad_files_are_recorded_and_the_run_goes_on(tiny_library, tmp_path):
     assert tiny_library.index_folder(folder, retry_failed=True).failed == 2
 
 
-def test_switching_model_reembeds(tiny_library, tmp_path):
-    folder = make_folder(tmp_path / "pics", n=4)
-    tiny_library.index_folder(folder)
-    tiny_library.embedder.model_id = "tiny-test-model-v2"
-    tiny_library._managers.clear()
-    report = tiny_library.index_folder(folder)
-    assert report.indexed == 4  # unchanged files, but no vectors in the new model's space
-    assert len(tiny_library.text_index.index()) == 4
-
-
 def test_similar_to_asset_leaves_the_asset_out(tiny_library, tmp_path):
     tiny_library.index_folder(make_folder(tmp_path / "pics"))
     results = SearchEngine(tiny_library).similar_to_asset(1, limit=20)
@@ -123,22 +113,11 @@ def test_min_score(tiny_library, tmp_path):
     assert len(results) < 10
 
 
-def _head_revision() -> str:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    from visualsearch.catalog.store import MIGRATIONS_DIR
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(cfg).get_current_head()
-
-
 def test_catalog_migrations_are_idempotent(tmp_path):
     Catalog(tmp_path / "c.sqlite").close()
     catalog = Catalog(tmp_path / "c.sqlite")
     with catalog.engine.connect() as c:
-        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == _head_revision()
+        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == alembic_head()
         assert c.exec_driver_sql("pragma journal_mode").scalar() == "wal"
 
 

@@ -129,3 +129,39 @@ def test_library_runs_on_a_clip_model(tiny_clip, tmp_path):
     assert len(engine.text("a cat", limit=3)) == 3
     similar = engine.similar_to_asset(1, limit=10)
     assert len(similar) == 4 and 1 not in [r.asset_id for r in similar]
+
+
+def test_cli_moves_a_library_to_a_new_model_with_reembed(tiny_clip, tmp_path):
+    """Through the entry point: a new --model leaves search on the old vectors until `reembed` switches."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def cli(*args):
+        proc = subprocess.run([sys.executable, "-m", "visualsearch", *map(str, args)], capture_output=True,
+                              text=True, env=dict(os.environ), timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    folder, library, clip = tmp_path / "pics", tmp_path / "lib", f"hf-clip:{tiny_clip}"
+    folder.mkdir()
+    for i in range(5):
+        gradient_image(i).save(folder / f"{i}.png")
+    cli("index", folder, "--library", library)
+
+    status = json.loads(cli("status", "--library", library, "--model", clip, "--json").stdout)
+    assert status["model"] == "conse-efficientnet-lite0-minilm"
+    assert status["reembedding"] == {"to": clip, "to_model_id": clip, "done": 0, "total": 5}
+    # Still searchable, on the old model's vectors, while the new model is pending.
+    assert len(json.loads(cli("search", "a cat", "--library", library, "--model", clip, "--json", "-n", "3").stdout)) == 3
+
+    def said(proc) -> str:  # rich wraps long lines
+        return " ".join((proc.stdout + proc.stderr).split())
+
+    assert f"searches now use {clip}" in said(cli("reembed", "--library", library, "--model", clip))
+    status = json.loads(cli("status", "--library", library, "--model", clip, "--json").stdout)
+    assert (status["model"], status["reembedding"]) == (clip, None)
+    results = json.loads(cli("search", "a cat", "--library", library, "--model", clip, "--json", "-n", "10").stdout)
+    assert len(results) == 5
+    assert "nothing to do" in said(cli("reembed", "--library", library, "--model", clip))

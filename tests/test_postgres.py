@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TinyEmbedder
+from conftest import TinyEmbedder, alembic_head
 from sqlalchemy import text
 
 from visualsearch.catalog import AssetFilter, Catalog, ImageRecord
@@ -43,7 +43,7 @@ def test_schema_has_pgvector_and_migrations_are_idempotent(postgres_url):
     Catalog(postgres_url).close()
     catalog = Catalog(postgres_url)
     with catalog.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0004"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == alembic_head()
         assert conn.execute(text("select extname from pg_extension where extname = 'vector'")).scalar() == "vector"
         assert conn.execute(text("select data_type from information_schema.columns "
                                  "where table_name = 'embeddings' and column_name = 'vec'")).scalar() == "USER-DEFINED"

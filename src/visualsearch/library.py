@@ -6,9 +6,12 @@ underneath never talk to each other except in the direction data flows.
 
 from __future__ import annotations
 
+import logging
 import threading
-from functools import cached_property
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .catalog import Catalog
 from .config import Settings, default_cache_dir
@@ -19,36 +22,130 @@ from .ingest.media import MediaStore
 from .models import SEMANTIC, Embedder, load_embedder
 
 
+#: Catalog key of the model whose vectors searches use: {"name": ..., "model_id": ...}.
+ACTIVE_MODEL = "active_model"
+#: How often a process re-reads the active model, to notice a switch made by another process.
+ACTIVE_MODEL_REFRESH_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelChange:
+    """The library's vectors are from ``from_model``; ``to_model`` was asked for and is being embedded."""
+
+    from_name: str
+    from_model: str
+    to_name: str
+    to_model: str
+    done: int
+    total: int
+
+
 class Library:
-    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+    """Settings, catalog, models and indexes of one library.
+
+    Two models matter when the configured model changes. The *requested* model
+    (``settings.model``) is what the library should use; the *active* model
+    (recorded in the catalog, shared by every process) is the one whose vectors
+    are complete, and it serves searches and new images until re-embedding
+    (:mod:`visualsearch.ingest.reembed`) has given every image a vector from the
+    requested model and built its indexes. Then the active model switches in one
+    catalog write.
+    """
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
+                 loader: Callable[[str], Embedder] | None = None):
         self.settings = settings
         self.settings.library_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(settings.database_url or settings.catalog_path)
         self.media = MediaStore(settings.library_dir)
-        self._embedder = embedder
+        self._requested = embedder
+        self._loader = loader or (lambda name: load_embedder(name, cache_dir=default_cache_dir()))
+        self._active: Embedder | None = None
+        self._active_checked = 0.0
         # The server calls in from many threads: load the model once, and let one
         # thread at a time move the on-disk indexes to a new generation.
-        self._model_lock = threading.Lock()
+        self._model_lock = threading.RLock()
         self._sync_lock = threading.Lock()
+        self._managers: dict[tuple[str, str], IndexManager] = {}
+
+    # -- models --------------------------------------------------------------------
+    @property
+    def requested_embedder(self) -> Embedder:
+        """The configured model (``settings.model``, or the one passed in)."""
+        if self._requested is None:
+            with self._model_lock:
+                if self._requested is None:
+                    self._requested = self._loader(self.settings.model)
+        return self._requested
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
+        """The active model: the one searches and newly added images use right now."""
+        if self._active is None or time.monotonic() - self._active_checked > ACTIVE_MODEL_REFRESH_SECONDS:
             with self._model_lock:
-                if self._embedder is None:
-                    self._embedder = load_embedder(self.settings.model, cache_dir=default_cache_dir())
-        return self._embedder
+                if self._active is None or time.monotonic() - self._active_checked > ACTIVE_MODEL_REFRESH_SECONDS:
+                    self._refresh_active()
+        return self._active
+
+    def _refresh_active(self) -> None:
+        requested = self.requested_embedder
+        state = self.catalog.get_state(ACTIVE_MODEL)
+        if state is None:  # a new library (or one from before models were recorded)
+            state = {"name": self.settings.model, "model_id": requested.model_id}
+            self.catalog.set_state(ACTIVE_MODEL, state)
+        if state["model_id"] == requested.model_id:
+            active = requested
+        elif self._active is not None and self._active.model_id == state["model_id"]:
+            active = self._active
+        else:
+            active = self._load_previous(state, requested)
+        if self._active is not None and active is not self._active:
+            self._managers.clear()
+        self._active, self._active_checked = active, time.monotonic()
+
+    def _load_previous(self, state: dict, requested: Embedder) -> Embedder:
+        try:
+            previous = self._loader(state["name"])
+            if previous.model_id != state["model_id"]:
+                raise ConfigError(f"{state['name']} now loads as {previous.model_id}, not {state['model_id']}")
+            return previous
+        except Exception as exc:  # the old model is gone: serve what is re-embedded so far
+            log.warning("cannot load the library's previous model %s (%s); searching with %s while "
+                        "re-embedding", state["model_id"], exc, requested.model_id)
+            return requested
 
     @property
     def model_loaded(self) -> bool:
-        return self._embedder is not None
+        return self._active is not None
 
-    def indexes(self, space: str) -> IndexManager:
-        model_id = self.embedder.model_id
+    def model_change(self) -> ModelChange | None:
+        """What re-embedding still has to do, or None when the requested model is the active one."""
+        requested = self.requested_embedder
+        state = self.catalog.get_state(ACTIVE_MODEL) or {"name": self.settings.model, "model_id": requested.model_id}
+        if state["model_id"] == requested.model_id:
+            return None
+        total = self.catalog.counts().get("indexed", 0)
+        done = min(self.catalog.count_with_embeddings(requested.model_id, space) for space in requested.spaces)
+        return ModelChange(state["name"], state["model_id"], self.settings.model, requested.model_id, done, total)
+
+    def switch_model(self) -> None:
+        """Make the requested model the active one (after re-embedding finished)."""
+        requested = self.requested_embedder
         with self._model_lock:
-            manager = self._managers.get(space)
+            self.catalog.set_state(ACTIVE_MODEL, {"name": self.settings.model, "model_id": requested.model_id})
+            self._active, self._active_checked = requested, time.monotonic()
+            self._managers = {k: m for k, m in self._managers.items() if k[0] == requested.model_id}
+
+    # -- indexes -------------------------------------------------------------------
+    def indexes(self, space: str, embedder: Embedder | None = None) -> IndexManager:
+        """The vector index of ``space`` for the active model (or for ``embedder``)."""
+        model_id = (embedder or self.embedder).model_id
+        with self._model_lock:
+            manager = self._managers.get((model_id, space))
             if manager is None:
-                manager = self._managers[space] = self._make_manager(model_id, space)
+                manager = self._managers[(model_id, space)] = self._make_manager(model_id, space)
             return manager
 
     def _make_manager(self, model_id: str, space: str):
@@ -70,10 +167,6 @@ class Library:
             return IndexManager(self.catalog, self.settings.index_dir, model_id, space, self.settings.ann_threshold)
         raise ConfigError(f"unknown vector backend {backend!r}: choose auto, local, pgvector or milvus")
 
-    @cached_property
-    def _managers(self) -> dict[str, IndexManager]:
-        return {}
-
     @property
     def text_index(self) -> IndexManager:
         return self.indexes(SEMANTIC)
@@ -91,11 +184,12 @@ class Library:
             # Even after Ctrl-C, what was committed becomes searchable.
             self.sync_indexes()
 
-    def sync_indexes(self) -> None:
-        spaces = self.embedder.spaces
+    def sync_indexes(self, embedder: Embedder | None = None) -> None:
+        """Bring the active model's (or ``embedder``'s) indexes up to date with the catalog."""
+        embedder = embedder or self.embedder
         with self._sync_lock:
-            for space in spaces:
-                self.indexes(space).sync()
+            for space in embedder.spaces:
+                self.indexes(space, embedder).sync()
 
     def close(self) -> None:
         self.catalog.close()

@@ -27,9 +27,10 @@ single-user mode.
 """
 
 
-def create_app(settings: Settings | None = None, *, embedder=None, require_keys: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, *, embedder=None, loader=None, require_keys: bool = True) -> FastAPI:
+    """The ASGI app. ``embedder`` / ``loader`` replace the configured model / model loading (tests)."""
     settings = settings or Settings.from_env()
-    server = ServerState(settings, embedder=embedder, require_keys=require_keys)
+    server = ServerState(settings, embedder=embedder, loader=loader, require_keys=require_keys)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):

@@ -178,13 +178,24 @@ class IndexStats(BaseModel):
     vectors: int
 
 
+class ModelChangeOut(BaseModel):
+    """A new model is configured: images are being re-embedded; searches use ``from_model`` until done."""
+
+    from_model: str
+    to_model: str
+    done: int
+    total: int
+
+
 class StatsOut(BaseModel):
     assets: int
     indexed: int
     failed: int
+    #: The model searches use now.
     model_id: str
     indexes: list[IndexStats]
     jobs_active: int
+    model_change: ModelChangeOut | None = None
 
 
 class HealthOut(BaseModel):

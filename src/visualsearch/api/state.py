@@ -17,9 +17,9 @@ log = logging.getLogger("visualsearch.api")
 
 
 class ServerState:
-    def __init__(self, settings: Settings, *, embedder=None, require_keys: bool = True):
+    def __init__(self, settings: Settings, *, embedder=None, loader=None, require_keys: bool = True):
         self.settings = settings
-        self.library = Library(settings, embedder=embedder)
+        self.library = Library(settings, embedder=embedder, loader=loader)
         self.engine = SearchEngine(self.library)
         self.keys = KeyStore(self.library.catalog)
         self.jobs = JobQueue(self.library)
@@ -46,6 +46,11 @@ class ServerState:
         except Exception as exc:  # reported by /readyz; searches will report it too
             log.exception("could not load the model")
             self.model_error = f"{type(exc).__name__}: {exc}"
+            return
+        try:  # a new model configured: re-embed in the background, search the old vectors meanwhile
+            self.jobs.ensure_reembedding()
+        except Exception:
+            log.exception("could not start re-embedding")
 
     @property
     def ready(self) -> bool:

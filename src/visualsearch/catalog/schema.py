@@ -99,6 +99,15 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class LibraryState(Base):
+    """Small library-wide values every process must agree on (JSON text), e.g. the active model."""
+
+    __tablename__ = "library_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
 class Embedding(Base):
     """One vector of one asset in one model's space.
 

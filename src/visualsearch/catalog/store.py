@@ -8,6 +8,7 @@ from it and can always be rebuilt.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ from sqlalchemy import create_engine, delete, event, func, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .schema import FAILED, INDEXED, Asset, AssetTag, Embedding, utcnow
+from .schema import FAILED, INDEXED, Asset, AssetTag, Embedding, LibraryState, utcnow
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -334,18 +335,8 @@ class Catalog:
                 if record.tags:
                     s.execute(delete(AssetTag).where(AssetTag.asset_id == asset.id))
                     s.add_all(AssetTag(asset_id=asset.id, tag=t) for t in sorted({normalise_tag(t) for t in record.tags} - {""}))
-                s.execute(delete(Embedding).where(Embedding.asset_id == asset.id, Embedding.model_id == model_id))
-                for space, vec in spaces.items():
-                    vec = np.ascontiguousarray(vec, dtype="<f4")
-                    row = Embedding(asset_id=asset.id, model_id=model_id, space=space, dim=vec.shape[0],
-                                    vector=vec.tobytes())
-                    s.add(row)
-                    if self.in_database_vectors:
-                        pg_rows.append((row, vec))
-            if pg_rows:
-                s.flush()
-                s.execute(text("UPDATE embeddings SET vec = CAST(:v AS vector) WHERE id = :id"),
-                          [{"id": row.id, "v": _pg_literal(vec)} for row, vec in pg_rows])
+                self._put_embeddings(s, asset.id, model_id, spaces, pg_rows)
+            self._fill_pg_vectors(s, pg_rows)
             for source, reason, size, mtime in failed:
                 asset = existing.get(source)
                 if asset is None:
@@ -355,6 +346,77 @@ class Catalog:
                     s.execute(delete(Embedding).where(Embedding.asset_id == asset.id))
                 asset.status, asset.error = FAILED, reason
                 asset.byte_size, asset.mtime, asset.updated_at = size, mtime, utcnow()
+
+    def write_embeddings(self, model_id: str, vectors: list[tuple[int, dict[str, np.ndarray]]]) -> int:
+        """Store (or replace) one model's vectors for existing assets, in one transaction.
+
+        Re-embedding writes through here: it adds a second model's vectors beside
+        the first one's and never touches the assets themselves. Assets deleted in
+        the meantime are skipped. Returns how many assets were written.
+        """
+        pg_rows: list[tuple[Embedding, np.ndarray]] = []
+        with self.write_session() as s, s.begin():
+            alive = set(s.scalars(select(Asset.id).where(Asset.id.in_([a for a, _ in vectors]),
+                                                          Asset.status == INDEXED)))
+            for asset_id, spaces in vectors:
+                if asset_id in alive:
+                    self._put_embeddings(s, asset_id, model_id, spaces, pg_rows)
+            self._fill_pg_vectors(s, pg_rows)
+        return len(alive)
+
+    def _put_embeddings(self, s: Session, asset_id: int, model_id: str, spaces: dict[str, np.ndarray],
+                        pg_rows: list) -> None:
+        s.execute(delete(Embedding).where(Embedding.asset_id == asset_id, Embedding.model_id == model_id))
+        for space, vec in spaces.items():
+            vec = np.ascontiguousarray(vec, dtype="<f4")
+            row = Embedding(asset_id=asset_id, model_id=model_id, space=space, dim=vec.shape[0], vector=vec.tobytes())
+            s.add(row)
+            if self.in_database_vectors:
+                pg_rows.append((row, vec))
+
+    @staticmethod
+    def _fill_pg_vectors(s: Session, pg_rows: list) -> None:
+        if pg_rows:
+            s.flush()
+            s.execute(text("UPDATE embeddings SET vec = CAST(:v AS vector) WHERE id = :id"),
+                      [{"id": row.id, "v": _pg_literal(vec)} for row, vec in pg_rows])
+
+    def assets_to_embed(self, model_id: str, spaces: Iterable[str], *, exclude: Iterable[int] = (),
+                        limit: int | None = None) -> list[tuple[int, str]]:
+        """(asset id, file to read) of indexed assets lacking a vector in any of ``spaces``, oldest first."""
+        spaces = list(spaces)
+        complete = (select(Embedding.asset_id).where(Embedding.model_id == model_id, Embedding.space.in_(spaces))
+                    .group_by(Embedding.asset_id).having(func.count() >= len(spaces)))
+        query = (select(Asset.id, func.coalesce(Asset.path, Asset.source))
+                 .where(Asset.status == INDEXED, Asset.id.not_in(complete)).order_by(Asset.id))
+        skip = list(exclude)
+        if skip:
+            query = query.where(Asset.id.not_in(skip))
+        if limit:
+            query = query.limit(limit)
+        with self.session() as s:
+            return [(int(i), str(p)) for i, p in s.execute(query)]
+
+    def count_with_embeddings(self, model_id: str, space: str) -> int:
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(Embedding).join(Asset, Asset.id == Embedding.asset_id)
+                            .where(Embedding.model_id == model_id, Embedding.space == space,
+                                   Asset.status == INDEXED)) or 0
+
+    # -- library-wide state --------------------------------------------------------
+    def get_state(self, key: str):
+        """The JSON value stored under ``key``, or None."""
+        with self.session() as s:
+            value = s.scalar(select(LibraryState.value).where(LibraryState.key == key))
+        return None if value is None else json.loads(value)
+
+    def set_state(self, key: str, value) -> None:
+        with self.write_session() as s, s.begin():
+            row = s.get(LibraryState, key)
+            if row is None:
+                s.add(LibraryState(key=key, value=json.dumps(value)))
+            else:
+                row.value = json.dumps(value)
 
     def remove(self, asset_ids: Iterable[int]) -> int:
         ids = list(asset_ids)

@@ -86,6 +86,10 @@ def index(
 
     def on_plan(todo: int, unchanged: int) -> None:
         nonlocal task
+        change = lib.model_change()
+        if change:
+            console.print(f"note: the library still uses {change.from_name}; new images are embedded with it. "
+                          f"Run `visualsearch reembed` to move to {change.to_name}.")
         console.print(f"{todo} image(s) to index, {unchanged} unchanged")
         task = progress.add_task("index", total=todo, rate="")
 
@@ -113,6 +117,53 @@ def index(
         console.print(f"  [yellow]failed[/] {source}: {reason}")
     if len(report.failures) > 20:
         console.print(f"  ... and {len(report.failures) - 20} more (see `visualsearch status --failures`)")
+
+
+@app.command()
+def reembed(
+    library: LibraryOpt = None,
+    model: ModelOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-embed every image with the configured model, then switch searches to it. Resumable.
+
+    Until it finishes, searches (here and in a running server) keep using the
+    previous model's vectors. `visualsearch serve` starts this by itself.
+    """
+    from ..ingest.reembed import reembed_library
+
+    lib = _open(library, model)
+    change = lib.model_change()
+    if change:
+        console.print(f"re-embedding {change.total} image(s): {change.from_name} -> {change.to_name} "
+                      f"({change.done} already done)")
+    progress = Progress(TextColumn("[bold]re-embedding"), BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=console, disable=as_json)
+    task = progress.add_task("reembed", total=None)
+    try:
+        with progress:
+            report = reembed_library(lib, progress=lambda done, total: progress.update(task, completed=done,
+                                                                                       total=total))
+    except KeyboardInterrupt:
+        console.print("\ninterrupted: what was embedded is kept; run the same command again to continue "
+                      "(searches still use the previous model)")
+        raise typer.Exit(130)
+    except VisualSearchError as exc:
+        _fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(report.__dict__))
+        return
+    if report.switched:
+        console.print(f"done: {report.embedded} image(s) re-embedded in {report.seconds:.0f} s; "
+                      f"searches now use {lib.settings.model}")
+    elif report.embedded or report.failed:
+        console.print(f"embedded {report.embedded} image(s) that had no vector")
+    else:
+        console.print(f"nothing to do: every image already has a vector from {lib.settings.model}")
+    for source, reason in report.failures[:20]:
+        console.print(f"  [yellow]failed[/] {source}: {reason}")
+    if report.failed:
+        console.print(f"{report.failed} image(s) could not be read; they keep no vector from the new model")
 
 
 @app.command()
@@ -179,11 +230,15 @@ def status(
     """Show what the library holds: counts, model, index type."""
     lib = _open(library, model)
     counts = lib.catalog.counts()
+    change = lib.model_change()
     info = {
         "library": str(lib.settings.library_dir),
         "indexed": counts.get("indexed", 0),
         "failed": counts.get("failed", 0),
-        "model": lib.settings.model,
+        "model": change.from_name if change else lib.settings.model,
+        "model_id": change.from_model if change else lib.requested_embedder.model_id,
+        "reembedding": None if change is None else {
+            "to": change.to_name, "to_model_id": change.to_model, "done": change.done, "total": change.total},
     }
     if failures:
         info["failures"] = [{"id": a.id, "source": a.source, "error": a.error} for a in lib.catalog.failures(1000)]
@@ -192,6 +247,9 @@ def status(
         return
     for key in ("library", "indexed", "failed", "model"):
         out.print(f"{key:8} {info[key]}")
+    if change:
+        out.print(f"pending  {change.to_name}: {change.done}/{change.total} images re-embedded "
+                  "(run `visualsearch reembed`; `visualsearch serve` does it in the background)")
     for f in info.get("failures", []):
         out.print(f"  {f['id']:>6} {f['source']}: {f['error']}")
 

@@ -3,23 +3,26 @@
 Each batch is one transaction, so Ctrl-C (or a crash) loses at most the batch
 in flight; the next run skips every file whose size and modification time
 match what the catalog holds, and carries on where the last one stopped.
-Decoding runs in a thread pool ahead of the model (Pillow releases the GIL
-while decoding), so the model, not file reading, sets the pace.
+Reading, decoding, fingerprinting and resampling run in worker processes ahead
+of the model (see :mod:`.pipeline`), so the model, not Python glue or file
+reading, sets the pace.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+
+import numpy as np
 
 from ..catalog import FAILED, INDEXED, Catalog, ImageRecord
 from ..config import Settings
 from ..errors import VisualSearchError
 from ..models import Embedder
-from .decode import DecodedImage, decode_file
+from .pipeline import Prepared, prepared_stream
 from .scan import FoundFile, scan_folder
 
 
@@ -31,6 +34,10 @@ class IndexReport:
     failed: int = 0
     pruned: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    #: Wall-clock seconds spent decoding, embedding and storing (not scanning or planning).
+    seconds: float = 0.0
+    #: Seconds per stage; see :func:`index_files`.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 #: progress(done, total) after every batch.
@@ -57,16 +64,7 @@ def plan(catalog: Catalog, found: list[FoundFile], model_id: str, spaces: Iterab
     return todo, unchanged
 
 
-def _decode(f: FoundFile, settings: Settings) -> tuple[FoundFile, DecodedImage | None, str | None]:
-    try:
-        return f, decode_file(f.path, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels), None
-    except VisualSearchError as exc:
-        return f, None, str(exc)
-    except Exception as exc:  # a decoder bug must not stop a long run
-        return f, None, f"unexpected decoding error: {type(exc).__name__}: {exc}"
-
-
-def _batched(items: Iterator, size: int) -> Iterator[list]:
+def _batched(items: Iterable, size: int) -> Iterator[list]:
     batch = []
     for item in items:
         batch.append(item)
@@ -77,35 +75,62 @@ def _batched(items: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
+def _encode(embedder: Embedder, good: list[Prepared]) -> dict[str, np.ndarray]:
+    if good[0].model_input is not None:
+        return embedder.encode_prepared(np.stack([p.model_input for p in good]))
+    return embedder.encode_images([p.image for p in good])
+
+
 def index_files(catalog: Catalog, embedder: Embedder, files: list[FoundFile], settings: Settings,
-                report: IndexReport, progress: Progress | None = None) -> None:
-    """Decode, embed and store ``files`` in batches of ``settings.batch_size``."""
-    workers = max(1, settings.decode_workers)
+                report: IndexReport, progress: Progress | None = None, *, processes: bool | None = None) -> None:
+    """Decode, embed and store ``files`` in batches of ``settings.batch_size``.
+
+    Adds the seconds spent in each stage to ``report.timings``: worker stages
+    (decode, fingerprint, preprocess) summed over workers, and the main
+    process's model, write and wait (blocked on workers) times.
+    """
+    get_preprocessor = getattr(embedder, "image_preprocessor", None)
+    preprocessor = get_preprocessor() if get_preprocessor else None
+    stream = prepared_stream(files, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
+                             preprocessor=preprocessor, workers=settings.decode_workers,
+                             batch_size=settings.batch_size, processes=processes)
+    timings = report.timings
+    started = time.perf_counter()
     done = 0
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        decoded = pool.map(lambda f: _decode(f, settings), files)
-        for batch in _batched(decoded, settings.batch_size):
-            good = [(f, d) for f, d, err in batch if d is not None]
-            failed = [(str(f.path), err, f.byte_size, f.mtime) for f, d, err in batch if d is None]
+    try:
+        for batch in _batched(stream, settings.batch_size):
+            for p in batch:
+                for stage, seconds in p.timings.items():
+                    timings[stage] = timings.get(stage, 0.0) + seconds
+            good = [p for p in batch if p.error is None]
+            failed = [(str(p.found.path), p.error, p.found.byte_size, p.found.mtime) for p in batch if p.error]
             records: list[tuple[ImageRecord, dict]] = []
             if good:
+                t = time.perf_counter()
                 try:
-                    vectors = embedder.encode_images([d.image for _, d in good])
+                    vectors = _encode(embedder, good)
                 except Exception as exc:  # one bad batch must not lose the run
                     vectors = None
-                    failed += [(str(f.path), f"embedding failed: {exc}", f.byte_size, f.mtime) for f, _ in good]
+                    failed += [(str(p.found.path), f"embedding failed: {exc}", p.found.byte_size, p.found.mtime)
+                               for p in good]
+                timings["model"] = timings.get("model", 0.0) + time.perf_counter() - t
                 if vectors is not None:
-                    for n, (f, d) in enumerate(good):
-                        record = ImageRecord(str(f.path), d.sha256, d.width, d.height, d.format, d.byte_size, f.mtime,
-                                             pixel_sha256=d.pixel_sha256, phash=d.phash)
+                    for n, p in enumerate(good):
+                        record = ImageRecord(str(p.found.path), p.sha256, p.width, p.height, p.format, p.byte_size,
+                                             p.found.mtime, pixel_sha256=p.pixel_sha256, phash=p.phash)
                         records.append((record, {space: vectors[space][n] for space in vectors}))
+            t = time.perf_counter()
             catalog.write_batch(records, failed, embedder.model_id)
+            timings["write"] = timings.get("write", 0.0) + time.perf_counter() - t
             report.indexed += len(records)
             report.failed += len(failed)
             report.failures.extend((src, reason) for src, reason, _, _ in failed)
             done += len(batch)
             if progress:
                 progress(done, len(files))
+    finally:
+        timings["wait"] = timings.get("wait", 0.0) + stream.wait
+        report.seconds += time.perf_counter() - started
 
 
 def prune_missing(catalog: Catalog, root: Path, present: set[str]) -> int:

@@ -26,7 +26,7 @@ from .add import Incoming, add_incoming
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-FOLDER, UPLOAD = "folder", "upload"
+FOLDER, UPLOAD, REEMBED = "folder", "upload", "reembed"
 MAX_RECORDED_FAILURES = 1000
 
 
@@ -132,6 +132,8 @@ class JobQueue:
                 self._run_folder(job)
             elif job.kind == UPLOAD:
                 self._run_upload(job)
+            elif job.kind == REEMBED:
+                self._run_reembed(job)
             else:
                 raise VisualSearchError(f"unknown job kind {job.kind!r}")
             self._set(job_id, status=DONE, finished_at=utcnow())
@@ -157,6 +159,26 @@ class JobQueue:
         failed = report.failed
         failures = [{"name": src, "error": reason} for src, reason in report.failures[:MAX_RECORDED_FAILURES]]
         self._set(job.id, failed=failed, failures=json.dumps(failures))
+
+    def _run_reembed(self, job: JobInfo) -> None:
+        from .reembed import reembed_library
+
+        report = reembed_library(self.library, progress=lambda done, total: self._set(job.id, done=done, total=total))
+        failures = [{"name": src, "error": reason} for src, reason in report.failures[:MAX_RECORDED_FAILURES]]
+        self._set(job.id, failed=report.failed, failures=json.dumps(failures))
+
+    def ensure_reembedding(self) -> JobInfo | None:
+        """Queue a re-embedding job when the configured model is not the library's active one yet."""
+        change = self.library.model_change()
+        if change is None:
+            return None
+        with self.catalog.session() as s:
+            existing = s.scalars(select(Job).where(Job.kind == REEMBED, Job.status.in_((QUEUED, RUNNING)))).first()
+            if existing is not None:
+                return _info(existing)
+        log.info("re-embedding %d images: %s -> %s; searches use %s until it is done",
+                 change.total, change.from_model, change.to_model, change.from_model)
+        return self.submit(REEMBED, {"from": change.from_model, "to": change.to_model}, total=change.total)
 
     def _run_upload(self, job: JobInfo) -> None:
         items = [Incoming(Path(f["staged"]), f["name"], tags=tuple(job.params.get("tags", ())))

@@ -10,7 +10,7 @@ pooled ``visual`` features (chosen by measurement, see the README).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -43,6 +43,19 @@ class Embedder(ABC):
     @abstractmethod
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """float32[n, d] in the ``semantic`` space, L2-normalised."""
+
+    def image_preprocessor(self) -> Callable[[Image.Image], np.ndarray] | None:
+        """A picklable function from one decoded image to the model's input array, or None.
+
+        When a model offers one, ingest runs it in its decoding worker processes and
+        calls :meth:`encode_prepared` on the stacked results, so resampling happens
+        in parallel with inference instead of before it.
+        """
+        return None
+
+    def encode_prepared(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Like :meth:`encode_images`, for a stack of :meth:`image_preprocessor` outputs."""
+        raise NotImplementedError(f"{type(self).__name__} has no separate preprocessing step")
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """float32[n, d] in the ``semantic`` (shared text-image) space."""

@@ -13,18 +13,19 @@ measured better for finding transformed copies (see the README).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
 from ..config import default_cache_dir
 from .base import SEMANTIC, VISUAL, Embedder, l2_normalize
-from .efficientnet import FEATURE_DIM, EfficientNetLite
+from .efficientnet import FEATURE_DIM, EfficientNetLite, center_crop, normalize
 from .imagenet_vocab import NUM_CLASSES, class_prompts
 from .text import SentenceEncoder
 
@@ -103,6 +104,15 @@ class ConSEEmbedder(Embedder):
 
     def encode_images(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
         features, logits = self.backbone.run(images)
+        return self.encode_outputs(features, logits)
+
+    def image_preprocessor(self) -> Callable[[Image.Image], np.ndarray]:
+        """Picklable per-image step, so ingest worker processes resample while the model runs."""
+        return functools.partial(center_crop, size=self.backbone.size)
+
+    def encode_prepared(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`encode_images` for a stack of :meth:`image_preprocessor` outputs."""
+        features, logits = self.backbone.run_preprocessed(normalize(inputs))
         return self.encode_outputs(features, logits)
 
     def encode_outputs(self, features: np.ndarray, logits: np.ndarray) -> dict[str, np.ndarray]:

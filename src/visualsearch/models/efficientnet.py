@@ -47,23 +47,35 @@ def weights_path(variant: str) -> Path:
 
 
 def preprocess(images: Sequence[Image.Image], size: int) -> np.ndarray:
-    """Resize the short side to size/0.875, centre-crop, scale to [-1, 1].
+    """Resize the short side to size/0.875, centre-crop, scale to [-1, 1] (float32 NCHW)."""
+    return normalize(np.stack([center_crop(image, size) for image in images]))
+
+
+def center_crop(image: Image.Image, size: int) -> np.ndarray:
+    """One picture as the network's uint8 HWC input: short side to size/0.875, centre crop.
+
+    Split from :func:`normalize` so ingest worker processes can do the resampling
+    and send a quarter of the bytes (uint8, not float32) back to the model process.
+    """
+    w, h = image.size
+    resize_to = round(size / 0.875)
+    scale = resize_to / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    image = image.resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def normalize(batch: np.ndarray) -> np.ndarray:
+    """uint8[n, h, w, 3] -> float32[n, 3, h, w] in [-1, 1].
 
     EfficientNet-Lite was trained with TensorFlow's (x - 127.5) / 127.5
     normalisation; ImageNet mean/std lost 7 points of top-1 in our check.
     """
-    batch = np.empty((len(images), 3, size, size), dtype=np.float32)
-    resize_to = round(size / 0.875)
-    for i, image in enumerate(images):
-        w, h = image.size
-        scale = resize_to / min(w, h)
-        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-        image = image.resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
-        left, top = (nw - size) // 2, (nh - size) // 2
-        image = image.crop((left, top, left + size, top + size))
-        arr = np.asarray(image, dtype=np.float32)
-        batch[i] = ((arr - 127.5) / 127.5).transpose(2, 0, 1)
-    return batch
+    x = batch.astype(np.float32)
+    x -= 127.5
+    x /= 127.5
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def _features_and_logits(net):

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from ...ingest.jobs import QUEUED, RUNNING
-from ..schemas import ErrorOut, HealthOut, IndexStats, StatsOut
+from ..schemas import ErrorOut, HealthOut, IndexStats, ModelChangeOut, StatsOut
 from ..security import require_read
 
 router = APIRouter(tags=["system"])
@@ -46,5 +46,8 @@ def stats(request: Request) -> StatsOut:
         index = library.indexes(space).index()
         indexes.append(IndexStats(space=space, type=index.kind, vectors=len(index)))
     active = sum(1 for j in server.jobs.list(limit=200) if j.status in (QUEUED, RUNNING))
+    change = library.model_change()
     return StatsOut(assets=sum(counts.values()), indexed=counts.get("indexed", 0), failed=counts.get("failed", 0),
-                    model_id=library.embedder.model_id, indexes=indexes, jobs_active=active)
+                    model_id=library.embedder.model_id, indexes=indexes, jobs_active=active,
+                    model_change=None if change is None else ModelChangeOut(
+                        from_model=change.from_model, to_model=change.to_model, done=change.done, total=change.total))

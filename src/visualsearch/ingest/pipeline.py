@@ -1,0 +1,177 @@
+"""Decode, fingerprint and preprocess images in worker processes, in order, ahead of the model.
+
+Everything before inference is per-image Python and C work (read, JPEG decode,
+SHA-256 of bytes and pixels, pHash, resampling to the model's input size). It
+runs in a pool of worker processes so that it overlaps with inference in the
+main process instead of adding to it; the main process only stacks arrays,
+runs the model and writes to the catalog.
+
+Results come back in input order through a bounded window of pending work, so
+memory stays flat on a million-file folder. A worker that dies (a decoder
+crashing on a hostile file) breaks the pool; the files that were in flight are
+then retried one at a time in a fresh pool, and only the file that kills its
+worker again is recorded as failed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections import deque
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+from PIL import Image
+
+from ..errors import VisualSearchError
+from .decode import decode_file
+from .scan import FoundFile
+
+#: Below this many files a process pool costs more to start (about a second) than it saves.
+PROCESS_POOL_MIN_FILES = 64
+#: Stages measured inside the workers, in seconds of that worker's time.
+WORKER_STAGES = ("decode", "fingerprint", "preprocess")
+
+
+@dataclass
+class Prepared:
+    """One file after the worker is done with it: metadata, the model input, or why it failed."""
+
+    found: FoundFile
+    error: str | None = None
+    sha256: str = ""
+    width: int = 0
+    height: int = 0
+    format: str = ""
+    byte_size: int = 0
+    pixel_sha256: str | None = None
+    phash: str | None = None
+    #: The decoded RGB picture, when the model has no separate preprocessing step.
+    image: Image.Image | None = None
+    #: The model's input for this picture (from the model's ``image_preprocessor``).
+    model_input: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def prepare(found: FoundFile, max_bytes: int, max_pixels: int,
+            preprocessor: Callable[[Image.Image], np.ndarray] | None = None, fingerprints: bool = True) -> Prepared:
+    """Read, decode, fingerprint and preprocess one file. Never raises: failures are data."""
+    t0 = time.perf_counter()
+    try:
+        decoded = decode_file(found.path, max_bytes=max_bytes, max_pixels=max_pixels)
+        t1 = time.perf_counter()
+        out = Prepared(found, sha256=decoded.sha256, width=decoded.width, height=decoded.height,
+                       format=decoded.format, byte_size=decoded.byte_size)
+        if fingerprints:
+            out.pixel_sha256, out.phash = decoded.pixel_sha256, decoded.phash
+        t2 = time.perf_counter()
+        if preprocessor is None:
+            out.image = decoded.image
+        else:
+            out.model_input = preprocessor(decoded.image)
+        t3 = time.perf_counter()
+        out.timings = {"decode": t1 - t0, "fingerprint": t2 - t1, "preprocess": t3 - t2}
+        return out
+    except VisualSearchError as exc:
+        return Prepared(found, error=str(exc), timings={"decode": time.perf_counter() - t0})
+    except Exception as exc:  # a decoder bug must not stop a long run
+        return Prepared(found, error=f"unexpected decoding error: {type(exc).__name__}: {exc}",
+                        timings={"decode": time.perf_counter() - t0})
+
+
+def crashed(found: FoundFile) -> Prepared:
+    return Prepared(found, error="the image decoder crashed on this file")
+
+
+class PreparedStream:
+    """Iterate :class:`Prepared` results in input order, ``window`` files ahead of the consumer.
+
+    ``wait`` accumulates the seconds the consumer spent blocked on workers: near
+    zero when the model is the bottleneck, large when decoding is.
+    """
+
+    def __init__(self, files: Iterable[FoundFile], job: Callable[[FoundFile], Prepared], *,
+                 workers: int, processes: bool, window: int):
+        self.files = iter(files)
+        self.job = job
+        self.workers = max(1, workers)
+        self.processes = processes
+        self.window = max(1, window)
+        self.wait = 0.0
+        self.pool_restarts = 0
+
+    def _new_pool(self) -> Executor:
+        if self.processes:
+            # spawn: a clean interpreter, never a fork of a process that holds
+            # ONNX Runtime's or the server's threads (forking those can deadlock).
+            return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return ThreadPoolExecutor(self.workers, thread_name_prefix="decode")
+
+    def __iter__(self) -> Iterator[Prepared]:
+        pool = self._new_pool()
+        pending: deque[tuple[FoundFile, Future]] = deque()
+        try:
+            while True:
+                while len(pending) < self.window:
+                    f = next(self.files, None)
+                    if f is None:
+                        break
+                    pending.append((f, pool.submit(self.job, f)))
+                if not pending:
+                    return
+                f, future = pending.popleft()
+                t = time.perf_counter()
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    self.wait += time.perf_counter() - t
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    suspects = [f] + [g for g, _ in pending]
+                    pending.clear()
+                    pool = yield from self._isolate(suspects)
+                    continue
+                self.wait += time.perf_counter() - t
+                yield result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _isolate(self, suspects: list[FoundFile]):
+        """Retry files one by one in fresh pools; blame only the ones that kill a worker again."""
+        pool = self._new_pool()
+        self.pool_restarts += 1
+        try:
+            for f in suspects:
+                try:
+                    result = pool.submit(self.job, f).result()
+                except BrokenProcessPool:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    pool = self._new_pool()
+                    self.pool_restarts += 1
+                    result = crashed(f)
+                yield result
+        except BaseException:  # the consumer stopped (Ctrl-C, error): do not leak workers
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        return pool
+
+
+def prepared_stream(files: list[FoundFile], *, max_bytes: int, max_pixels: int,
+                    preprocessor: Callable[[Image.Image], np.ndarray] | None, workers: int,
+                    batch_size: int, processes: bool | None = None, fingerprints: bool = True) -> PreparedStream:
+    """The stream :func:`~visualsearch.ingest.indexer.index_files` consumes.
+
+    ``workers`` = 0 decodes in one helper thread. Processes are used for runs of
+    at least :data:`PROCESS_POOL_MIN_FILES` files unless ``processes`` says otherwise.
+    """
+    if processes is None:
+        processes = workers > 0 and len(files) >= PROCESS_POOL_MIN_FILES
+    job = partial(prepare, max_bytes=max_bytes, max_pixels=max_pixels, preprocessor=preprocessor,
+                  fingerprints=fingerprints)
+    # Two batches per worker in flight keeps workers busy while the model runs,
+    # and bounds memory (a 224 px uint8 input is 150 KB).
+    window = max(2 * batch_size, 2 * batch_size * max(1, workers))
+    return PreparedStream(files, job, workers=max(1, workers), processes=processes, window=window)

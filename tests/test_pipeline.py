@@ -1,0 +1,92 @@
+"""The ingest pipeline: worker processes, input order, crash isolation, stage timings."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from conftest import TinyEmbedder, gradient_image
+
+from visualsearch.config import Settings
+from visualsearch.ingest.indexer import IndexReport, index_files
+from visualsearch.ingest.pipeline import PreparedStream, prepare, prepared_stream
+from visualsearch.ingest.scan import FoundFile, scan_folder
+from visualsearch.library import Library
+
+
+def make_photos(folder: Path, n: int) -> list[FoundFile]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        gradient_image(i, (64 + i, 48)).save(folder / f"p{i:03}.jpg", quality=90)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return list(scan_folder(folder))
+
+
+def crash_on_boom(found: FoundFile) -> object:
+    """A job whose worker dies (as a crashing C decoder would) on files named boom*."""
+    if found.path.name.startswith("boom"):
+        os._exit(3)
+    return prepare(found, max_bytes=1 << 26, max_pixels=1 << 28)
+
+
+def test_worker_processes_give_the_same_results_in_order(tmp_path):
+    files = make_photos(tmp_path / "pics", 40)
+    kwargs = dict(max_bytes=1 << 26, max_pixels=1 << 28, preprocessor=None, workers=2, batch_size=4)
+    in_processes = list(prepared_stream(files, processes=True, **kwargs))
+    in_threads = list(prepared_stream(files, processes=False, **kwargs))
+    assert [p.found for p in in_processes] == files  # input order kept
+    for a, b in zip(in_processes, in_threads):
+        assert (a.sha256, a.pixel_sha256, a.phash, a.error) == (b.sha256, b.pixel_sha256, b.phash, b.error)
+        if a.error is None:
+            assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    broken = [p for p in in_processes if p.found.path.name == "broken.jpg"]
+    assert broken[0].error and "corrupt" in broken[0].error
+
+
+def test_a_crashing_worker_only_fails_its_own_file(tmp_path):
+    files = make_photos(tmp_path / "pics", 12)
+    for name in ("boom1.jpg", "boom2.jpg"):
+        gradient_image(99, (64, 48)).save(tmp_path / "pics" / name)
+    files = list(scan_folder(tmp_path / "pics"))
+    stream = PreparedStream(files, crash_on_boom, workers=2, processes=True, window=6)
+    results = list(stream)
+    assert [p.found for p in results] == files
+    crashed = {p.found.path.name for p in results if p.error == "the image decoder crashed on this file"}
+    assert crashed == {"boom1.jpg", "boom2.jpg"}
+    assert sum(p.error is None for p in results) == 12  # every other good file made it
+    assert stream.pool_restarts >= 2
+
+
+def test_indexing_through_processes_matches_in_process_indexing_and_reports_stage_times(tmp_path):
+    files = make_photos(tmp_path / "pics", 30)
+    libs = []
+    for name, processes in (("procs", True), ("threads", False)):
+        lib = Library(Settings.from_env(tmp_path / name, batch_size=8, decode_workers=2), embedder=TinyEmbedder())
+        report = IndexReport()
+        index_files(lib.catalog, lib.embedder, files, lib.settings, report, processes=processes)
+        assert (report.indexed, report.failed) == (30, 1)
+        assert set(report.timings) == {"decode", "fingerprint", "preprocess", "model", "write", "wait"}
+        assert all(v >= 0 for v in report.timings.values()) and report.timings["decode"] > 0
+        assert report.seconds > 0
+        libs.append(lib)
+    ids_a, vec_a = map(np.concatenate, zip(*libs[0].catalog.vectors("tiny-test-model", "visual")))
+    ids_b, vec_b = map(np.concatenate, zip(*libs[1].catalog.vectors("tiny-test-model", "visual")))
+    assert np.array_equal(ids_a, ids_b) and np.allclose(vec_a, vec_b)
+    for lib in libs:
+        lib.close()
+
+
+def test_model_preprocessing_in_workers_matches_the_model_alone(tmp_path):
+    """The bundled model's split (crop in workers, normalise + run in the model process) changes nothing."""
+    from visualsearch.models.registry import load_embedder
+
+    embedder = load_embedder("conse-efficientnet-lite0-minilm")
+    images = [gradient_image(i, (320 + 7 * i, 240)) for i in range(5)]
+    whole = embedder.encode_images(images)
+    prep = embedder.image_preprocessor()
+    assert isinstance(prep, partial)  # picklable, so worker processes can run it
+    split = embedder.encode_prepared(np.stack([prep(im) for im in images]))
+    for space in whole:
+        assert np.allclose(whole[space], split[space], atol=1e-5)
