@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from ..catalog import Catalog
 from ..catalog.store import _pg_literal
+from .ann import default_ef_search
 from .base import SearchHits, VectorIndex, rank
 from .exact import ExactIndex
 
@@ -29,13 +30,14 @@ class PgVectorIndex(VectorIndex):
     kind = "pgvector-hnsw"
 
     def __init__(self, catalog: Catalog, model_id: str, space: str, dim: int, count: int,
-                 ef_search: int = 100):
+                 ef_search: int | None = None):
         self.catalog = catalog
         self.model_id = model_id
         self.space = space
         self.dim = dim
         self.count = count
-        self.ef_search = ef_search
+        #: None = grow with the index, as the embedded HNSW index does (see ann.default_ef_search).
+        self.ef_search = ef_search or default_ef_search(count)
 
     def __len__(self) -> int:
         return self.count

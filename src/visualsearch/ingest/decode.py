@@ -94,7 +94,9 @@ def decode_bytes(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: i
             image.load()
             if orientation in (5, 6, 7, 8):
                 w, h = h, w
-            image = ImageOps.exif_transpose(image)
+            if orientation in (2, 3, 4, 5, 6, 7, 8):
+                # Only then: without a rotation exif_transpose still copies every pixel.
+                image = ImageOps.exif_transpose(image)
             rgb = to_rgb(image)
     except DecodeError:
         raise

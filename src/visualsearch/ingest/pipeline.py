@@ -33,7 +33,8 @@ from .scan import FoundFile
 
 #: Below this many files a process pool costs more to start (about a second) than it saves.
 PROCESS_POOL_MIN_FILES = 64
-#: Stages measured inside the workers, in seconds of that worker's time.
+#: Stages measured inside the workers, in CPU seconds of the worker thread (not wall time,
+#: which would count the time a worker waits for a core the model is using).
 WORKER_STAGES = ("decode", "fingerprint", "preprocess")
 
 
@@ -60,27 +61,27 @@ class Prepared:
 def prepare(found: FoundFile, max_bytes: int, max_pixels: int,
             preprocessor: Callable[[Image.Image], np.ndarray] | None = None, fingerprints: bool = True) -> Prepared:
     """Read, decode, fingerprint and preprocess one file. Never raises: failures are data."""
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     try:
         decoded = decode_file(found.path, max_bytes=max_bytes, max_pixels=max_pixels)
-        t1 = time.perf_counter()
+        t1 = time.thread_time()
         out = Prepared(found, sha256=decoded.sha256, width=decoded.width, height=decoded.height,
                        format=decoded.format, byte_size=decoded.byte_size)
         if fingerprints:
             out.pixel_sha256, out.phash = decoded.pixel_sha256, decoded.phash
-        t2 = time.perf_counter()
+        t2 = time.thread_time()
         if preprocessor is None:
             out.image = decoded.image
         else:
             out.model_input = preprocessor(decoded.image)
-        t3 = time.perf_counter()
+        t3 = time.thread_time()
         out.timings = {"decode": t1 - t0, "fingerprint": t2 - t1, "preprocess": t3 - t2}
         return out
     except VisualSearchError as exc:
-        return Prepared(found, error=str(exc), timings={"decode": time.perf_counter() - t0})
+        return Prepared(found, error=str(exc), timings={"decode": time.thread_time() - t0})
     except Exception as exc:  # a decoder bug must not stop a long run
         return Prepared(found, error=f"unexpected decoding error: {type(exc).__name__}: {exc}",
-                        timings={"decode": time.perf_counter() - t0})
+                        timings={"decode": time.thread_time() - t0})
 
 
 def crashed(found: FoundFile) -> Prepared:
