@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -46,6 +51,30 @@ def test_hnsw_matches_exact_on_a_small_library():
         a, b = exact.search(q, 10), hnsw.search(q, 10)
         assert a.ids.tolist() == b.ids.tolist()
         assert np.allclose(a.scores, b.scores, atol=1e-5)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2 or not Path("/proc/self/task").exists(),
+                    reason="needs two cores and Linux /proc")
+def test_hnsw_builds_on_every_core():
+    """hnswlib 0.8 silently builds on one thread when told -1 threads; the index must use the cores."""
+    vectors = unit(np.random.default_rng(2).standard_normal((20_000, 32)))
+    baseline = len(os.listdir("/proc/self/task"))
+    peak, stop = [baseline], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak.append(len(os.listdir("/proc/self/task")))
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        HnswIndex(32).upsert(np.arange(20_000), vectors)  # releases the GIL while its threads build
+    finally:
+        stop.set()
+        watcher.join()
+    # The watcher itself is one extra thread; the build adds one per core.
+    assert max(peak) >= baseline + 1 + min(os.cpu_count(), 2), (baseline, max(peak))
 
 
 def test_hnsw_update_and_remove(tmp_path):

@@ -9,6 +9,7 @@ incrementally; FAISS's HNSW cannot remove vectors.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,9 @@ class HnswIndex(VectorIndex):
             self._index.load_index(str(path))
         else:
             self._index.init_index(max_elements=1024, M=M, ef_construction=ef_construction)
-        self._index.set_num_threads(threads or -1)
+        # Never -1: hnswlib 0.8 compares ``rows <= num_threads * 4`` with an unsigned row count,
+        # so a negative thread count turns every add_items / batched knn_query single-threaded.
+        self._index.set_num_threads(threads or os.cpu_count() or 1)
 
     @property
     def breadth(self) -> int:
