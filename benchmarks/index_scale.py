@@ -25,7 +25,7 @@ import numpy as np
 
 from visualsearch.index.ann import DEFAULT_EF_CONSTRUCTION, DEFAULT_M, HnswIndex, default_ef_search
 from visualsearch.index.exact import ExactIndex
-from visualsearch.index.manager import IndexManager
+from visualsearch.index.manager import EXACT_FILTER_SHARE, search_filtered
 
 
 def rss_mb() -> float:
@@ -111,29 +111,24 @@ def run(n: int, dim: int, n_queries: int, workdir: Path, m: int, ef_construction
         mark = "  <- product default at this size" if ef == ef_search else ""
         print(f"  ef={ef:5d}: top-10 p50 {p50:.2f} ms p99 {p99:.2f} ms, top-100 p50 {p50h:.2f} ms p99 {p99h:.2f} ms, "
               f"recall@10 {recall:.3f}{mark}", flush=True)
-    # Filtered search, the way IndexManager.search does it: below EXACT_FILTER_SHARE of the library
-    # the allowed rows are scanned exactly; above it the graph walk checks the filter as it goes
-    # (and falls back to the exact scan if the walk finds fewer than k). Never "top-k then filter".
-    ann.ef_search = ef_search
+    # Filtered search through the product's own rule (index.manager.search_filtered): an exact
+    # scan of the allowed rows below EXACT_FILTER_SHARE of the library, above it the graph walk
+    # checking the filter as it goes. Never "top-k, then filter".
+    ann.ef_search = None  # the product sizes the breadth for the allowed subset
     exact = ExactIndex(ids, np.load(path, mmap_mode="r"))
-    for share in (0.01, 0.10):
+    for share in (0.01, 0.03, 0.10, 0.30):
         allow = np.sort(rng.choice(ids, int(n * share), replace=False))
-        scan = share < IndexManager.EXACT_FILTER_SHARE
 
         def filtered(q: np.ndarray, k: int = 10):
-            if scan:
-                return exact.search(q, k, allow=allow)
-            try:
-                return ann.search(q, k, allow=allow)
-            except RuntimeError:
-                return exact.search(q, k, allow=allow)
+            return search_filtered(ann, lambda: exact, q, k, allow=allow)
 
         truth_f = [exact.search(q, 10, allow=allow).ids for q in queries[:100]]
         found = [filtered(q).ids for q in queries[:100]]
         recall = np.mean([len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth_f)])
         short = sum(len(f) < 10 for f in found)
         p50, p99 = latency(filtered, queries[:100])
-        how = "exact scan of the allowed rows" if scan else f"hnsw ef={ef_search}, filter checked in the walk"
+        how = ("exact scan of the allowed rows" if share < EXACT_FILTER_SHARE else
+               f"hnsw ef={default_ef_search(len(allow))}, filter checked in the walk")
         print(f"filter keeps {share:.0%} ({len(allow):,} ids), {how}: top-10 p50 {p50:.2f} ms p99 {p99:.2f} ms, "
               f"recall@10 {recall:.3f}, {short} of 100 queries returned fewer than 10", flush=True)
     del ann, exact

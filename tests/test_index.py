@@ -12,7 +12,7 @@ import pytest
 
 from visualsearch.catalog import Catalog, ImageRecord
 from visualsearch.index import ExactIndex, IndexManager
-from visualsearch.index.ann import HnswIndex
+from visualsearch.index.ann import HnswIndex, allowed_test
 from visualsearch.models import l2_normalize
 
 
@@ -150,6 +150,12 @@ def test_filtered_search_fills_k_from_a_one_percent_filter(kind):
     truth = allow[np.argsort(-(vectors[allow - 1] @ query), kind="stable")][:10]
     assert len(set(hits.ids.tolist()) & set(truth.tolist())) >= 9
     assert len(index.search(query, 10, allow=np.array([], np.int64)).ids) == 0
+
+
+def test_allowed_test_answers_every_label():
+    test = allowed_test(np.array([7, 3, 3, 12], np.int64))  # unsorted, repeated
+    assert [label for label in range(20) if test(label)] == [3, 7, 12]
+    assert test(10**9) is False  # a label above the largest allowed id
 
 
 def test_manager_answers_narrow_filters_exactly(tmp_path):

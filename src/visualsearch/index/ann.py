@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -35,6 +36,19 @@ def default_ef_search(n: int) -> int:
     if n <= 400_000:
         return 256
     return 512
+
+
+def allowed_test(allow: np.ndarray) -> Callable[[int], bool]:
+    """The membership test hnswlib calls for each candidate: one byte per id up to the largest.
+
+    A Python set of the ids cost more than the search it filtered (7 ms for 100,000 ids,
+    28 ms for 300,000, per query); the byte table takes about a millisecond for a million.
+    """
+    table = np.zeros(int(allow.max()) + 1, np.uint8)
+    table[allow] = 1
+    flags = table.tobytes()
+    size = len(flags)
+    return lambda label: label < size and flags[label] != 0
 
 
 class HnswIndex(VectorIndex):
@@ -101,13 +115,17 @@ class HnswIndex(VectorIndex):
             return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
         want = min(len(self), k + (len(exclude) if exclude else 0))
         filter_fn = None
+        breadth = self.breadth
         if allow is not None:
-            allowed = set(np.asarray(allow, dtype=np.int64).tolist())
-            want = min(want, len(allowed))
+            allow = np.unique(np.asarray(allow, dtype=np.int64))
+            want = min(want, len(allow))
             if want == 0:
                 return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
-            filter_fn = allowed.__contains__  # checked while walking the graph, not afterwards
-        self._index.set_ef(max(self.breadth, want))
+            filter_fn = allowed_test(allow)  # checked while walking the graph, not afterwards
+            # The walk keeps going until it holds ``ef`` allowed vectors, so it is in effect a
+            # search of the allowed subset: size the breadth for that subset, not the library.
+            breadth = self.ef_search or default_ef_search(len(allow))
+        self._index.set_ef(max(breadth, want))
         # Raises RuntimeError when the graph walk finds fewer than ``want`` matches;
         # IndexManager.search then answers exactly instead.
         labels, distances = self._index.knn_query(np.asarray(query, dtype=np.float32)[None, :], k=want,
