@@ -117,7 +117,7 @@ class HnswIndex(VectorIndex):
         filter_fn = None
         breadth = self.breadth
         if allow is not None:
-            allow = np.unique(np.asarray(allow, dtype=np.int64))
+            allow = np.asarray(allow, dtype=np.int64)  # the catalog's ids: unique (np.unique costs 20+ ms at 100k)
             want = min(want, len(allow))
             if want == 0:
                 return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
