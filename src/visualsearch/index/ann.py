@@ -127,7 +127,7 @@ class HnswIndex(VectorIndex):
             breadth = self.ef_search or default_ef_search(len(allow))
         self._index.set_ef(max(breadth, want))
         # Raises RuntimeError when the graph walk finds fewer than ``want`` matches;
-        # IndexManager.search then answers exactly instead.
+        # search_filtered (index.manager) then answers exactly instead.
         labels, distances = self._index.knn_query(np.asarray(query, dtype=np.float32)[None, :], k=want,
                                                   filter=filter_fn)
         ids = labels[0].astype(np.int64)
