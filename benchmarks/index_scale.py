@@ -6,7 +6,7 @@ model's image-similarity space is 1280-d), builds over --n clustered random unit
 prints: build time, resident memory, on-disk size, query latency p50/p99 for top-10 and top-100
 (single queries, 2 cores), recall@10 against exact search, and the raw size of the vectors for
 the "within 2x" memory target. Exact search is also measured on float16 vectors, and filtered
-search (filters keeping 1% and 10% of the library) the way the product runs it.
+search (filters keeping 1%, 3%, 10% and 30% of the library) through the product's own rule.
 
 Usage: python benchmarks/index_scale.py [--n 1000000] [--dims 384,512] [--queries 300]
 """
