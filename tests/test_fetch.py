@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -172,6 +173,10 @@ def test_timeout(server):
         local(timeout=0.5).fetch(f"{server}/slow")
 
 
-def test_unresolvable_host():
+def test_unresolvable_host(monkeypatch):
+    # No real DNS query: the machine running the tests may have no (or a non-loopback) resolver.
+    def getaddrinfo(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     with pytest.raises(FetchError, match="resolve"):
         ImageFetcher(timeout=2).fetch("http://does-not-exist.invalid/x.png")
