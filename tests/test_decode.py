@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from visualsearch.errors import DecodeError, ImageTooLarge
-from visualsearch.ingest.decode import decode_bytes, decode_file, to_rgb
+from visualsearch.ingest import decode as decode_module
+from visualsearch.ingest.decode import decode_bytes, decode_file, shrink, to_rgb
 from visualsearch.ingest.fetch import sniff_image_format
 
 
@@ -148,3 +149,55 @@ def test_avif():
         pytest.skip("Pillow built without AVIF")
     decoded = decode_bytes(encode(photo_like(), "AVIF"))
     assert decoded.image.mode == "RGB" and decoded.format == "AVIF"
+
+
+def _modes(rgba: Image.Image) -> dict[str, Image.Image]:
+    palette = rgba.convert("RGB").quantize(50)
+    with_transparency = palette.copy()
+    with_transparency.info["transparency"] = 7
+    return {"RGB": rgba.convert("RGB"), "RGBA": rgba, "LA": rgba.convert("LA"), "L": rgba.convert("L"),
+            "P": palette, "P+transparency": with_transparency, "1": rgba.convert("1"), "CMYK": rgba.convert("CMYK")}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_reduced_decoding_gives_the_pixels_of_converting_at_full_size(monkeypatch, orientation):
+    """Reducing by strips before converting and turning upright changes no pixel of 8-bit pictures.
+
+    So pixel digests stay what they were when every picture was converted at full size first.
+    """
+    monkeypatch.setattr(decode_module, "STRIP_PIXELS", 5_000)  # many strips, and a partial last one
+    rng = np.random.default_rng(orientation)
+    rgba = Image.fromarray(rng.integers(0, 255, (663, 701, 4), dtype=np.uint8), "RGBA")  # 701 % 3 != 0
+    for mode, image in _modes(rgba).items():
+        upright = image.transpose(decode_module._ORIENTATION[orientation]) if orientation > 1 else image
+        expected = shrink(to_rgb(upright), 100)  # reduced 3x by resize itself, then resampled
+        got = decode_module.working_rgb(image, 100, orientation)
+        assert got.size == expected.size and got.tobytes() == expected.tobytes(), (mode, orientation)
+
+
+def test_big_picture_gets_the_same_pixel_digest_in_any_lossless_format():
+    rng = np.random.default_rng(3)
+    rgba = Image.fromarray(rng.integers(0, 255, (1100, 1501, 4), dtype=np.uint8), "RGBA")
+    png, webp = decode_bytes(encode(rgba, "PNG")), decode_bytes(encode(rgba, "WEBP", lossless=True))
+    assert png.image.size == (437, 320)
+    assert png.pixel_sha256 == webp.pixel_sha256 and png.phash == webp.phash
+    grey16 = Image.fromarray(rng.integers(0, 65535, (1100, 1501), dtype=np.uint16))
+    assert decode_bytes(encode(grey16, "PNG")).pixel_sha256 == decode_bytes(encode(grey16, "TIFF")).pixel_sha256
+
+
+@pytest.mark.parametrize("size", [(64, 8), (1600, 700)])  # as is, and reduced before scaling
+def test_32_bit_greyscale_is_scaled_by_its_own_range(size):
+    w, h = size
+    ramp = np.tile(np.linspace(-1000.0, 3000.0, w, dtype=np.float32), (h, 1))
+    for image in (Image.fromarray(ramp), Image.fromarray(ramp.astype(np.int32))):
+        assert image.mode in ("F", "I")
+        decoded = decode_bytes(encode(image, "TIFF"))
+        row = np.asarray(decoded.image)[0, :, 0].astype(int)
+        mid = len(row) // 2
+        assert row[0] <= 2 and row[-1] >= 253 and abs(row[mid] - 255 * mid / (len(row) - 1)) <= 2, image.mode
+        assert np.all(np.diff(row) >= 0)
+
+
+def test_flat_16_bit_image_does_not_divide_by_zero():
+    decoded = decode_bytes(encode(Image.fromarray(np.full((8, 8), 30000, dtype=np.uint16)), "PNG"))
+    assert decoded.image.getpixel((0, 0)) == (117, 117, 117)  # 30000 / 65535 * 255

@@ -92,6 +92,7 @@ def index_files(catalog: Catalog, embedder: Embedder, files: list[FoundFile], se
     get_preprocessor = getattr(embedder, "image_preprocessor", None)
     preprocessor = get_preprocessor() if get_preprocessor else None
     stream = prepared_stream(files, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
+                             max_decoded_bytes=settings.max_decoded_bytes,
                              preprocessor=preprocessor, workers=settings.decode_workers,
                              batch_size=settings.batch_size, processes=processes)
     timings = report.timings

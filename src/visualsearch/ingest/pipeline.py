@@ -10,12 +10,16 @@ Results come back in input order through a bounded window of pending work, so
 memory stays flat on a million-file folder. A worker that dies (a decoder
 crashing on a hostile file) breaks the pool; the files that were in flight are
 then retried one at a time in a fresh pool, and only the file that kills its
-worker again is recorded as failed.
+worker again is recorded as failed. Workers exit on their own when the process
+that started them is gone (see :func:`exit_with_parent`), so a killed server
+leaves no decoders behind.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
 import time
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -27,6 +31,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from PIL import Image
 
+from ..config import MAX_DECODED_BYTES
 from ..errors import VisualSearchError
 from .decode import decode_file
 from .scan import FoundFile
@@ -36,6 +41,8 @@ PROCESS_POOL_MIN_FILES = 64
 #: Stages measured inside the workers, in CPU seconds of the worker thread (not wall time,
 #: which would count the time a worker waits for a core the model is using).
 WORKER_STAGES = ("decode", "fingerprint", "preprocess")
+#: How often a worker process checks that the process that started it is still there.
+PARENT_POLL_SECONDS = 0.5
 
 
 @dataclass
@@ -59,11 +66,13 @@ class Prepared:
 
 
 def prepare(found: FoundFile, max_bytes: int, max_pixels: int,
-            preprocessor: Callable[[Image.Image], np.ndarray] | None = None, fingerprints: bool = True) -> Prepared:
+            preprocessor: Callable[[Image.Image], np.ndarray] | None = None, fingerprints: bool = True,
+            max_decoded_bytes: int = MAX_DECODED_BYTES) -> Prepared:
     """Read, decode, fingerprint and preprocess one file. Never raises: failures are data."""
     t0 = time.thread_time()
     try:
-        decoded = decode_file(found.path, max_bytes=max_bytes, max_pixels=max_pixels)
+        decoded = decode_file(found.path, max_bytes=max_bytes, max_pixels=max_pixels,
+                              max_decoded_bytes=max_decoded_bytes)
         t1 = time.thread_time()
         out = Prepared(found, sha256=decoded.sha256, width=decoded.width, height=decoded.height,
                        format=decoded.format, byte_size=decoded.byte_size)
@@ -88,6 +97,34 @@ def crashed(found: FoundFile) -> Prepared:
     return Prepared(found, error="the image decoder crashed on this file")
 
 
+def exit_with_parent(parent_pid: int, interval: float = PARENT_POLL_SECONDS) -> None:
+    """Worker initializer: end this worker process soon after ``parent_pid`` is gone.
+
+    Without it a worker outlives a parent killed with SIGKILL (or by the OOM killer):
+    it waits forever for work on a queue whose other end it holds itself. A daemon
+    thread polls ``os.getppid()``, which changes (to 1 or a subreaper) once the
+    parent is gone, and then calls ``os._exit`` right away, even in the middle of
+    decoding a file.
+
+    ``prctl(PR_SET_PDEATHSIG)`` is deliberately not used: it fires when the *thread*
+    that started the worker exits, not the process. Workers are started on demand
+    by whichever thread submits work, i.e. the thread iterating a
+    :class:`PreparedStream`; the server runs indexing in job threads, and a thread
+    that ends (or hands the stream over) while the pool is still in use would then
+    kill healthy workers and turn their files into "crashed" failures. Polling costs
+    one wake-up every ``interval`` seconds per worker.
+    """
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(0)
+            time.sleep(interval)
+
+    if os.getppid() != parent_pid:  # the parent died while this worker was starting
+        os._exit(0)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 class PreparedStream:
     """Iterate :class:`Prepared` results in input order, ``window`` files ahead of the consumer.
 
@@ -109,7 +146,8 @@ class PreparedStream:
         if self.processes:
             # spawn: a clean interpreter, never a fork of a process that holds
             # ONNX Runtime's or the server's threads (forking those can deadlock).
-            return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=exit_with_parent, initargs=(os.getpid(),))
         return ThreadPoolExecutor(self.workers, thread_name_prefix="decode")
 
     def __iter__(self) -> Iterator[Prepared]:
@@ -162,7 +200,8 @@ class PreparedStream:
 
 def prepared_stream(files: list[FoundFile], *, max_bytes: int, max_pixels: int,
                     preprocessor: Callable[[Image.Image], np.ndarray] | None, workers: int,
-                    batch_size: int, processes: bool | None = None, fingerprints: bool = True) -> PreparedStream:
+                    batch_size: int, processes: bool | None = None, fingerprints: bool = True,
+                    max_decoded_bytes: int = MAX_DECODED_BYTES) -> PreparedStream:
     """The stream :func:`~visualsearch.ingest.indexer.index_files` consumes.
 
     ``workers`` = 0 decodes in one helper thread. Processes are used for runs of
@@ -170,8 +209,8 @@ def prepared_stream(files: list[FoundFile], *, max_bytes: int, max_pixels: int,
     """
     if processes is None:
         processes = workers > 0 and len(files) >= PROCESS_POOL_MIN_FILES
-    job = partial(prepare, max_bytes=max_bytes, max_pixels=max_pixels, preprocessor=preprocessor,
-                  fingerprints=fingerprints)
+    job = partial(prepare, max_bytes=max_bytes, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes,
+                  preprocessor=preprocessor, fingerprints=fingerprints)
     # Two batches per worker in flight keeps workers busy while the model runs,
     # and bounds memory (a 224 px uint8 input is 150 KB).
     window = max(2 * batch_size, 2 * batch_size * max(1, workers))

@@ -45,6 +45,7 @@ def embed_assets(library, embedder, todo: list[tuple[int, str]], report: Reembed
     get_preprocessor = getattr(embedder, "image_preprocessor", None)
     files = [FoundFile(Path(path), 0, 0.0) for _, path in todo]
     stream = prepared_stream(files, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
+                             max_decoded_bytes=settings.max_decoded_bytes,
                              preprocessor=get_preprocessor() if get_preprocessor else None,
                              workers=settings.decode_workers, batch_size=settings.batch_size, fingerprints=False)
     failed_ids: set[int] = set()
