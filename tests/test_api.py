@@ -44,6 +44,7 @@ def backend(request, monkeypatch):
 
 
 def make_app(tmp_path, require_keys=False, **overrides):
+    overrides.setdefault("folder_roots", (tmp_path,))  # the server may index folders below the test's folder
     settings = Settings.from_env(tmp_path / "lib", batch_size=4, decode_workers=2, **overrides)
     return create_app(settings, embedder=TinyEmbedder(), require_keys=require_keys)
 

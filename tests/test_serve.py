@@ -68,7 +68,7 @@ def served(tmp_path_factory, photos, embedder):
     folder.mkdir()
     for p in photos:
         shutil.copy(p, folder / p.name.lower())
-    server = Served(root / "library")
+    server = Served(root / "library", "--folder-root", str(root))
     try:
         server.wait_ready()
         with httpx.Client(base_url=server.url, timeout=120) as api:

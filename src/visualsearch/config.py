@@ -16,6 +16,10 @@ import platformdirs
 MAX_IMAGE_BYTES = 40 * 1024 * 1024
 #: Pixel cap against decompression bombs (about 16k x 11k).
 MAX_IMAGE_PIXELS = 178_956_970
+#: Cap on the bytes one decoded image may take in memory (width x height x bytes per pixel):
+#: the pixel cap alone lets a 16-bit or multi-band image through at several times the size.
+#: 512 MiB still admits a 170-megapixel 8-bit RGB photo.
+MAX_DECODED_BYTES = 512 * 1024 * 1024
 DEFAULT_MODEL = "conse-efficientnet-lite0-minilm"
 
 
@@ -38,6 +42,11 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("visualsearch", appauthor=False))
 
 
+def default_folder_roots() -> tuple[Path, ...]:
+    """Where the API may index folders unless told otherwise: the user's Pictures folder."""
+    return (Path(platformdirs.user_pictures_dir()).expanduser().resolve(),)
+
+
 def _env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
@@ -58,6 +67,11 @@ class Settings:
     decode_workers: int = max(1, (os.cpu_count() or 1))
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
+    max_decoded_bytes: int = MAX_DECODED_BYTES
+    #: API server: images decoded at once (uploads, search by image, thumbnails); more wait briefly, then 503 busy.
+    max_concurrent_decodes: int = max(1, min(4, os.cpu_count() or 1))
+    #: API server: URLs fetched at once; beyond this a fetch answers 503 busy at once.
+    max_concurrent_fetches: int = 8
     #: Let the URL fetcher reach private, loopback and link-local addresses (local use only).
     allow_private_urls: bool = False
     fetch_timeout: float = 10.0
@@ -81,8 +95,13 @@ class Settings:
     #: Uploads that are near-duplicates of an image in the library: "warn" (add, and say so),
     #: "reject" (refuse with 409) or "allow" (add without checking).
     duplicate_policy: str = "warn"
-    #: API server: folders an admin may ask the server to index (empty = any folder it can read).
-    folder_roots: tuple[Path, ...] = ()
+    #: API server: folders an admin may ask the server to index (and their subfolders). Default: the
+    #: user's Pictures folder. Nothing else, so that a request cannot index (and then serve) ``/home``.
+    folder_roots: tuple[Path, ...] = field(default_factory=lambda: default_folder_roots())
+    #: API server: extra host names it answers to (besides loopback names and the address it listens on).
+    allowed_hosts: tuple[str, ...] = ()
+    #: API server: the address it listens on (set by ``visualsearch serve --host``).
+    bind_host: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, library_dir: Path | None = None, **overrides) -> "Settings":
@@ -107,15 +126,25 @@ class Settings:
         if settings.duplicate_policy not in ("warn", "reject", "allow"):
             raise ValueError("VISUALSEARCH_DUPLICATE_POLICY must be warn, reject or allow")
         roots = os.environ.get("VISUALSEARCH_FOLDER_ROOTS")
-        if roots:
+        if roots is not None:
             settings.folder_roots = tuple(Path(r).expanduser().resolve() for r in roots.split(os.pathsep) if r)
+        hosts = os.environ.get("VISUALSEARCH_ALLOWED_HOSTS")
+        if hosts:
+            settings.allowed_hosts = tuple(h.strip() for h in hosts.split(",") if h.strip())
         if "VISUALSEARCH_DECODE_WORKERS" in os.environ:
             settings.decode_workers = int(os.environ["VISUALSEARCH_DECODE_WORKERS"])
         for key, value in overrides.items():
             if value is not None:
                 setattr(settings, key, value)
+        settings.folder_roots = tuple(Path(r).expanduser().resolve() for r in settings.folder_roots)
         settings.library_dir = settings.library_dir.expanduser().resolve()
         return settings
+
+    @property
+    def decode_limits(self) -> dict[str, int]:
+        """The caps every decode of an image for this library applies (keyword arguments of ``decode_bytes``)."""
+        return {"max_bytes": self.max_image_bytes, "max_pixels": self.max_image_pixels,
+                "max_decoded_bytes": self.max_decoded_bytes}
 
     @property
     def catalog_path(self) -> Path:

@@ -36,7 +36,8 @@ class FetchError(VisualSearchError):
 
     ``reason`` is a stable word for programs: ``invalid_url``, ``scheme``,
     ``private_address``, ``unresolvable``, ``unreachable``, ``http_status``,
-    ``too_many_redirects``, ``timeout``, ``content_type`` or ``too_large``.
+    ``too_many_redirects``, ``timeout``, ``content_type``, ``encoding`` (a compression we
+    did not ask for, or a corrupt compressed body) or ``too_large``.
     """
 
     code = "url_refused"
@@ -73,7 +74,51 @@ class NearDuplicate(Duplicate):
         self.similarity = similarity
 
 
+class InvalidInput(VisualSearchError):
+    """A value the user gave cannot be used (an empty name, a bad option)."""
+
+    code = "invalid_request"
+
+
 class ConfigError(VisualSearchError):
     """Settings that cannot work together (unknown model, bad path...)."""
 
     code = "config_error"
+
+
+class SourceChanged(VisualSearchError):
+    """The URL is in the library already, and the image behind it has changed since.
+
+    The library keeps the image it has (one asset per URL) rather than replacing it
+    silently: the user deletes the old asset first to take the new image.
+    """
+
+    code = "url_changed"
+
+    def __init__(self, message: str, asset_id: int):
+        super().__init__(message)
+        self.asset_id = asset_id
+
+
+class Busy(VisualSearchError):
+    """The server is already doing as much of this kind of work as it safely can (decodes, fetches).
+
+    Answered with 503 and ``Retry-After`` instead of queueing without bound: a flood of
+    slow or huge requests must not take the memory or the threads the rest of the server needs.
+    """
+
+    code = "busy"
+
+    def __init__(self, message: str, retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageFull(VisualSearchError):
+    """The disk (or the database) is full: nothing was written, nothing already stored was lost."""
+
+    code = "insufficient_storage"
+
+    def __init__(self, message: str, path: str | None = None):
+        super().__init__(message)
+        self.path = path

@@ -9,7 +9,9 @@ from fastapi import FastAPI
 from .. import __version__, web
 from ..config import Settings
 from . import errors
+from .guard import HostPolicy, RequestGuard
 from .limits import BodySizeLimit
+from .memory import return_large_buffers
 from .routes import assets, duplicates, jobs, search, system
 from .state import ServerState
 
@@ -30,6 +32,7 @@ single-user mode.
 def create_app(settings: Settings | None = None, *, embedder=None, loader=None, require_keys: bool = True) -> FastAPI:
     """The ASGI app. ``embedder`` / ``loader`` replace the configured model / model loading (tests)."""
     settings = settings or Settings.from_env()
+    return_large_buffers()  # a server decodes big images on many threads: give the memory back
     server = ServerState(settings, embedder=embedder, loader=loader, require_keys=require_keys)
 
     @asynccontextmanager
@@ -40,7 +43,9 @@ def create_app(settings: Settings | None = None, *, embedder=None, loader=None, 
         finally:
             server.stop()
 
-    app = FastAPI(title="visualsearch", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # /docs is served by the web package from a bundled Swagger UI; ReDoc would need a CDN.
+    app = FastAPI(title="visualsearch", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.server = server
     errors.install(app)
     for router in (system.router, search.router, assets.router, duplicates.router, jobs.router):
@@ -55,4 +60,7 @@ def create_app(settings: Settings | None = None, *, embedder=None, loader=None, 
         return JSON_BODY_LIMIT
 
     app.add_middleware(BodySizeLimit, limit_for=limit_for)
+    # Added last, so it runs first: a foreign Host or origin is refused before anything else.
+    hosts = HostPolicy(settings.allowed_hosts, bind_host=settings.bind_host, strict=not require_keys)
+    app.add_middleware(RequestGuard, hosts=hosts)
     return app

@@ -2,29 +2,33 @@
 
 Statuses follow what went wrong, never a stack trace: 400 bad request or
 refused URL, 401/403 keys, 404 unknown, 409 duplicate, 413 too large, 415
-not an image, 422 invalid input or corrupt image, 429 rate limited.
+not an image, 422 invalid input or corrupt image, 429 rate limited, 503 busy
+(with Retry-After), 507 disk full.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..config import megabytes
-from ..errors import (ConfigError, DecodeError, Duplicate, FetchError, ImageTooLarge, NotFound, UnsupportedImage,
-                      VisualSearchError)
+from ..errors import (Busy, ConfigError, DecodeError, Duplicate, FetchError, ImageTooLarge, InvalidInput, NotFound,
+                      SourceChanged, StorageFull, UnsupportedImage, VisualSearchError)
 
 log = logging.getLogger("visualsearch.api")
 
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "too_large",
                  415: "unsupported_media_type", 422: "invalid_request", 429: "rate_limited",
-                 503: "unavailable"}
+                 503: "unavailable", 507: "insufficient_storage"}
 
 
 class ApiError(StarletteHTTPException):
@@ -54,11 +58,35 @@ def status_of(exc: VisualSearchError) -> int:
         return 422
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, Duplicate):
+    if isinstance(exc, (Duplicate, SourceChanged)):
         return 409
     if isinstance(exc, ConfigError):
         return 500
+    if isinstance(exc, Busy):
+        return 503
+    if isinstance(exc, InvalidInput):
+        return 422
+    if isinstance(exc, StorageFull):
+        return 507
     return 400
+
+
+def storage_full(exc: BaseException) -> StorageFull | None:
+    """A full disk or database anywhere in the exception's chain, as a :class:`StorageFull`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StorageFull):
+            return current
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = current.filename
+            return StorageFull(f"the disk is full{f' (writing {where})' if where else ''}; nothing was lost, "
+                               "free some space and try again", str(where) if where else None)
+        if isinstance(current, sqlite3.OperationalError) and "full" in str(current):
+            return StorageFull("the catalog's disk is full; nothing was lost, free some space and try again")
+        current = current.__cause__ or current.__context__ or getattr(current, "orig", None)
+    return None
 
 
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
@@ -71,6 +99,10 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
 def details_of(exc: VisualSearchError) -> dict | None:
     if isinstance(exc, FetchError):
         return {"reason": exc.reason}
+    if isinstance(exc, StorageFull):
+        return {"path": exc.path} if exc.path else None
+    if isinstance(exc, SourceChanged):
+        return {"asset_id": exc.asset_id}
     if isinstance(exc, Duplicate) and exc.asset_id > 0:
         details = {"asset_id": exc.asset_id}
         if getattr(exc, "similarity", None) is not None:
@@ -84,10 +116,15 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
     return JSONResponse(jsonable_encoder(error_body(code, message, details)), status_code=status, headers=headers)
 
 
+def product_error_response(exc: VisualSearchError) -> JSONResponse:
+    headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if isinstance(exc, Busy) else None
+    return error_response(status_of(exc), exc.code, str(exc), details_of(exc), headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(VisualSearchError)
     async def _product_error(_: Request, exc: VisualSearchError):
-        return error_response(status_of(exc), exc.code, str(exc), details_of(exc))
+        return product_error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException):
@@ -102,6 +139,18 @@ def install(app: FastAPI) -> None:
         first = problems[0] if problems else {"where": "request", "problem": "invalid"}
         return error_response(422, "invalid_request", f"{first['where']}: {first['problem']}",
                               {"problems": problems})
+
+    async def _maybe_full(_: Request, exc: Exception):
+        # Registered for the exception types a full disk shows up as (handled here, the
+        # connection stays usable); anything else goes on to the 500 handler below.
+        full = storage_full(exc)
+        if full is None:
+            raise exc
+        log.error("disk full: %s", full)
+        return product_error_response(full)
+
+    app.add_exception_handler(OSError, _maybe_full)
+    app.add_exception_handler(SQLAlchemyError, _maybe_full)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception):

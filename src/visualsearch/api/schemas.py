@@ -204,7 +204,8 @@ class HealthOut(BaseModel):
 
 
 class KeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100, examples=["photo-frame"])
+    name: str = Field(min_length=1, max_length=100, pattern=r"\S", examples=["photo-frame"],
+                      description="Who or what uses the key (not only spaces).")
     role: Literal["read", "admin"] = "read"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from ..auth import KeyStore, RateLimiter
 from ..catalog import Asset
@@ -11,6 +12,7 @@ from ..config import Settings
 from ..ingest.jobs import JobInfo, JobQueue
 from ..library import Library
 from ..search import SearchEngine
+from .gates import Gate
 from .schemas import AssetOut, JobOut
 
 log = logging.getLogger("visualsearch.api")
@@ -25,13 +27,39 @@ class ServerState:
         self.jobs = JobQueue(self.library)
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.require_keys = require_keys
+        # Decodes may wait a little for a slot (a page of uploads arrives at once); fetches never
+        # queue: a slow URL holds its thread for the whole fetch deadline.
+        self.decodes = Gate("decoding other images", settings.max_concurrent_decodes,
+                            max_waiting=4 * settings.max_concurrent_decodes, wait_seconds=10.0)
+        self.fetches = Gate("fetching other URLs", settings.max_concurrent_fetches)
         self.model_error: str | None = None
-        self._warm = threading.Thread(target=self._load_model, name="visualsearch-warmup", daemon=True)
+        self._warm_lock = threading.Lock()
+        self._warm_started = 0.0
+        self._warm = self._warm_thread()
+
+    def _warm_thread(self) -> threading.Thread:
+        return threading.Thread(target=self._load_model, name="visualsearch-warmup", daemon=True)
 
     def start(self) -> None:
-        self.library.media.clean_staging(keep=self.jobs.active_staging())
+        media = self.library.media
+        # Leftovers of a server that was killed: staged uploads, and stored files with no catalog row.
+        media.clean_staging(older_than=0.0, keep=self.jobs.active_staging())
+        removed = media.remove_orphans(self.library.catalog.known_sha256)
+        if removed:
+            log.info("removed %d stored file(s) that no catalog row refers to (left by a crash)", removed)
+        self._warm_started = time.monotonic()
         self._warm.start()
         self.jobs.start()
+
+    def retry_warmup(self, every: float = 5.0) -> None:
+        """Try loading again after a failure (e.g. a full disk at start-up), at most every ``every`` s."""
+        with self._warm_lock:
+            if self.model_error is None or self._warm.is_alive() or time.monotonic() - self._warm_started < every:
+                return
+            self.model_error = None
+            self._warm_started = time.monotonic()
+            self._warm = self._warm_thread()
+            self._warm.start()
 
     def stop(self) -> None:
         self.jobs.stop()

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 
 from ..catalog import ApiKey, Catalog
 from ..catalog.schema import utcnow
-from ..errors import NotFound, VisualSearchError
+from ..errors import InvalidInput, NotFound, VisualSearchError
 
 READ = "read"
 ADMIN = "admin"
@@ -62,7 +62,7 @@ class KeyStore:
             raise VisualSearchError(f"unknown role {role!r}: choose one of {', '.join(ROLES)}")
         name = name.strip()
         if not name:
-            raise VisualSearchError("a key needs a name (who or what uses it)")
+            raise InvalidInput("a key needs a name (who or what uses it)")
         prefix = secrets.token_hex(4)
         secret = f"vs_{prefix}_{secrets.token_urlsafe(32)}"
         with self.catalog.write_session() as s, s.begin():

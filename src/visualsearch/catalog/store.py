@@ -284,6 +284,15 @@ class Catalog:
         with self.session() as s:
             return {a.source: a for a in s.scalars(select(Asset).where(Asset.source.in_(wanted)))}
 
+    def known_sha256(self, digests: list[str]) -> set[str]:
+        """Which of these content digests belong to an asset (any status)."""
+        known: set[str] = set()
+        with self.session() as s:
+            for start in range(0, len(digests), 500):
+                chunk = digests[start:start + 500]
+                known.update(s.scalars(select(Asset.sha256).where(Asset.sha256.in_(chunk))).all())
+        return known
+
     def find_by_sha256(self, sha256: str) -> Asset | None:
         with self.session() as s:
             return s.scalars(select(Asset).where(Asset.sha256 == sha256, Asset.status == INDEXED)

@@ -392,6 +392,12 @@ def serve(
         "--require-keys", help="Require API keys even on 127.0.0.1 (automatic once a key exists).")] = False,
     rate_limit: Annotated[Optional[int], typer.Option(
         min=0, help="Requests per minute per API key (0 = unlimited; default 600).")] = None,
+    allowed_host: Annotated[Optional[list[str]], typer.Option(
+        "--allowed-host", help="Another host name the server answers to (repeat for several), e.g. the name "
+                               "of this machine on your network. Loopback names always work.")] = None,
+    folder_root: Annotated[Optional[list[Path]], typer.Option(
+        "--folder-root", help="A folder the API may index, with its subfolders (repeat for several). "
+                              "Default: your Pictures folder, or $VISUALSEARCH_FOLDER_ROOTS.")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the REST API server (FastAPI + uvicorn) on this library."""
@@ -401,7 +407,10 @@ def serve(
     from ..auth import KeyStore
     from ..catalog import Catalog
 
-    settings = Settings.from_env(library, model=model, rate_limit_per_minute=rate_limit)
+    settings = Settings.from_env(library, model=model, rate_limit_per_minute=rate_limit, bind_host=host,
+                                 folder_roots=tuple(folder_root) if folder_root else None)
+    if allowed_host:
+        settings.allowed_hosts = (*settings.allowed_hosts, *allowed_host)
     catalog = Catalog(settings.database_url or settings.catalog_path)
     keys = KeyStore(catalog).active_count()
     catalog.close()
@@ -419,6 +428,7 @@ def serve(
         _fail(f"refusing to listen on {host} without API keys: create one with "
               "`visualsearch keys create NAME --role admin`, or listen on 127.0.0.1")
     console.print(f"library {settings.library_dir}; API docs at http://{host}:{port}/docs")
+    console.print("folders the API may index: " + (", ".join(map(str, settings.folder_roots)) or "none"))
     uvicorn.run(create_app(settings, require_keys=required), host=host, port=port, log_level=log_level)
 
 

@@ -9,6 +9,8 @@ incrementally; FAISS's HNSW cannot remove vectors.
 
 from __future__ import annotations
 
+import errno
+
 import os
 from pathlib import Path
 from typing import Callable
@@ -105,8 +107,17 @@ class HnswIndex(VectorIndex):
         self.live = None
 
     def save(self, path: Path) -> None:
+        """Write the graph; a short write (full disk) raises ENOSPC instead of publishing a broken file.
+
+        hnswlib writes through a C++ stream that does not report write errors, so the
+        size on disk is compared with the size it should have.
+        """
         tmp = Path(path).with_suffix(".tmp")
         self._index.save_index(str(tmp))
+        expected = self._index.index_file_size()
+        if tmp.stat().st_size != expected:
+            tmp.unlink(missing_ok=True)
+            raise OSError(errno.ENOSPC, "short write (is the disk full?)", str(path))
         tmp.replace(path)
 
     def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None,

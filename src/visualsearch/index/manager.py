@@ -39,6 +39,25 @@ def _safe(name: str) -> str:
 EXACT_FILTER_SHARE = 0.025
 
 
+def allocated_npy(path: Path, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A writable memory-mapped ``.npy`` whose disk blocks are reserved before any write.
+
+    Writing through a memory map into a sparse file kills the process with SIGBUS
+    when the disk fills up. ``posix_fallocate`` reserves the blocks first, so a
+    full disk is an ``OSError`` (ENOSPC) here, before anything is written.
+    """
+    dtype = np.dtype(dtype)
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+        size = f.tell() + int(np.prod(shape)) * dtype.itemsize
+        try:
+            os.posix_fallocate(f.fileno(), 0, size)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+    return np.load(path, mmap_mode="r+")
+
+
 def search_filtered(index: VectorIndex, exact: Callable[[], ExactIndex], query: np.ndarray, k: int,
                     exclude: set[int] | None = None, allow: np.ndarray | None = None) -> SearchHits:
     """Search ``index``; with a filter, pick the exact scan or the filtered walk by its share.
@@ -121,8 +140,7 @@ class IndexManager:
         gen = self.folder / f"gen-{os.getpid()}-{np.random.default_rng().integers(1 << 40):x}"
         gen.mkdir()
         dim = self._dim(current, fetch)
-        vectors = np.lib.format.open_memmap(gen / "vectors.npy", mode="w+", dtype=np.float32,
-                                            shape=(len(ids), dim))
+        vectors = allocated_npy(gen / "vectors.npy", (len(ids), dim), np.float32)
         if current is not None and (keep_src >= 0).any():
             old_vectors = np.load(current / "vectors.npy", mmap_mode="r")
             rows = np.nonzero(keep_src >= 0)[0]

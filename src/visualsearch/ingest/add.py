@@ -13,7 +13,7 @@ from typing import Callable
 from urllib.parse import unquote, urlsplit
 
 from ..catalog import Asset, ImageRecord
-from ..errors import DecodeError, Duplicate, NearDuplicate, VisualSearchError
+from ..errors import DecodeError, Duplicate, NearDuplicate, SourceChanged, VisualSearchError
 from .decode import DecodedImage, decode_bytes, read_file
 from .fetch import ImageFetcher
 
@@ -70,12 +70,17 @@ def add_incoming(library, items: list[Incoming], progress: Progress | None = Non
             outcomes.append(outcome)
             try:
                 data = read_file(item.staged, settings.max_image_bytes)
-                decoded = decode_bytes(data, max_bytes=settings.max_image_bytes,
-                                       max_pixels=settings.max_image_pixels)
+                decoded = decode_bytes(data, **settings.decode_limits)
                 existing = None if allow_duplicates else library.catalog.find_by_sha256(decoded.sha256)
                 if existing is not None:
                     raise Duplicate(f"identical to asset {existing.id} ({existing.name or existing.source})",
                                     existing.id)
+                if item.origin == "url" and item.url:
+                    previous = library.catalog.get_by_sources([item.url]).get(item.url)
+                    if previous is not None and previous.status == "indexed" and previous.sha256 != decoded.sha256:
+                        raise SourceChanged(f"asset {previous.id} was added from this URL and the image there has "
+                                            "changed since; the library keeps the image it has (delete asset "
+                                            f"{previous.id} first to add the new one)", previous.id)
                 if decoded.sha256 in seen:
                     raise Duplicate(f"identical to {seen[decoded.sha256].name} in the same upload", -1)
                 seen[decoded.sha256] = outcome

@@ -1,9 +1,12 @@
 """Background indexing jobs, recorded in the catalog so their progress outlives a request.
 
-One worker thread runs jobs one after another: indexing is bound by the model
-on all cores, so two jobs at once would only both go slower. A job left
-"running" or "queued" by a server that stopped is picked up again when the
-next one starts (indexing is idempotent: finished files are skipped).
+Two worker threads take jobs in order. Indexing is bound by the model on all
+cores, so more would only make every job slower; but with a single worker one
+stuck or very long job (a folder on a hung network mount, a huge folder) held
+every other job back, so a second worker keeps the queue moving. A job is
+claimed with a conditional update, so no two workers run the same job. A job
+left "running" or "queued" by a server that stopped is picked up again when
+the next one starts (indexing is idempotent: finished files are skipped).
 """
 
 from __future__ import annotations
@@ -52,12 +55,14 @@ def _info(row: Job) -> JobInfo:
 
 
 class JobQueue:
-    def __init__(self, library):
+    def __init__(self, library, workers: int = 2):
         self.library = library
         self.catalog = library.catalog
-        self._wake = threading.Event()
+        self.workers = max(1, workers)
+        self._wake = threading.Condition()
+        self._signals = 0  # bumped on every submit/stop; a worker sleeps only while it is unchanged
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- submitting / reading --------------------------------------------------------
     def staging_folder(self, job_id: str) -> Path:
@@ -74,7 +79,7 @@ class JobQueue:
             s.add(row)
             s.flush()
             info = _info(row)
-        self._wake.set()
+        self._signal()
         return info
 
     def get(self, job_id: str) -> JobInfo:
@@ -92,32 +97,51 @@ class JobQueue:
     def start(self) -> None:
         with self.catalog.write_session() as s, s.begin():
             s.execute(update(Job).where(Job.status == RUNNING).values(status=QUEUED))
-        self._thread = threading.Thread(target=self._loop, name="visualsearch-jobs", daemon=True)
-        self._thread.start()
-        self._wake.set()
+        self._threads = [threading.Thread(target=self._loop, name=f"visualsearch-jobs-{n}", daemon=True)
+                         for n in range(self.workers)]
+        for thread in self._threads:
+            thread.start()
+        self._signal()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._signal()
+        for thread in self._threads:
+            thread.join(timeout)
 
     def active_staging(self) -> set[str]:
         with self.catalog.session() as s:
             ids = s.scalars(select(Job.id).where(Job.status.in_((QUEUED, RUNNING)))).all()
         return {f"job-{i}" for i in ids}
 
-    def _next(self) -> str | None:
-        with self.catalog.session() as s:
-            return s.scalars(select(Job.id).where(Job.status == QUEUED).order_by(Job.created_at).limit(1)).first()
+    def _claim(self) -> str | None:
+        """The oldest queued job, marked running by this worker; None when there is none."""
+        while True:
+            with self.catalog.write_session() as s, s.begin():
+                job_id = s.scalars(select(Job.id).where(Job.status == QUEUED)
+                                   .order_by(Job.created_at).limit(1)).first()
+                if job_id is None:
+                    return None
+                claimed = s.execute(update(Job).where(Job.id == job_id, Job.status == QUEUED)
+                                    .values(status=RUNNING, started_at=utcnow(), error=None)).rowcount
+            if claimed:
+                return job_id
+
+    def _signal(self) -> None:
+        with self._wake:
+            self._signals += 1
+            self._wake.notify_all()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            job_id = self._next()
+            with self._wake:
+                seen = self._signals
+            job_id = self._claim()
             if job_id is None:
-                self._wake.wait(timeout=5.0)
-                self._wake.clear()
+                with self._wake:  # sleep unless something was submitted since we looked
+                    self._wake.wait_for(lambda: self._signals != seen, timeout=5.0)
                 continue
+            self._signal()  # another worker may take the next job
             self._run(job_id)
 
     def _set(self, job_id: str, **values) -> None:
@@ -126,7 +150,6 @@ class JobQueue:
 
     def _run(self, job_id: str) -> None:
         job = self.get(job_id)
-        self._set(job_id, status=RUNNING, started_at=utcnow(), error=None)
         try:
             if job.kind == FOLDER:
                 self._run_folder(job)

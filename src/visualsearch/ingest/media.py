@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image
 
@@ -101,6 +102,29 @@ class MediaStore:
                 pass
         return removed
 
+    def remove_orphans(self, known: Callable[[list[str]], set[str]], grace: float = 10.0) -> int:
+        """Delete stored originals and thumbnails that no asset refers to, and temporary files.
+
+        A server killed between storing a file and committing its catalog row leaves
+        such files behind. ``known(digests)`` says which content digests the catalog
+        has. Files younger than ``grace`` seconds are left alone: another process may
+        be between the two steps right now. Returns how many files were removed.
+        """
+        cutoff = time.time() - grace
+        candidates: list[Path] = []
+        for folder in (self.originals, self.thumbnails):
+            if folder.is_dir():
+                candidates.extend(p for p in folder.glob("*/*") if p.is_file())
+        removed = 0
+        old = [p for p in candidates if _mtime(p) < cutoff]
+        temporary = [p for p in old if p.suffix in (".tmp", ".part")]
+        stored = [p for p in old if p.suffix not in (".tmp", ".part")]
+        referenced = known(sorted({p.name.split(".")[0] for p in stored}))
+        for path in temporary + [p for p in stored if p.name.split(".")[0] not in referenced]:
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
     # -- thumbnails ------------------------------------------------------------------
     def thumbnail_path(self, sha256: str) -> Path:
         return self.thumbnails / sha256[:2] / f"{sha256}.webp"
@@ -123,9 +147,17 @@ class MediaStore:
             raise
         return target
 
-    def thumbnail_from_file(self, sha256: str, file: Path, max_pixels: int) -> Path:
+    def thumbnail_from_file(self, sha256: str, file: Path, limits: dict[str, int]) -> Path:
+        """The thumbnail, made from ``file`` if it does not exist yet (``limits``: the decode caps)."""
         target = self.thumbnail_path(sha256)
         if target.exists():
             return target
-        decoded = decode_file(file, max_pixels=max_pixels)
+        decoded = decode_file(file, **limits)
         return self.make_thumbnail(sha256, decoded.image)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return float("inf")  # vanished meanwhile: nothing to remove

@@ -69,22 +69,25 @@ class SearchEngine:
 
     def similar_to_bytes(self, data: bytes, **options) -> list[SearchResult]:
         settings = self.library.settings
-        image = decode_bytes(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+        image = decode_bytes(data, **settings.decode_limits)
         return self.similar_to_image(image, **options)
 
     def similar_to_file(self, path: Path, **kwargs) -> list[SearchResult]:
-        path = Path(path).expanduser()
+        path = Path(path).expanduser().resolve()  # the user's own links are fine; the reader opens no link
         if not path.is_file():
             raise NotFound(f"no such file: {path}")
         settings = self.library.settings
-        image = decode_file(path, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+        image = decode_file(path, **settings.decode_limits)
         return self.similar_to_image(image, **kwargs)
 
-    def similar_to_url(self, url: str, **kwargs) -> list[SearchResult]:
+    def fetch(self, url: str) -> bytes:
+        """The image bytes at ``url``, fetched with the library's safety rules (no decoding yet)."""
         s = self.library.settings
-        fetched = ImageFetcher(max_bytes=s.max_image_bytes, allow_private=s.allow_private_urls,
-                               timeout=s.fetch_timeout, max_redirects=s.max_redirects).fetch(url)
-        return self.similar_to_bytes(fetched.data, **kwargs)
+        return ImageFetcher(max_bytes=s.max_image_bytes, allow_private=s.allow_private_urls,
+                            timeout=s.fetch_timeout, max_redirects=s.max_redirects).fetch(url).data
+
+    def similar_to_url(self, url: str, **kwargs) -> list[SearchResult]:
+        return self.similar_to_bytes(self.fetch(url), **kwargs)
 
     # -- ranking ---------------------------------------------------------------------
     def _run(self, index, vector: np.ndarray, limit: int = 20, min_score: float | None = None,

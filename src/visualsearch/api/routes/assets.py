@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import datetime
 from pathlib import Path
 
@@ -40,7 +42,7 @@ def _asset_or_404(server, asset_id: int):
 def _parse_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
-    if not cursor.isdigit() or len(cursor) > 19:
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 19 or int(cursor) > 2**63 - 1:
         raise ApiError(422, "invalid_request", "cursor: not a cursor returned by this API")
     return int(cursor)
 
@@ -99,11 +101,20 @@ def set_tags(request: Request, asset_id: AssetId, body: TagsIn) -> TagsOut:
 
 
 def _image_file(server, asset) -> Path:
+    """The asset's file, only if it is still the regular file that was indexed.
+
+    A file (or a folder above it) replaced by a symbolic link after indexing is
+    not served: the link could point anywhere on the server.
+    """
     if asset.status != "indexed":
         raise NotFound(f"asset {asset.id} has no image ({asset.error or asset.status})")
     path = Path(asset.path or asset.source)
-    if not path.is_file():
-        raise NotFound(f"the file of asset {asset.id} is no longer on disk")
+    try:
+        st = os.lstat(path)
+    except OSError:
+        raise NotFound(f"the file of asset {asset.id} is no longer on disk") from None
+    if not stat.S_ISREG(st.st_mode) or os.path.realpath(path) != str(path):
+        raise NotFound(f"the file of asset {asset.id} is no longer the file that was indexed")
     return path
 
 
@@ -115,7 +126,11 @@ def thumbnail(request: Request, asset_id: AssetId, v: str | None = Query(None, m
     server = request.app.state.server
     asset = _asset_or_404(server, asset_id)
     source = _image_file(server, asset)
-    path = server.library.media.thumbnail_from_file(asset.sha256, source, server.settings.max_image_pixels)
+    media = server.library.media
+    path = media.thumbnail_path(asset.sha256)
+    if not path.exists():
+        with server.decodes.slot():
+            path = media.thumbnail_from_file(asset.sha256, source, server.settings.decode_limits)
     etag = f'"{asset.sha256[:32]}"'
     versioned = v is not None and asset.sha256.startswith(v)
     headers = {"ETag": etag, "Cache-Control": "public, max-age=31536000, immutable" if versioned
@@ -192,9 +207,13 @@ async def upload(request: Request):
                                  total=len(staged), job_id=job_id)
         return JSONResponse(server.job_out(job).model_dump(mode="json"), status_code=202,
                             headers={"Location": f"/api/jobs/{job.id}"})
+    def add() -> list[Outcome]:
+        with server.decodes.slot():  # one slot per request: its files are decoded one after another
+            return add_incoming(server.library, items, near_duplicates=policy)
+
     try:
         items = [Incoming(f.staged, f.name, tags=tags) for f in staged]
-        outcomes = await run_in_threadpool(lambda: add_incoming(server.library, items, near_duplicates=policy))
+        outcomes = await run_in_threadpool(add)
     finally:
         for f in staged:
             f.staged.unlink(missing_ok=True)
@@ -218,9 +237,11 @@ def add_url(request: Request, body: UrlIn) -> AssetOut:
     """Fetched with the hardened fetcher: http/https only, private and loopback addresses refused
     (also after redirects), 40 MB at most, must be an image."""
     server = request.app.state.server
-    incoming = fetch_to_staging(server.library, body.url)
+    with server.fetches.slot():
+        incoming = fetch_to_staging(server.library, body.url)
     incoming.tags = tuple(body.tags)
-    [outcome] = add_incoming(server.library, [incoming])
+    with server.decodes.slot():
+        [outcome] = add_incoming(server.library, [incoming])
     if not outcome.ok:
         raise outcome.error
     return server.assets_out([outcome.asset])[0]
@@ -230,17 +251,21 @@ def add_url(request: Request, body: UrlIn) -> AssetOut:
              responses=_AUTH | {404: {"model": ErrorOut, "description": "No such folder on the server."}},
              summary="Index a folder on the server (background job)")
 def add_folder(request: Request, body: FolderIn):
+    """Only folders below the server's folder roots (default: the user's Pictures folder; see
+    `--folder-root` / VISUALSEARCH_FOLDER_ROOTS). A path outside them is refused with 403 whether it
+    exists or not, so the endpoint cannot be used to probe the server's file system."""
     server = request.app.state.server
     path = Path(body.path).expanduser()
     if "\x00" in body.path or not path.is_absolute():
         raise ApiError(422, "invalid_request", "path: give an absolute folder path on the server")
-    if not path.is_dir():
-        raise NotFound(f"no such folder on the server: {path}")
-    path = path.resolve()
+    path = Path(os.path.realpath(path))  # symbolic links resolved before the root check
     roots = server.settings.folder_roots
-    if roots and not any(path == r or r in path.parents for r in roots):
-        raise ApiError(403, "folder_not_allowed", f"{path} is outside the folders this server may index "
-                                                  f"({', '.join(map(str, roots))}; see VISUALSEARCH_FOLDER_ROOTS)")
+    if not any(path == r or r in path.parents for r in roots):
+        allowed = ", ".join(map(str, roots)) or "none configured"
+        raise ApiError(403, "folder_not_allowed", f"{body.path} is outside the folders this server may index "
+                                                  f"({allowed}; see `serve --folder-root` or VISUALSEARCH_FOLDER_ROOTS)")
+    if not path.is_dir():
+        raise NotFound(f"no such folder on the server: {body.path}")
     job = server.jobs.submit(FOLDER, {"path": str(path), "prune": body.prune})
     return JSONResponse(server.job_out(job).model_dump(mode="json"), status_code=202,
                         headers={"Location": f"/api/jobs/{job.id}"})

@@ -122,7 +122,8 @@ async def check(request: Request) -> CheckOut:
 
         def run() -> CheckOut:
             library = server.library
-            decoded = decode_bytes(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+            with server.decodes.slot():
+                decoded = decode_bytes(data, **settings.decode_limits)
             embedder = library.embedder
             vector = embedder.encode_images([decoded.image])[embedder.similarity_space][0]
             matches = matches_for(library, decoded.sha256, decoded.pixel_sha256, decoded.phash,

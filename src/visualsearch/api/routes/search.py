@@ -58,8 +58,14 @@ def _search(server, body: SearchIn) -> SearchOut:
     if body.asset_id is not None:
         return _run(server, QueryOut(kind="asset", asset_id=body.asset_id), body,
                     lambda **o: engine.similar_to_asset(body.asset_id, **o))
-    return _run(server, QueryOut(kind="url", image_url=body.image_url), body,
-                lambda **o: engine.similar_to_url(body.image_url, **o))
+
+    def by_url(**options):
+        with server.fetches.slot():  # never queued: a slow server holds a fetch for its whole deadline
+            data = engine.fetch(body.image_url)
+        with server.decodes.slot():
+            return engine.similar_to_bytes(data, **options)
+
+    return _run(server, QueryOut(kind="url", image_url=body.image_url), body, by_url)
 
 
 @router.post("", response_model=SearchOut, responses=_ERRORS, dependencies=[require_read],
@@ -131,9 +137,12 @@ async def search_image(request: Request) -> SearchOut:
             raise ApiError(422, "invalid_request",
                            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from exc
         data = upload.staged.read_bytes()
-        return await run_in_threadpool(
-            _run, server, QueryOut(kind="image", file_name=upload.name), options,
-            lambda **o: server.engine.similar_to_bytes(data, **o))
+
+        def by_image(**o):
+            with server.decodes.slot():
+                return server.engine.similar_to_bytes(data, **o)
+
+        return await run_in_threadpool(_run, server, QueryOut(kind="image", file_name=upload.name), options, by_image)
     finally:
         for f in form.files:
             if f.staged is not None:

@@ -27,6 +27,7 @@ def readyz(request: Request):
             s.execute(text("select 1"))
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "detail": f"catalog: {exc}"}, status_code=503)
+    server.retry_warmup()  # a start-up failure such as a full disk heals once the cause is gone
     if server.model_error:
         return JSONResponse({"status": "unavailable", "detail": f"model: {server.model_error}"}, status_code=503)
     if not server.ready:
