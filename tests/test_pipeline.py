@@ -90,3 +90,24 @@ def test_model_preprocessing_in_workers_matches_the_model_alone(tmp_path):
     split = embedder.encode_prepared(np.stack([prep(im) for im in images]))
     for space in whole:
         assert np.allclose(whole[space], split[space], atol=1e-5)
+
+
+def hang_on_stuck(found: FoundFile) -> object:
+    """A job that never returns on files named stuck* (a read on a dead network mount)."""
+    if found.path.name.startswith("stuck"):
+        import time
+
+        time.sleep(3600)
+    return prepare(found, max_bytes=1 << 26, max_pixels=1 << 28)
+
+
+def test_a_stuck_file_is_given_up_after_the_timeout_and_the_rest_go_on(tmp_path):
+    files = make_photos(tmp_path / "pics", 8)
+    gradient_image(98, (64, 48)).save(tmp_path / "pics" / "stuck.jpg")
+    files = list(scan_folder(tmp_path / "pics"))
+    stream = PreparedStream(files, hang_on_stuck, workers=2, processes=True, window=4, file_timeout=3.0)
+    results = list(stream)
+    assert [p.found for p in results] == files
+    stuck = [p for p in results if p.found.path.name == "stuck.jpg"]
+    assert stuck[0].error and "took over 3 s" in stuck[0].error
+    assert sum(p.error is None for p in results) == 8  # every good file made it

@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
@@ -125,6 +126,20 @@ def exit_with_parent(parent_pid: int, interval: float = PARENT_POLL_SECONDS) -> 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+#: A file whose read and decode take longer than this (a hung network mount, a decoder stuck
+#: in a loop) is given up: its worker is killed and the file recorded as failed, so one file
+#: cannot hold a job forever. The largest images we accept decode in about 10 s here.
+FILE_TIMEOUT = 120.0
+
+
+def _stop(pool: Executor) -> None:
+    """Shut a pool down now, killing worker processes that may be stuck in a read or a decode."""
+    # ProcessPoolExecutor has no public way to kill its workers; its _processes maps pid -> Process.
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 class PreparedStream:
     """Iterate :class:`Prepared` results in input order, ``window`` files ahead of the consumer.
 
@@ -133,7 +148,8 @@ class PreparedStream:
     """
 
     def __init__(self, files: Iterable[FoundFile], job: Callable[[FoundFile], Prepared], *,
-                 workers: int, processes: bool, window: int):
+                 workers: int, processes: bool, window: int, file_timeout: float = FILE_TIMEOUT):
+        self.file_timeout = file_timeout
         self.files = iter(files)
         self.job = job
         self.workers = max(1, workers)
@@ -165,10 +181,10 @@ class PreparedStream:
                 f, future = pending.popleft()
                 t = time.perf_counter()
                 try:
-                    result = future.result()
-                except BrokenProcessPool:
+                    result = future.result(timeout=self.file_timeout if self.processes else None)
+                except (BrokenProcessPool, FutureTimeout):
                     self.wait += time.perf_counter() - t
-                    pool.shutdown(wait=True, cancel_futures=True)
+                    _stop(pool)
                     suspects = [f] + [g for g, _ in pending]
                     pending.clear()
                     pool = yield from self._isolate(suspects)
@@ -185,12 +201,18 @@ class PreparedStream:
         try:
             for f in suspects:
                 try:
-                    result = pool.submit(self.job, f).result()
+                    result = pool.submit(self.job, f).result(timeout=self.file_timeout)
                 except BrokenProcessPool:
-                    pool.shutdown(wait=True, cancel_futures=True)
+                    _stop(pool)
                     pool = self._new_pool()
                     self.pool_restarts += 1
                     result = crashed(f)
+                except FutureTimeout:
+                    _stop(pool)
+                    pool = self._new_pool()
+                    self.pool_restarts += 1
+                    result = Prepared(f, error=f"reading or decoding took over {self.file_timeout:.0f} s; "
+                                               "skipped (a hung disk or network mount?)")
                 yield result
         except BaseException:  # the consumer stopped (Ctrl-C, error): do not leak workers
             pool.shutdown(wait=True, cancel_futures=True)
