@@ -51,3 +51,14 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=30)
+
+
+def wait_for_job(api, url: str, timeout: float = 60) -> dict:
+    """Poll a job's status URL until it is done or failed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.get(url).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job did not finish: {job}")

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from conftest import TinyEmbedder, gradient_image, solid
-from live import LiveServer
+from live import LiveServer, wait_for_job
 
 from visualsearch.api import create_app
 from visualsearch.api.uploads import clean_name
@@ -398,16 +398,6 @@ def test_url_that_is_not_an_image_or_too_large(api, image_host, allow_loopback_o
 
 
 # -- jobs -----------------------------------------------------------------------------------
-
-def wait_for_job(api, url, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = api.get(url).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job did not finish: {job}")
-
 
 def test_folder_job_indexes_in_the_background(api, tmp_path):
     folder = tmp_path / "photos"

@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import TinyEmbedder, gradient_image, solid
-from live import LiveServer
+from live import LiveServer, wait_for_job
 from PIL import Image
 
 from visualsearch.api import create_app
@@ -64,16 +64,6 @@ def raw_request(port: int, request: bytes) -> tuple[int, bytes]:
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split()[1]), body
-
-
-def wait_for_job(api, url: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = api.get(url).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job did not finish: {job}")
 
 
 # -- 1. DNS rebinding: foreign Host names ------------------------------------------------------

@@ -104,7 +104,7 @@ class HostPolicy:
         return is_loopback_name(name) or name in self.allowed
 
 
-def _same_origin(origin: str, host_header: str | None, scheme: str) -> bool:
+def _same_origin(origin: str, host_header: str | None) -> bool:
     """Does ``Origin`` name this server (as the client reached it through ``Host``)?"""
     if not host_header or origin == "null":
         return False
@@ -161,7 +161,7 @@ class RequestGuard:
     @staticmethod
     def _cross_origin(headers: dict[str, str], scope: Scope) -> str | None:
         origin = headers.get("origin")
-        if origin is not None and not _same_origin(origin, headers.get("host"), scope.get("scheme", "http")):
+        if origin is not None and not _same_origin(origin, headers.get("host")):
             return f"requests from another origin ({origin}) are refused"
         site = headers.get("sec-fetch-site")
         if site is not None and site.lower() not in _TRUSTED_FETCH_SITES:
