@@ -58,17 +58,22 @@ import threading
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import numpy as np
-import uvicorn
 from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the test suite's helpers: tests/support (one LiveServer, one TinyEmbedder)
+
+from tests.support.embedders import TinyEmbedder  # noqa: E402
+from tests.support.live import LiveServer, free_port  # noqa: E402
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -79,6 +84,7 @@ PROBE_TIMEOUT_S = 5.0
 
 
 # --- results -------------------------------------------------------------------------------------
+
 
 @dataclass
 class ClassResult:
@@ -106,7 +112,7 @@ class ClassResult:
     def ok(self) -> bool:
         return self.skipped is not None or not self.failures
 
-    def tally(self, answer: "Answer", clean: bool) -> None:
+    def tally(self, answer: Answer, clean: bool) -> None:
         self.attempts += 1
         self.clean += clean
         self.unexpected += not clean
@@ -146,8 +152,9 @@ class Answer:
         return " ".join(str(p) for p in (self.status, self.code, self.reason and f"reason={self.reason}") if p)
 
     def is_(self, status: int, code: str | None = None, reason: str | None = None) -> bool:
-        return (self.status == status and (code is None or self.code == code)
-                and (reason is None or self.reason == reason))
+        return (
+            self.status == status and (code is None or self.code == code) and (reason is None or self.reason == reason)
+        )
 
 
 def answer_of(response: httpx.Response, seconds: float) -> Answer:
@@ -187,6 +194,7 @@ def in_parallel(jobs: list[Callable[[], Answer]], workers: int, timeout: float) 
 
 
 # --- the network fence -----------------------------------------------------------------------------
+
 
 def is_loopback_host(host: object) -> bool:
     if isinstance(host, bytes):
@@ -275,6 +283,7 @@ class Fence:
 
 # --- memory and health ----------------------------------------------------------------------------
 
+
 def _status_kb(pid: int | str, key: str) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -316,7 +325,7 @@ class Probe:
                 if self._stop.wait(max(0.0, PROBE_INTERVAL_S - elapsed)):
                     return
 
-    def __enter__(self) -> "Probe":
+    def __enter__(self) -> Probe:
         self._thread.start()
         return self
 
@@ -348,6 +357,7 @@ def measured(result: ClassResult, url: str, pid: int | str = "self") -> Iterator
 
 
 # --- library integrity ----------------------------------------------------------------------------
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -423,39 +433,6 @@ class LibraryAudit:
 
 # --- servers --------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    """The API app served by uvicorn on a loopback port, in a daemon thread of this process."""
-
-    def __init__(self, app, port: int | None = None):
-        self.app = app
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                     lifespan="on"))
-        self.thread = threading.Thread(target=self._server.run, name="abuse-uvicorn", daemon=True)
-
-    def __enter__(self) -> "LiveServer":
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self._server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the API server did not start")
-            time.sleep(0.02)
-        return self
-
-    def wait_ready(self, timeout: float = 300) -> float:
-        return wait_ready(self.url, timeout)
-
-    def __exit__(self, *exc) -> None:
-        self._server.should_exit = True
-        self.thread.join(timeout=30)
-
 
 def wait_ready(url: str, timeout: float, process: subprocess.Popen | None = None) -> float:
     """Seconds until ``/readyz`` answers 200 (raises after ``timeout``)."""
@@ -470,31 +447,6 @@ def wait_ready(url: str, timeout: float, process: subprocess.Popen | None = None
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} was not ready after {timeout:.0f} s")
-
-
-class TinyEmbedder:
-    """A deterministic stand-in model (mean colour of the quadrants), as in tests/conftest.py."""
-
-    model_id = "tiny-test-model"
-    spaces = {"semantic": 12, "visual": 12}
-    similarity_space = "visual"
-
-    def encode_images(self, images):
-        out = []
-        for im in images:
-            arr = np.asarray(im.resize((8, 8)), dtype=np.float32) / 255.0
-            quads = [arr[:4, :4], arr[:4, 4:], arr[4:, :4], arr[4:, 4:]]
-            out.append(np.concatenate([q.mean(axis=(0, 1)) for q in quads]) + 1e-3)
-        v = np.asarray(out, dtype=np.float32)
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        return {"semantic": v, "visual": v}
-
-    def embed_images(self, images):
-        return self.encode_images(images)["semantic"]
-
-    def embed_texts(self, texts):
-        v = np.ones((len(texts), 12), dtype=np.float32)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 @dataclass
@@ -523,13 +475,14 @@ class AttackServer:
     def __init__(self, handler: type[BaseHTTPRequestHandler]):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="abuse-attack-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="abuse-attack-server", daemon=True
+        )
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
 
-    def __enter__(self) -> "AttackServer":
+    def __enter__(self) -> AttackServer:
         self._thread.start()
         return self
 
@@ -546,6 +499,7 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 
 # --- images and payloads --------------------------------------------------------------------------
+
 
 def png_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
@@ -570,7 +524,7 @@ def png_with_text(png: bytes, text: str) -> bytes:
 def decode_bomb_png(side: int = 13000) -> bytes:
     """A 16-bit greyscale PNG of ``side`` x ``side`` pixels, almost all flat: ~330 KB on the wire."""
     arr = np.zeros((side, side), dtype=np.uint16)
-    arr[side // 3: side // 2, side // 3: side // 2] = 40000
+    arr[side // 3 : side // 2, side // 3 : side // 2] = 40000
     image = Image.fromarray(arr)
     del arr
     buf = io.BytesIO()
@@ -591,8 +545,10 @@ def made_elsewhere(maker: Callable[[], bytes]) -> bytes:
     """``maker()`` run in a child Python: its big temporary buffers never touch this process's allocator
     (glibc raises its mmap threshold after freeing large blocks, which would change how the server's
     own allocations behave, and so its RSS)."""
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import abuse; "
-            f"sys.stdout.buffer.write(abuse.{maker.__name__}())")
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import abuse; "
+        f"sys.stdout.buffer.write(abuse.{maker.__name__}())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300, check=True)
     return out.stdout
 
@@ -636,8 +592,9 @@ def wait_for_all_jobs(client: httpx.Client, timeout: float) -> list[dict]:
     deadline = time.monotonic() + timeout
     active: list[dict] = []
     while time.monotonic() < deadline:
-        active = [j for j in client.get("/api/jobs", params={"limit": 200}).json()
-                  if j["status"] in ("queued", "running")]
+        active = [
+            j for j in client.get("/api/jobs", params={"limit": 200}).json() if j["status"] in ("queued", "running")
+        ]
         if not active:
             return []
         time.sleep(0.5)
@@ -649,6 +606,7 @@ def asset_total(client: httpx.Client) -> int:
 
 
 # --- context: servers started on demand -----------------------------------------------------------
+
 
 class Context:
     def __init__(self, workdir: Path, cache_dir: Path, fence: Fence):
@@ -667,24 +625,29 @@ class Context:
         base = self.workdir / name
         allowed = base / "allowed"
         allowed.mkdir(parents=True, exist_ok=True)
-        settings = Settings.from_env(base / "library", folder_roots=(allowed,), rate_limit_per_minute=0,
-                                     **overrides)
+        settings = Settings.from_env(base / "library", folder_roots=(allowed,), rate_limit_per_minute=0, **overrides)
         app = create_app(settings, embedder=embedder, require_keys=False)
-        live = LiveServer(app).__enter__()
+        live = LiveServer(app, start_timeout=60, thread_name="abuse-uvicorn").__enter__()
         self._stack.append(lambda: live.__exit__(None, None, None))
-        took = live.wait_ready()
+        took = live.wait_ready(300)
         client = httpx.Client(base_url=live.url, timeout=120)
         self._stack.append(client.close)
-        target = Target(live, settings.library_dir, settings.folder_roots[0], settings,
-                        LibraryAudit(settings.library_dir), client)
+        target = Target(
+            live, settings.library_dir, settings.folder_roots[0], settings, LibraryAudit(settings.library_dir), client
+        )
         # /readyz does not wait for the model's weights: one text and one image search load them,
         # so that memory figures include the resident model.
-        warm = [call(client, "POST", "/api/search", json={"text": "a red car"}),
-                call(client, "POST", "/api/search/image", files={"file": ("w.png", noise_png(7), "image/png")})]
+        warm = [
+            call(client, "POST", "/api/search", json={"text": "a red car"}),
+            call(client, "POST", "/api/search/image", files={"file": ("w.png", noise_png(7), "image/png")}),
+        ]
         stats = client.get("/api/stats").json()
-        print(f"[{name} server on {live.url}: model {stats.get('model_id')}, ready in {took:.1f} s, warm-up "
-              f"searches {[a.label for a in warm]}, RSS {_status_kb('self', 'VmRSS') / 1024:.0f} MiB]",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{name} server on {live.url}: model {stats.get('model_id')}, ready in {took:.1f} s, warm-up "
+            f"searches {[a.label for a in warm]}, RSS {_status_kb('self', 'VmRSS') / 1024:.0f} MiB]",
+            file=sys.stderr,
+            flush=True,
+        )
         self.warmup[name] = [a.label for a in warm]
         return target
 
@@ -698,8 +661,9 @@ class Context:
     def ssrf(self) -> Target:
         """A second server with the SSRF check on (private URLs refused) and a tiny model."""
         if "ssrf" not in self._targets:
-            self._targets["ssrf"] = self._start("ssrf", embedder=TinyEmbedder(), allow_private_urls=False,
-                                                decode_workers=0)
+            self._targets["ssrf"] = self._start(
+                "ssrf", embedder=TinyEmbedder(), allow_private_urls=False, decode_workers=0
+            )
         return self._targets["ssrf"]
 
     def close(self) -> None:
@@ -712,6 +676,7 @@ class Context:
 
 # --- the classes ----------------------------------------------------------------------------------
 
+
 def run_rebinding(ctx: Context, r: ClassResult) -> None:
     """DNS rebinding: a foreign Host header is refused with 421 host_not_allowed."""
     t = ctx.main()
@@ -719,15 +684,21 @@ def run_rebinding(ctx: Context, r: ClassResult) -> None:
     host = f"attacker.example:{t.port}".encode()
     body = json.dumps({"path": str(t.allowed)}).encode()
     get = b"GET /api/stats HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host
-    post = (b"POST /api/folders HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (host, len(body), body))
+    post = (
+        b"POST /api/folders HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (host, len(body), body)
+    )
     with measured(r, t.url):
-        answers = in_parallel([lambda req=(get if i % 2 == 0 else post): raw_request(t.port, req)
-                               for i in range(50)], workers=8, timeout=60)
+        answers = in_parallel(
+            [lambda req=(get if i % 2 == 0 else post): raw_request(t.port, req) for i in range(50)],
+            workers=8,
+            timeout=60,
+        )
     for a in answers:
         r.tally(a, a.is_(421, "host_not_allowed"))
-    control = raw_request(t.port, b"GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n"
-                          % t.port)
+    control = raw_request(
+        t.port, b"GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n" % t.port
+    )
     r.expect(control.status == 200, f"control request with Host 127.0.0.1 answered {control.label}")
     jobs_after = len(t.client.get("/api/jobs").json())
     r.expect(jobs_after == jobs_before, f"{jobs_after - jobs_before} folder job(s) created through a foreign Host")
@@ -743,8 +714,13 @@ def run_cross_site(ctx: Context, r: ClassResult) -> None:
     origins = ["https://evil.example", f"http://127.0.0.1:{t.port + 1}"]
 
     def upload(i: int) -> Answer:
-        return call(t.client, "POST", "/api/assets", headers={"Origin": origins[i % 2]},
-                    files=[("files", (f"x{i}.png", image, "image/png"))])
+        return call(
+            t.client,
+            "POST",
+            "/api/assets",
+            headers={"Origin": origins[i % 2]},
+            files=[("files", (f"x{i}.png", image, "image/png"))],
+        )
 
     def read(i: int) -> Answer:
         return call(t.client, "GET", "/api/stats" if i % 2 else "/api/assets", headers={"Sec-Fetch-Site": "cross-site"})
@@ -767,8 +743,10 @@ def run_decode_bomb(ctx: Context, r: ClassResult) -> None:
     t = ctx.main()
     made = time.monotonic()
     bomb = made_elsewhere(decode_bomb_png)
-    r.notes.append(f"bomb: 13000x13000 I;16 PNG of {len(bomb) / 1024:.0f} KB "
-                   f"({13000 * 13000 * 2 / MIB:.0f} MiB of 16-bit pixels), made in {time.monotonic() - made:.1f} s")
+    r.notes.append(
+        f"bomb: 13000x13000 I;16 PNG of {len(bomb) / 1024:.0f} KB "
+        f"({13000 * 13000 * 2 / MIB:.0f} MiB of 16-bit pixels), made in {time.monotonic() - made:.1f} s"
+    )
 
     def search() -> Answer:
         return call(t.client, "POST", "/api/search/image", files={"file": ("bomb.png", bomb, "image/png")})
@@ -789,8 +767,10 @@ def run_decode_bomb(ctx: Context, r: ClassResult) -> None:
     r.expect(all(a.retry_after for a in busy), "a 503 busy without Retry-After")
     if r.peak_rss_mb is not None:
         passed = r.peak_rss_mb * MIB < DECODE_BOMB_RSS_TARGET
-        r.notes.append(f"TARGET peak RSS < {DECODE_BOMB_RSS_TARGET / GIB:.0f} GiB: {r.peak_rss_mb:.0f} MiB "
-                       f"-> {'PASS' if passed else 'FAIL'}")
+        r.notes.append(
+            f"TARGET peak RSS < {DECODE_BOMB_RSS_TARGET / GIB:.0f} GiB: {r.peak_rss_mb:.0f} MiB "
+            f"-> {'PASS' if passed else 'FAIL'}"
+        )
         r.expect(passed, f"peak RSS {r.peak_rss_mb:.0f} MiB over the {DECODE_BOMB_RSS_TARGET / GIB:.0f} GiB target")
     r.notes.append("slowest answer: %.1f s" % max((a.seconds for a in answers), default=0))
     t.audit.record(r)
@@ -806,8 +786,11 @@ def run_symlink_escape(ctx: Context, r: ClassResult) -> None:
     folder = t.allowed / "symlinks"
     folder.mkdir(exist_ok=True)
     Image.open(io.BytesIO(noise_png(202))).save(folder / "mine.png")
-    for link, target in (("private.png", outside / "private.png"), ("secret.png", outside / "secret.txt"),
-                         ("inside.png", folder / "mine.png")):
+    for link, target in (
+        ("private.png", outside / "private.png"),
+        ("secret.png", outside / "secret.txt"),
+        ("inside.png", folder / "mine.png"),
+    ):
         if not (folder / link).is_symlink():
             (folder / link).symlink_to(target)
     if not (folder / "stuck.png").exists():
@@ -825,25 +808,38 @@ def run_symlink_escape(ctx: Context, r: ClassResult) -> None:
         then = call(t.client, "POST", "/api/folders", json={"path": str(second)})
         job2 = wait_for_job(t.client, then.body["status_url"], 120) if then.status == 202 else {}
         r.check(job2.get("status") == "done", f"second folder job: {then.label}, job {job2}")
-        for path, what in ((outside, "present"), (t.allowed.parent / "no-such-folder", "missing"),
-                           (t.allowed / "escape", "link to outside")):
+        for path, what in (
+            (outside, "present"),
+            (t.allowed.parent / "no-such-folder", "missing"),
+            (t.allowed / "escape", "link to outside"),
+        ):
             a = call(t.client, "POST", "/api/folders", json={"path": str(path)})
             r.statuses[a.label] = r.statuses.get(a.label, 0) + 1
             r.check(a.is_(403, "folder_not_allowed"), f"folder outside the roots ({what}) answered {a.label}")
     items = t.client.get("/api/assets", params={"status": "all", "limit": 200}).json()["items"]
     sources = sorted(a["source"] for a in items if a["origin"] == "folder")
     secret_sha = {sha256_file(outside / "private.png"), sha256_file(outside / "secret.txt")}
-    escaped = ([s for s in sources if not Path(s).is_relative_to(t.allowed)]
-               + [a["source"] for a in items if a["sha256"] in secret_sha])
+    escaped = [s for s in sources if not Path(s).is_relative_to(t.allowed)] + [
+        a["source"] for a in items if a["sha256"] in secret_sha
+    ]
     r.check(not escaped, f"assets from outside the allowed folder: {escaped}")
     r.expect(str(folder / "mine.png") in sources, f"mine.png was not indexed (sources {sources})")
-    r.notes.append(f"indexed from the folders: {[Path(s).name for s in sources]}; job 1 done={job1.get('done')} "
-                   f"failed={job1.get('failed')}")
+    r.notes.append(
+        f"indexed from the folders: {[Path(s).name for s in sources]}; job 1 done={job1.get('done')} "
+        f"failed={job1.get('failed')}"
+    )
     t.audit.record(r)
 
 
-SSRF_ADDRESSES = ["100.100.100.200", "100.64.0.1", "[2002:7f00:1::]", "[fec0::1]", "[::ffff:169.254.169.254]",
-                  "10.0.0.1", "169.254.169.254"]
+SSRF_ADDRESSES = [
+    "100.100.100.200",
+    "100.64.0.1",
+    "[2002:7f00:1::]",
+    "[fec0::1]",
+    "[::ffff:169.254.169.254]",
+    "10.0.0.1",
+    "169.254.169.254",
+]
 
 
 def run_ssrf(ctx: Context, r: ClassResult) -> None:
@@ -852,8 +848,11 @@ def run_ssrf(ctx: Context, r: ClassResult) -> None:
     tripped = ctx.fence.tripped
     urls = [f"http://{SSRF_ADDRESSES[i % len(SSRF_ADDRESSES)]}/latest/meta-data/x.png" for i in range(30)]
     with measured(r, t.url):
-        answers = in_parallel([lambda u=u: call(t.client, "POST", "/api/search", json={"image_url": u})
-                               for u in urls], workers=4, timeout=120)
+        answers = in_parallel(
+            [lambda u=u: call(t.client, "POST", "/api/search", json={"image_url": u}) for u in urls],
+            workers=4,
+            timeout=120,
+        )
     for url, a in zip(urls, answers):
         r.tally(a, a.is_(400, "url_refused", "private_address"))
         if not a.is_(400, "url_refused", "private_address"):
@@ -888,8 +887,11 @@ def run_slow_drip(ctx: Context, r: ClassResult) -> None:
     deadline = t.settings.fetch_timeout
     with AttackServer(DripHandler) as drip, measured(r, t.url) as probe:
         url = drip.url("/slow.png")
-        answers = in_parallel([lambda: call(t.client, "POST", "/api/search", json={"image_url": url})
-                               for _ in range(50)], workers=50, timeout=120)
+        answers = in_parallel(
+            [lambda: call(t.client, "POST", "/api/search", json={"image_url": url}) for _ in range(50)],
+            workers=50,
+            timeout=120,
+        )
     for a in answers:
         timed_out = a.is_(400, "url_refused", "timeout") and a.seconds <= deadline + 2.0
         r.tally(a, timed_out or a.is_(503, "busy"))
@@ -898,8 +900,10 @@ def run_slow_drip(ctx: Context, r: ClassResult) -> None:
         r.notes.append(f"timeouts answered after {min(slow):.1f}-{max(slow):.1f} s (fetch deadline {deadline:.0f} s)")
     worst = max(probe.latencies, default=float("inf"))
     passed = worst < HEALTH_TARGET_S and probe.failures == 0
-    r.notes.append(f"TARGET /healthz < {HEALTH_TARGET_S:.0f} s throughout: max {worst * 1000:.0f} ms over "
-                   f"{len(probe.latencies)} probes -> {'PASS' if passed else 'FAIL'}")
+    r.notes.append(
+        f"TARGET /healthz < {HEALTH_TARGET_S:.0f} s throughout: max {worst * 1000:.0f} ms over "
+        f"{len(probe.latencies)} probes -> {'PASS' if passed else 'FAIL'}"
+    )
     r.expect(passed, f"/healthz took up to {worst * 1000:.0f} ms ({probe.failures} failed) during the drip")
     t.audit.record(r)
 
@@ -926,13 +930,17 @@ def run_gzip_bomb(ctx: Context, r: ClassResult) -> None:
 
     with AttackServer(GzipHandler) as bomb, measured(r, t.url):
         url = bomb.url("/bomb.png")
-        answers = in_parallel([lambda: call(t.client, "POST", "/api/search", json={"image_url": url})
-                               for _ in range(8)], workers=8, timeout=120)
+        answers = in_parallel(
+            [lambda: call(t.client, "POST", "/api/search", json={"image_url": url}) for _ in range(8)],
+            workers=8,
+            timeout=120,
+        )
     for a in answers:
         r.tally(a, a.is_(413, "too_large") or (a.is_(400, "url_refused") and a.reason in ("too_large", "encoding")))
     if r.peak_rss_mb is not None and r.rss_start_mb is not None:
-        r.notes.append(f"peak RSS {r.peak_rss_mb:.0f} MiB ({r.peak_rss_mb - r.rss_start_mb:+.0f} MiB over the start "
-                       "of the class)")
+        r.notes.append(
+            f"peak RSS {r.peak_rss_mb:.0f} MiB ({r.peak_rss_mb - r.rss_start_mb:+.0f} MiB over the start of the class)"
+        )
     t.audit.record(r)
 
 
@@ -966,13 +974,17 @@ def run_url_changed(ctx: Context, r: ClassResult) -> None:
             original = t.client.get(f"/api/assets/{first_id}/original")
             r.expect(kept.get("sha256") == hashlib.sha256(first_image).hexdigest(), "the first asset's sha256 changed")
             r.expect(original.content == first_image, "the first asset's original is not the first image")
-            same_url = [a for a in t.client.get("/api/assets", params={"status": "all", "q": url}).json()["items"]
-                        if a["source"] == url]
+            same_url = [
+                a
+                for a in t.client.get("/api/assets", params={"status": "all", "q": url}).json()["items"]
+                if a["source"] == url
+            ]
             r.expect(len(same_url) == 1, f"{len(same_url)} assets with the URL as source")
     t.audit.record(r)
 
 
 # -- crash leftovers (subprocess) --
+
 
 def _proc_stat(pid: int) -> tuple[str, int, int] | None:
     """(state, ppid, start time) of a process, or None when it is gone."""
@@ -980,7 +992,7 @@ def _proc_stat(pid: int) -> tuple[str, int, int] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = raw[raw.rindex(")") + 2:].split()
+    fields = raw[raw.rindex(")") + 2 :].split()
     return fields[0], int(fields[1]), int(fields[19])
 
 
@@ -1019,13 +1031,23 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         exe = Path(sys.executable).with_name("visualsearch")
         command = [str(exe)] if exe.exists() else [sys.executable, "-m", "visualsearch"]
-        command += ["serve", "--library", str(library), "--port", str(self.port), "--log-level", "warning",
-                    "--folder-root", str(allowed)]
+        command += [
+            "serve",
+            "--library",
+            str(library),
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            "--folder-root",
+            str(allowed),
+        ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("VISUALSEARCH_")}
         env["VISUALSEARCH_CACHE_DIR"] = str(cache_dir)
         self._log = open(log, "ab")
-        self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            command, env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -1046,29 +1068,44 @@ def run_crash_leftovers(ctx: Context, r: ClassResult) -> None:
     for i in range(80):  # >= 64 files: the folder job decodes in worker processes
         Image.open(io.BytesIO(noise_png(1000 + i, 320, 240))).save(allowed / "pics" / f"p{i:03}.png")
     big = [noise_png(2000 + i, 600, 600) for i in range(54)]  # ~1 MB each
-    r.notes.append(f"payload: 1 upload of 30 PNGs + 3 uploads of 8 (each ~{len(big[0]) / MIB:.1f} MB, "
-                   "background=false) + a folder job of 80 PNGs")
+    r.notes.append(
+        f"payload: 1 upload of 30 PNGs + 3 uploads of 8 (each ~{len(big[0]) / MIB:.1f} MB, "
+        "background=false) + a folder job of 80 PNGs"
+    )
     log = base / "serve.log"
     server = ServeProcess(library, allowed, ctx.cache_dir, log)
     restarted: ServeProcess | None = None
     try:
         took = wait_ready(server.url, 300, server.process)
         with httpx.Client(base_url=server.url, timeout=120) as client:  # load the model's weights first
-            warm = [call(client, "POST", "/api/search", json={"text": "a red car"}),
-                    call(client, "POST", "/api/search/image", files={"file": ("w.png", noise_png(7), "image/png")})]
-        r.notes.append(f"subprocess server ready in {took:.1f} s (pid {server.process.pid}); warm-up searches "
-                       f"{[a.label for a in warm]}")
+            warm = [
+                call(client, "POST", "/api/search", json={"text": "a red car"}),
+                call(client, "POST", "/api/search/image", files={"file": ("w.png", noise_png(7), "image/png")}),
+            ]
+        r.notes.append(
+            f"subprocess server ready in {took:.1f} s (pid {server.process.pid}); warm-up searches "
+            f"{[a.label for a in warm]}"
+        )
         answers: dict[str, Answer] = {}
         with httpx.Client(base_url=server.url, timeout=60) as client, measured(r, server.url, server.process.pid):
             folder_job = call(client, "POST", "/api/folders", json={"path": str(allowed / "pics")})
             r.expect(folder_job.status == 202, f"folder job answered {folder_job.label}")
-            groups = {"30 files": big[:30], "8 files #1": big[30:38], "8 files #2": big[38:46],
-                      "8 files #3": big[46:54]}
+            groups = {
+                "30 files": big[:30],
+                "8 files #1": big[30:38],
+                "8 files #2": big[38:46],
+                "8 files #3": big[46:54],
+            }
 
             def upload(name: str, files: list[bytes]) -> None:
                 with httpx.Client(base_url=server.url, timeout=60) as c:
-                    answers[name] = call(c, "POST", "/api/assets", data={"background": "false"},
-                                         files=[("files", (f"u{n}.png", d, "image/png")) for n, d in enumerate(files)])
+                    answers[name] = call(
+                        c,
+                        "POST",
+                        "/api/assets",
+                        data={"background": "false"},
+                        files=[("files", (f"u{n}.png", d, "image/png")) for n, d in enumerate(files)],
+                    )
 
             threads = [threading.Thread(target=upload, args=item, daemon=True) for item in groups.items()]
             for thread in threads:
@@ -1081,8 +1118,11 @@ def run_crash_leftovers(ctx: Context, r: ClassResult) -> None:
         server.process.wait(timeout=10)
         for thread in threads:
             thread.join(70)
-        r.notes.append("at the kill: " + "; ".join(f"{k}: {a.label}" for k, a in sorted(answers.items()))
-                       + f"; {len(workers)} child process(es) {sorted(workers)}")
+        r.notes.append(
+            "at the kill: "
+            + "; ".join(f"{k}: {a.label}" for k, a in sorted(answers.items()))
+            + f"; {len(workers)} child process(es) {sorted(workers)}"
+        )
         left = list(workers)
         while left and time.monotonic() - killed_at < 5.0:
             time.sleep(0.1)
@@ -1097,10 +1137,12 @@ def run_crash_leftovers(ctx: Context, r: ClassResult) -> None:
             r.notes.append("no child process was running at the kill: the worker check is vacuous")
         lost_before, orphans_before = LibraryAudit(library).findings()
         where = Counter(Path(o).relative_to(library).parts[0] for o in orphans_before)
-        r.notes.append(f"left by the crash: {len(orphans_before)} file(s) without a catalog row {dict(where)} "
-                       f"(staging includes the files of the queued upload job, which the restart resumes), "
-                       f"{len(lost_before)} row(s) without file; waiting 11 s (start-up removes leftovers older "
-                       "than 10 s) before the restart")
+        r.notes.append(
+            f"left by the crash: {len(orphans_before)} file(s) without a catalog row {dict(where)} "
+            f"(staging includes the files of the queued upload job, which the restart resumes), "
+            f"{len(lost_before)} row(s) without file; waiting 11 s (start-up removes leftovers older "
+            "than 10 s) before the restart"
+        )
         time.sleep(max(0.0, 11.0 - (time.monotonic() - killed_at)))
         server.stop()
         restarted = ServeProcess(library, allowed, ctx.cache_dir, log)
@@ -1117,8 +1159,12 @@ def run_crash_leftovers(ctx: Context, r: ClassResult) -> None:
                 active = wait_for_all_jobs(client, 300)
                 r.check(not active, f"jobs still active 300 s after the restart: {[j['id'] for j in active]}")
                 jobs = client.get("/api/jobs", params={"limit": 200}).json()
-                r.notes.append("jobs after restart: " + ", ".join(
-                    f"{j['kind']} {j['status']} {j['done']}/{j['total']} failed {j['failed']}" for j in jobs))
+                r.notes.append(
+                    "jobs after restart: "
+                    + ", ".join(
+                        f"{j['kind']} {j['status']} {j['done']}/{j['total']} failed {j['failed']}" for j in jobs
+                    )
+                )
                 r.notes.append(f"assets after restart: {asset_total(client)}")
         restarted.stop()
         lost, orphans = LibraryAudit(library).findings()
@@ -1134,6 +1180,7 @@ def run_crash_leftovers(ctx: Context, r: ClassResult) -> None:
 
 
 # -- full disk --
+
 
 def fill(folder: Path) -> Path:
     """Fill the file system of ``folder`` (bounded by its size); delete the returned file to free it."""
@@ -1164,11 +1211,15 @@ def run_full_disk(ctx: Context, r: ClassResult) -> None:
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)], check=True, timeout=30)
     try:
         (disk / "allowed").mkdir()
-        settings = Settings.from_env(disk / "library", decode_workers=0, folder_roots=(disk / "allowed",),
-                                     rate_limit_per_minute=0)
+        settings = Settings.from_env(
+            disk / "library", decode_workers=0, folder_roots=(disk / "allowed",), rate_limit_per_minute=0
+        )
         app = create_app(settings, embedder=TinyEmbedder(), require_keys=False)
-        with LiveServer(app) as live, httpx.Client(base_url=live.url, timeout=60) as client:
-            live.wait_ready()
+        with (
+            LiveServer(app, start_timeout=60, thread_name="abuse-uvicorn") as live,
+            httpx.Client(base_url=live.url, timeout=60) as client,
+        ):
+            live.wait_ready(300)
             r.notes.append("own in-process server, tiny model, library on a 32 MiB tmpfs")
             first_png = noise_png(401)
             first = call(client, "POST", "/api/assets", files=[("files", ("first.png", first_png, "image/png"))])
@@ -1177,14 +1228,20 @@ def run_full_disk(ctx: Context, r: ClassResult) -> None:
             asset = first.body["items"][0]["asset"]
             with measured(r, live.url):
                 filler = fill(disk)
-                r.notes.append(f"filler: {filler.stat().st_size / MIB:.1f} MiB; free: "
-                               f"{shutil.disk_usage(disk).free} bytes")
+                r.notes.append(
+                    f"filler: {filler.stat().st_size / MIB:.1f} MiB; free: {shutil.disk_usage(disk).free} bytes"
+                )
                 for i in range(10):
-                    a = call(client, "POST", "/api/assets",
-                             files=[("files", (f"b{i}.png", noise_png(410 + i, 300, 300), "image/png"))])
+                    a = call(
+                        client,
+                        "POST",
+                        "/api/assets",
+                        files=[("files", (f"b{i}.png", noise_png(410 + i, 300, 300), "image/png"))],
+                    )
                     r.tally(a, a.is_(507, "insufficient_storage"))
-                a = call(client, "PUT", f"/api/assets/{asset['id']}/tags",
-                         json={"tags": [f"tag{n}" for n in range(20)]})
+                a = call(
+                    client, "PUT", f"/api/assets/{asset['id']}/tags", json={"tags": [f"tag{n}" for n in range(20)]}
+                )
                 r.tally(a, a.is_(507, "insufficient_storage"))
                 if not a.is_(507, "insufficient_storage"):
                     r.notes.append(f"tag update on the full disk: {a.label} {str(a.body)[:200]}")
@@ -1194,11 +1251,17 @@ def run_full_disk(ctx: Context, r: ClassResult) -> None:
                 ids = [x["id"] for x in listed["items"]]
                 r.check(asset["id"] in ids, f"the first image is no longer listed ({ids})")
                 original = client.get(f"/api/assets/{asset['id']}/original")
-                r.check(original.status_code == 200 and original.content == first_png,
-                        f"the first image's file is not intact ({original.status_code})")
+                r.check(
+                    original.status_code == 200 and original.content == first_png,
+                    f"the first image's file is not intact ({original.status_code})",
+                )
                 filler.unlink()
-                again = call(client, "POST", "/api/assets",
-                             files=[("files", ("again.png", noise_png(430, 300, 300), "image/png"))])
+                again = call(
+                    client,
+                    "POST",
+                    "/api/assets",
+                    files=[("files", ("again.png", noise_png(430, 300, 300), "image/png"))],
+                )
                 r.check(again.status == 201, f"upload after freeing the disk answered {again.label}")
             LibraryAudit(settings.library_dir).record(r)
     finally:
@@ -1209,24 +1272,42 @@ def run_small(ctx: Context, r: ClassResult) -> None:
     """A cursor past int64 and a blank key name: 422 invalid_request, not 500."""
     t = ctx.main()
     with measured(r, t.url):
-        answers = [call(t.client, "GET", "/api/assets", params={"cursor": "9999999999999999999"}),
-                   call(t.client, "POST", "/api/keys", json={"name": "   "})]
+        answers = [
+            call(t.client, "GET", "/api/assets", params={"cursor": "9999999999999999999"}),
+            call(t.client, "POST", "/api/keys", json={"name": "   "}),
+        ]
     for a in answers:
         r.tally(a, a.is_(422, "invalid_request"))
     t.audit.record(r)
 
 
-MAIN_SERVER_CLASSES = {"rebinding", "cross-site", "decode-bomb", "symlink-escape", "slow-drip", "gzip-bomb",
-                       "url-changed", "small"}
+MAIN_SERVER_CLASSES = {
+    "rebinding",
+    "cross-site",
+    "decode-bomb",
+    "symlink-escape",
+    "slow-drip",
+    "gzip-bomb",
+    "url-changed",
+    "small",
+}
 CLASSES: dict[str, Callable[[Context, ClassResult], None]] = {
-    "rebinding": run_rebinding, "cross-site": run_cross_site, "decode-bomb": run_decode_bomb,
-    "symlink-escape": run_symlink_escape, "ssrf": run_ssrf, "slow-drip": run_slow_drip,
-    "gzip-bomb": run_gzip_bomb, "url-changed": run_url_changed, "crash-leftovers": run_crash_leftovers,
-    "full-disk": run_full_disk, "small": run_small,
+    "rebinding": run_rebinding,
+    "cross-site": run_cross_site,
+    "decode-bomb": run_decode_bomb,
+    "symlink-escape": run_symlink_escape,
+    "ssrf": run_ssrf,
+    "slow-drip": run_slow_drip,
+    "gzip-bomb": run_gzip_bomb,
+    "url-changed": run_url_changed,
+    "crash-leftovers": run_crash_leftovers,
+    "full-disk": run_full_disk,
+    "small": run_small,
 }
 
 
 # --- running and reporting ------------------------------------------------------------------------
+
 
 def run_class(ctx: Context, name: str) -> ClassResult:
     result = ClassResult(name)
@@ -1240,10 +1321,16 @@ def run_class(ctx: Context, name: str) -> ClassResult:
     result.fence_tripped = ctx.fence.tripped - tripped
     if result.fence_tripped and not any("fence" in f for f in result.failures):
         result.failures.append(f"fence tripped {result.fence_tripped} time(s): {ctx.fence.blocked}")
-    if name != "crash-leftovers" and result.rss_end_mb is not None and result.rss_start_mb is not None and \
-            result.rss_end_mb - result.rss_start_mb > 256:  # (crash-leftovers' end is the kill)
-        result.notes.append(f"RSS did not come back down: {result.rss_end_mb - result.rss_start_mb:+.0f} MiB at the "
-                            "end of the class, with every request answered")
+    if (
+        name != "crash-leftovers"
+        and result.rss_end_mb is not None
+        and result.rss_start_mb is not None
+        and result.rss_end_mb - result.rss_start_mb > 256
+    ):  # (crash-leftovers' end is the kill)
+        result.notes.append(
+            f"RSS did not come back down: {result.rss_end_mb - result.rss_start_mb:+.0f} MiB at the "
+            "end of the class, with every request answered"
+        )
     if result.health_failures and name != "slow-drip":
         result.failures.append(f"/healthz failed {result.health_failures} of {result.health_probes} probes")
     if result.unexpected:
@@ -1256,28 +1343,42 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 
 
 def print_table(results: list[ClassResult], ctx: Context) -> None:
-    print(f"visualsearch abuse benchmark: {os.cpu_count()} cores, main server model "
-          f"{ctx.model_id or '(not started)'}, all traffic on 127.0.0.1")
-    print("RSS in MiB: VmRSS at the start and end of the class, peak = VmHWM during it (reset per class), of this "
-          "process:\n  the in-process servers + the load generator, whose threads are small; crash-leftovers: the "
-          "server subprocess")
-    print("clean = answered with the expected status and code (symlink-escape, crash-leftovers, full-disk: checks "
-          "passed)\n")
-    header = (f"{'class':16} {'attempts':>8} {'clean':>6} {'RSS start':>9} {'peak RSS':>8} {'RSS end':>7} "
-              f"{'healthz max ms':>14} {'p50 ms':>7} {'lost':>5} {'orphans':>7} {'secs':>6}  result")
+    print(
+        f"visualsearch abuse benchmark: {os.cpu_count()} cores, main server model "
+        f"{ctx.model_id or '(not started)'}, all traffic on 127.0.0.1"
+    )
+    print(
+        "RSS in MiB: VmRSS at the start and end of the class, peak = VmHWM during it (reset per class), of this "
+        "process:\n  the in-process servers + the load generator, whose threads are small; crash-leftovers: the "
+        "server subprocess"
+    )
+    print(
+        "clean = answered with the expected status and code (symlink-escape, crash-leftovers, full-disk: checks "
+        "passed)\n"
+    )
+    header = (
+        f"{'class':16} {'attempts':>8} {'clean':>6} {'RSS start':>9} {'peak RSS':>8} {'RSS end':>7} "
+        f"{'healthz max ms':>14} {'p50 ms':>7} {'lost':>5} {'orphans':>7} {'secs':>6}  result"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         if r.skipped:
-            print(f"{r.name:16} {'':>8} {'':>6} {'':>9} {'':>8} {'':>7} {'':>14} {'':>7} {'':>5} {'':>7} "
-                  f"{r.seconds:>6.1f}  skipped ({r.skipped})")
+            print(
+                f"{r.name:16} {'':>8} {'':>6} {'':>9} {'':>8} {'':>7} {'':>14} {'':>7} {'':>5} {'':>7} "
+                f"{r.seconds:>6.1f}  skipped ({r.skipped})"
+            )
             continue
-        print(f"{r.name:16} {r.attempts:>8} {r.clean:>6} {_fmt(r.rss_start_mb):>9} {_fmt(r.peak_rss_mb):>8} "
-              f"{_fmt(r.rss_end_mb):>7} {_fmt(r.health_max_ms, 1):>14} {_fmt(r.health_p50_ms, 1):>7} {r.lost:>5} "
-              f"{r.orphans:>7} {r.seconds:>6.1f}  {'PASS' if r.ok else 'FAIL'}")
+        print(
+            f"{r.name:16} {r.attempts:>8} {r.clean:>6} {_fmt(r.rss_start_mb):>9} {_fmt(r.peak_rss_mb):>8} "
+            f"{_fmt(r.rss_end_mb):>7} {_fmt(r.health_max_ms, 1):>14} {_fmt(r.health_p50_ms, 1):>7} {r.lost:>5} "
+            f"{r.orphans:>7} {r.seconds:>6.1f}  {'PASS' if r.ok else 'FAIL'}"
+        )
     print("-" * len(header))
-    print(f"data lost: {sum(r.lost for r in results)}, orphans: {sum(r.orphans for r in results)}, "
-          f"fence tripped: {sum(r.fence_tripped for r in results)}")
+    print(
+        f"data lost: {sum(r.lost for r in results)}, orphans: {sum(r.orphans for r in results)}, "
+        f"fence tripped: {sum(r.fence_tripped for r in results)}"
+    )
     print()
     for r in results:
         if r.skipped:
@@ -1292,16 +1393,27 @@ def print_table(results: list[ClassResult], ctx: Context) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of a table.")
-    parser.add_argument("--only", nargs="+", choices=list(CLASSES), metavar="CLASS",
-                        help=f"Run only these classes ({', '.join(CLASSES)}).")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(CLASSES),
+        metavar="CLASS",
+        help=f"Run only these classes ({', '.join(CLASSES)}).",
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder (libraries, server log).")
     args = parser.parse_args()
 
     fence = Fence()
     fence.install()
-    for name in ("VISUALSEARCH_LIBRARY", "VISUALSEARCH_MODEL", "VISUALSEARCH_DATABASE_URL",
-                 "VISUALSEARCH_VECTOR_BACKEND", "VISUALSEARCH_FOLDER_ROOTS", "VISUALSEARCH_ALLOWED_HOSTS",
-                 "VISUALSEARCH_ALLOW_PRIVATE_URLS"):
+    for name in (
+        "VISUALSEARCH_LIBRARY",
+        "VISUALSEARCH_MODEL",
+        "VISUALSEARCH_DATABASE_URL",
+        "VISUALSEARCH_VECTOR_BACKEND",
+        "VISUALSEARCH_FOLDER_ROOTS",
+        "VISUALSEARCH_ALLOWED_HOSTS",
+        "VISUALSEARCH_ALLOW_PRIVATE_URLS",
+    ):
         os.environ.pop(name, None)
     workdir = Path(tempfile.mkdtemp(prefix="visualsearch-abuse-"))
     cache_dir = workdir / "cache"
@@ -1319,8 +1431,11 @@ def main() -> int:
         for name in selected:
             print(f"[{name} ...]", file=sys.stderr, flush=True)
             results.append(run_class(ctx, name))
-            print(f"[{name}: {'PASS' if results[-1].ok else 'FAIL'} in {results[-1].seconds:.1f} s]",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{name}: {'PASS' if results[-1].ok else 'FAIL'} in {results[-1].seconds:.1f} s]",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         ctx.close()
         if args.keep:
@@ -1328,11 +1443,20 @@ def main() -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
-        print(json.dumps({"model": ctx.model_id, "cores": os.cpu_count(),
-                          "classes": [asdict(r) | {"ok": r.ok} for r in results],
-                          "data_lost": sum(r.lost for r in results), "orphans": sum(r.orphans for r in results),
-                          "fence_tripped": sum(r.fence_tripped for r in results),
-                          "ok": all(r.ok for r in results)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "model": ctx.model_id,
+                    "cores": os.cpu_count(),
+                    "classes": [asdict(r) | {"ok": r.ok} for r in results],
+                    "data_lost": sum(r.lost for r in results),
+                    "orphans": sum(r.orphans for r in results),
+                    "fence_tripped": sum(r.fence_tripped for r in results),
+                    "ok": all(r.ok for r in results),
+                },
+                indent=2,
+            )
+        )
     else:
         print_table(results, ctx)
     return 0 if all(r.ok for r in results) else 1

@@ -33,13 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def build_corpus(eval_dir: Path, folder: Path) -> int:
     sources = sorted((eval_dir / "coco-239" / "images").glob("*.jpg")) + sorted(
-        (eval_dir / "imagenet-sample" / "images").glob("*"))
+        (eval_dir / "imagenet-sample" / "images").glob("*")
+    )
     folder.mkdir(parents=True, exist_ok=True)
     count = 0
     for src in sources:
         stem = src.stem
-        targets = {"orig": folder / f"{stem}.jpg", "flip": folder / "variants" / f"{stem}-flip.jpg",
-                   "crop": folder / "variants" / f"{stem}-crop.jpg"}
+        targets = {
+            "orig": folder / f"{stem}.jpg",
+            "flip": folder / "variants" / f"{stem}-flip.jpg",
+            "crop": folder / "variants" / f"{stem}-crop.jpg",
+        }
         if all(t.exists() for t in targets.values()):
             count += 3
             continue
@@ -68,7 +72,9 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval", type=Path, default=ROOT.parent / "shared" / "eval")
-    parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "visualsearch-api-load")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "visualsearch-api-load"
+    )
     parser.add_argument("--clients", default="1,4,8", help="Concurrency levels, comma-separated.")
     parser.add_argument("--requests", type=int, default=120, help="Requests per query kind and level.")
     parser.add_argument("--kinds", default="text,asset,image", help="Query kinds to run, comma-separated.")
@@ -79,16 +85,33 @@ def main() -> int:
     total = build_corpus(args.eval, folder)
     print(f"corpus: {total} images in {folder}")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "visualsearch", "index", str(folder), "--library", str(library), "--json"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "visualsearch", "index", str(folder), "--library", str(library), "--json"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     print(f"index (incremental): {time.perf_counter() - t0:.1f} s")
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, VISUALSEARCH_RATE_LIMIT="0")
-    server = subprocess.Popen([sys.executable, "-m", "visualsearch", "serve", "--library", str(library),
-                               "--port", str(port), "--log-level", "warning"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "visualsearch",
+            "serve",
+            "--library",
+            str(library),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -101,8 +124,10 @@ def main() -> int:
                 raise SystemExit("server did not become ready")
             time.sleep(0.2)
         stats = httpx.get(f"{url}/api/stats").json()
-        print(f"server: {stats['indexed']} assets, model {stats['model_id']}, "
-              f"indexes {[(i['space'], i['type'], i['vectors']) for i in stats['indexes']]}")
+        print(
+            f"server: {stats['indexed']} assets, model {stats['model_id']}, "
+            f"indexes {[(i['space'], i['type'], i['vectors']) for i in stats['indexes']]}"
+        )
         run_load(url, args, stats)
     finally:
         server.terminate()
@@ -112,8 +137,12 @@ def main() -> int:
 
 def run_load(url: str, args, stats: dict) -> None:
     rng = random.Random(args.seed)
-    captions = [c for line in (args.eval / "coco-239" / "captions.jsonl").read_text().splitlines() if line.strip()
-                for c in json.loads(line)["captions"]]
+    captions = [
+        c
+        for line in (args.eval / "coco-239" / "captions.jsonl").read_text().splitlines()
+        if line.strip()
+        for c in json.loads(line)["captions"]
+    ]
     with httpx.Client(base_url=url, timeout=60) as api:
         ids, cursor = [], None
         while True:
@@ -133,7 +162,9 @@ def run_load(url: str, args, stats: dict) -> None:
         name, data = r.choice(uploads)
         return client.post("/api/search/image", files={"file": (name, data, "image/jpeg")}, data={"limit": "20"})
 
-    print(f"\n{args.requests} requests per kind and level; limit=20; {os.cpu_count()} cores shared by server and clients")
+    print(
+        f"\n{args.requests} requests per kind and level; limit=20; {os.cpu_count()} cores shared by server and clients"
+    )
     print(f"{'kind':6} {'clients':>7} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>7} {'errors':>6}")
     for kind in args.kinds.split(","):
         for clients in [int(c) for c in args.clients.split(",")]:
@@ -162,8 +193,11 @@ def run_load(url: str, args, stats: dict) -> None:
             for t in threads:
                 t.join()
             wall = time.perf_counter() - start
-            print(f"{kind:6} {clients:>7} {statistics.median(latencies):>8.1f} {percentile(latencies, 95):>8.1f} "
-                  f"{len(latencies) / wall:>7.1f} {errors:>6}", flush=True)
+            print(
+                f"{kind:6} {clients:>7} {statistics.median(latencies):>8.1f} {percentile(latencies, 95):>8.1f} "
+                f"{len(latencies) / wall:>7.1f} {errors:>6}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 from visualsearch.config import Settings
 from visualsearch.duplicates import DEFAULT_THRESHOLD, find_duplicates
-from visualsearch.library import Library
+from visualsearch.services import Library
 
 ROOT = Path(__file__).resolve().parents[1]
 SEPARATE = {"crop50_centre", "crop50_offcentre", "flip"}
@@ -75,7 +75,10 @@ def transformations(rng: random.Random):
     angle = lambda: rng.uniform(5, 15) * rng.choice((-1, 1))  # noqa: E731
     return {
         "resize50": lambda im: (im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS), 90),
-        "resize25": lambda im: (im.resize((max(1, im.width // 4), max(1, im.height // 4)), Image.Resampling.LANCZOS), 90),
+        "resize25": lambda im: (
+            im.resize((max(1, im.width // 4), max(1, im.height // 4)), Image.Resampling.LANCZOS),
+            90,
+        ),
         "crop80_centre": lambda im: (crop(im, 0.8), 90),
         "crop80_offcentre": lambda im: (crop(im, 0.8, 0.0, 1.0), 90),
         "crop50_centre": lambda im: (crop(im, 0.5), 90),
@@ -86,12 +89,18 @@ def transformations(rng: random.Random):
         "saturation": lambda im: (ImageEnhance.Color(im).enhance(rng.choice((0.3, 1.8))), 90),
         "grayscale": lambda im: (ImageOps.grayscale(im).convert("RGB"), 90),
         "flip": lambda im: (ImageOps.mirror(im), 90),
-        "rotate": lambda im: (im.rotate(angle(), resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0)), 90),
+        "rotate": lambda im: (
+            im.rotate(angle(), resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0)),
+            90,
+        ),
         "letterbox": lambda im: (letterbox(im), 90),
         "banner": lambda im: (banner(im), 90),
         "combo_resize_jpeg": lambda im: (im.resize((im.width // 2, im.height // 2)), q()),
         "combo_crop80_brightness": lambda im: (ImageEnhance.Brightness(crop(im, 0.8, 0.2, 0.3)).enhance(1.3), 90),
-        "combo_gray_resize": lambda im: (ImageOps.grayscale(im).convert("RGB").resize((im.width // 2, im.height // 2)), 90),
+        "combo_gray_resize": lambda im: (
+            ImageOps.grayscale(im).convert("RGB").resize((im.width // 2, im.height // 2)),
+            90,
+        ),
         "combo_rotate_jpeg": lambda im: (im.rotate(angle(), expand=True, fillcolor=(0, 0, 0)), q()),
         "combo_banner_crop80_jpeg": lambda im: (banner(crop(im, 0.8)), q()),
     }
@@ -119,7 +128,8 @@ def load_labels(eval_dir: Path) -> dict[str, set[str]]:
 def build_set(eval_dir: Path, folder: Path, originals: int, seed: int):
     rng = random.Random(seed)
     photos = sorted((eval_dir / "coco-239" / "images").glob("*.jpg")) + sorted(
-        (eval_dir / "imagenet-sample" / "images").glob("*"))
+        (eval_dir / "imagenet-sample" / "images").glob("*")
+    )
     chosen = rng.sample(photos, originals)
     truth: dict[str, tuple[str, str]] = {}  # file name -> (original name, transformation)
     (folder / "photos").mkdir(parents=True, exist_ok=True)
@@ -147,7 +157,7 @@ def origin_of(name: str, truth) -> str:
 
 def evaluate(library, truth, labels, threshold: float, verbose: bool):
     started = time.perf_counter()
-    groups = find_duplicates(library, threshold=threshold)
+    groups = find_duplicates(library.catalog, library.similarity_index, threshold=threshold)
     took = time.perf_counter() - started
     group_of: dict[str, int] = {}
     flagged = correct = 0
@@ -173,8 +183,10 @@ def evaluate(library, truth, labels, threshold: float, verbose: bool):
     precision = correct / flagged if flagged else 1.0
     recall = sum(main) / len(main)
     if verbose:
-        print(f"threshold {threshold:.2f}: {len(groups)} groups, {flagged} images flagged as extras, "
-              f"found in {took:.2f} s")
+        print(
+            f"threshold {threshold:.2f}: {len(groups)} groups, {flagged} images flagged as extras, "
+            f"found in {took:.2f} s"
+        )
         print(f"  precision {precision:.3f}   recall {recall:.3f}   (all transformations except crop 50% and flip)")
         print(f"  false positives: {hard_fp} among hard negatives (same class/category), {other_fp} others")
         print("  recall per transformation:")
@@ -216,7 +228,7 @@ def synthetic_timing(n: int, dim: int, seed: int) -> None:
     t = time.perf_counter()
     index = HnswIndex(dim)
     for start in range(0, n, 20000):
-        index.upsert(ids[start:start + 20000], vectors[start:start + 20000])
+        index.upsert(ids[start : start + 20000], vectors[start : start + 20000])
     build = time.perf_counter() - t
     t = time.perf_counter()
     from visualsearch.duplicates.finder import DUPLICATE_EF
@@ -228,9 +240,11 @@ def synthetic_timing(n: int, dim: int, seed: int) -> None:
     groups = _components(a, b)
     search = time.perf_counter() - t
     found = sum(1 for g in groups if len(g) == 2 and g[1] - g[0] == n - copies)
-    print(f"\n{n:,} synthetic {dim}-d vectors ({copies:,} planted copies): HNSW build {build:.1f} s (done once, "
-          f"at indexing), all-duplicates search {search:.1f} s ({search / n * 1e3:.2f} ms per image); "
-          f"{len(groups):,} groups, {found:,} of the planted pairs found")
+    print(
+        f"\n{n:,} synthetic {dim}-d vectors ({copies:,} planted copies): HNSW build {build:.1f} s (done once, "
+        f"at indexing), all-duplicates search {search:.1f} s ({search / n * 1e3:.2f} ms per image); "
+        f"{len(groups):,} groups, {found:,} of the planted pairs found"
+    )
 
 
 def main() -> int:
@@ -247,13 +261,17 @@ def main() -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="vs-dups-"))
     truth, originals = build_set(args.eval, work / "set", args.originals, args.seed)
     labels = load_labels(args.eval)
-    print(f"set: {len(originals)} originals x {len(transformations(random.Random(0)))} transformations = "
-          f"{len(truth)} copies, among {len(list((work / 'set' / 'photos').iterdir()))} photos")
+    print(
+        f"set: {len(originals)} originals x {len(transformations(random.Random(0)))} transformations = "
+        f"{len(truth)} copies, among {len(list((work / 'set' / 'photos').iterdir()))} photos"
+    )
     library = Library(Settings.from_env(work / "library"))
     t = time.perf_counter()
     library.index_folder(work / "set")
     print(f"indexed in {time.perf_counter() - t:.0f} s; model {library.embedder.model_id}")
-    print(f"top-1 recovery (nearest other image is the original or comes from it): {top1_recovery(library, truth):.3f}\n")
+    print(
+        f"top-1 recovery (nearest other image is the original or comes from it): {top1_recovery(library, truth):.3f}\n"
+    )
     evaluate(library, truth, labels, DEFAULT_THRESHOLD, verbose=True)
     print("\nsweep:  threshold  precision  recall  hard-FP  other-FP")
     for value in [float(v) for v in args.sweep.split(",")]:

@@ -19,19 +19,20 @@ import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import insert
 
 from visualsearch.catalog import Catalog
-from visualsearch.catalog.schema import Asset, AssetTag
+from visualsearch.catalog.schema import AssetRow as Asset
+from visualsearch.catalog.schema import AssetTag
 from visualsearch.catalog.store import AssetFilter
 from visualsearch.index.exact import ExactIndex
 from visualsearch.index.manager import EXACT_FILTER_SHARE
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 DAYS = 100
 
 
@@ -45,12 +46,25 @@ def fill_catalog(catalog: Catalog, n: int, seed: int = 0) -> None:
     with catalog.write_session() as s, s.begin():
         for start in range(0, n, block):
             stop = min(n, start + block)
-            s.execute(insert(Asset), [
-                {"id": i + 1, "source": f"/photos/folder-{folder[i]:02d}/img-{i:07d}.{'png' if png[i] else 'jpg'}",
-                 "name": f"img-{i:07d}", "format": "PNG" if png[i] else "JPEG", "width": 640, "height": 480,
-                 "byte_size": 80_000, "status": "indexed", "origin": "folder",
-                 "added_at": START + i * step, "updated_at": START + i * step}
-                for i in range(start, stop)])
+            s.execute(
+                insert(Asset),
+                [
+                    {
+                        "id": i + 1,
+                        "source": f"/photos/folder-{folder[i]:02d}/img-{i:07d}.{'png' if png[i] else 'jpg'}",
+                        "name": f"img-{i:07d}",
+                        "format": "PNG" if png[i] else "JPEG",
+                        "width": 640,
+                        "height": 480,
+                        "byte_size": 80_000,
+                        "status": "indexed",
+                        "origin": "folder",
+                        "added_at": START + i * step,
+                        "updated_at": START + i * step,
+                    }
+                    for i in range(start, stop)
+                ],
+            )
             s.execute(insert(AssetTag), [{"asset_id": i + 1, "tag": f"tag-{tag[i]:02d}"} for i in range(start, stop)])
 
 
@@ -95,8 +109,10 @@ def main() -> int:
             "date": AssetFilter(added_after=day, added_before=day + timedelta(days=1)),
             "folder+tag": AssetFilter(prefix="/photos/folder-42/", tag="tag-07"),
         }
-        print(f"\n{'filter':<12}{'ids':>9}{'catalog ms':>12}{'vectors ms':>12}{'total ms':>10}"
-              f"{'recall@' + str(k):>11}{'full pages':>12}")
+        print(
+            f"\n{'filter':<12}{'ids':>9}{'catalog ms':>12}{'vectors ms':>12}{'total ms':>10}"
+            f"{'recall@' + str(k):>11}{'full pages':>12}"
+        )
         for name, flt in filters.items():
             catalog_ms, allow = timed(lambda: catalog.filter_ids(flt), 5)
             scan = len(allow) < EXACT_FILTER_SHARE * n
@@ -114,8 +130,11 @@ def main() -> int:
                 truth = ranked[allowed[ranked]][:k]
                 recall.append(len(set(got.tolist()) & set(truth.tolist())) / max(1, len(truth)))
                 full += len(got) == min(k, len(allow))
-            print(f"{name:<12}{len(allow):>9,}{catalog_ms:>12.1f}{vector_ms:>12.1f}{catalog_ms + vector_ms:>10.1f}"
-                  f"{np.mean(recall):>11.3f}{full:>8}/{len(queries)}", flush=True)
+            print(
+                f"{name:<12}{len(allow):>9,}{catalog_ms:>12.1f}{vector_ms:>12.1f}{catalog_ms + vector_ms:>10.1f}"
+                f"{np.mean(recall):>11.3f}{full:>8}/{len(queries)}",
+                flush=True,
+            )
         catalog.close()
     return 0
 

@@ -42,7 +42,7 @@ def clustered(n: int, dim: int, seed: int, out: np.ndarray) -> None:
         m = min(100_000, n - start)
         block = centres[rng.integers(0, len(centres), m)] + 0.7 * rng.normal(size=(m, dim)).astype(np.float32)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[start:start + m] = block
+        out[start : start + m] = block
 
 
 def latency(fn, queries: np.ndarray) -> tuple[float, float]:
@@ -74,16 +74,22 @@ def run(n: int, dim: int, n_queries: int, workdir: Path, m: int, ef_construction
     truth = np.stack([exact.search(q, 10).ids for q in queries[:200]])
     p50, p99 = latency(lambda q: exact.search(q, 10), queries[:100])
     p50h, p99h = latency(lambda q: exact.search(q, 100), queries[:100])
-    print(f"exact float32  : disk {path.stat().st_size / 2**20:,.0f} MB, RSS +{rss_mb() - base:,.0f} MB, "
-          f"top-10 p50 {p50:.1f} ms p99 {p99:.1f} ms, top-100 p50 {p50h:.1f} ms p99 {p99h:.1f} ms", flush=True)
+    print(
+        f"exact float32  : disk {path.stat().st_size / 2**20:,.0f} MB, RSS +{rss_mb() - base:,.0f} MB, "
+        f"top-10 p50 {p50:.1f} ms p99 {p99:.1f} ms, top-100 p50 {p50h:.1f} ms p99 {p99h:.1f} ms",
+        flush=True,
+    )
     # numpy has no float16 matrix kernels (about 1.5 s a query at 1M), so fewer queries, each
     # timed and scored in the same pass.
     half = ExactIndex(ids, np.asarray(vectors, dtype=np.float16))
     found = []
     p50, p99 = latency(lambda q: found.append(half.search(q.astype(np.float16), 10).ids), queries[:40])
     agree = np.mean([len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth)])
-    print(f"exact float16  : memory {n * dim * 2 / 2**20:,.0f} MB, top-10 p50 {p50:.1f} ms p99 {p99:.1f} ms, "
-          f"recall@10 {agree:.3f}", flush=True)
+    print(
+        f"exact float16  : memory {n * dim * 2 / 2**20:,.0f} MB, top-10 p50 {p50:.1f} ms p99 {p99:.1f} ms, "
+        f"recall@10 {agree:.3f}",
+        flush=True,
+    )
     del half, exact
     gc.collect()
 
@@ -93,14 +99,17 @@ def run(n: int, dim: int, n_queries: int, workdir: Path, m: int, ef_construction
     ann = HnswIndex(dim, M=m, ef_construction=ef_construction, ef_search=ef_search)
     ann._index.resize_index(n)
     for start in range(0, n, 50_000):
-        ann.upsert(ids[start:start + 50_000], np.asarray(vectors[start:start + 50_000]))
+        ann.upsert(ids[start : start + 50_000], np.asarray(vectors[start : start + 50_000]))
     build = time.perf_counter() - t
     mem = rss_mb() - base
     ann_path = workdir / f"hnsw-{dim}.bin"
     ann.save(ann_path)
     raw = n * dim * 4 / 2**20
-    print(f"hnsw M={m} efC={ef_construction}: build {build:,.0f} s, RSS +{mem:,.0f} MB ({mem / raw:.2f}x raw), "
-          f"disk {ann_path.stat().st_size / 2**20:,.0f} MB", flush=True)
+    print(
+        f"hnsw M={m} efC={ef_construction}: build {build:,.0f} s, RSS +{mem:,.0f} MB ({mem / raw:.2f}x raw), "
+        f"disk {ann_path.stat().st_size / 2**20:,.0f} MB",
+        flush=True,
+    )
     # The search breadth trades latency for recall on the same graph: print the curve.
     for ef in sorted({64, 128, 256, 384, ef_search, 512, 1024}):
         ann.ef_search = ef
@@ -109,8 +118,11 @@ def run(n: int, dim: int, n_queries: int, workdir: Path, m: int, ef_construction
         p50, p99 = latency(lambda q: ann.search(q, 10), queries)
         p50h, p99h = latency(lambda q: ann.search(q, 100), queries)
         mark = "  <- product default at this size" if ef == ef_search else ""
-        print(f"  ef={ef:5d}: top-10 p50 {p50:.2f} ms p99 {p99:.2f} ms, top-100 p50 {p50h:.2f} ms p99 {p99h:.2f} ms, "
-              f"recall@10 {recall:.3f}{mark}", flush=True)
+        print(
+            f"  ef={ef:5d}: top-10 p50 {p50:.2f} ms p99 {p99:.2f} ms, top-100 p50 {p50h:.2f} ms p99 {p99h:.2f} ms, "
+            f"recall@10 {recall:.3f}{mark}",
+            flush=True,
+        )
     # Filtered search through the product's own rule (index.manager.search_filtered): an exact
     # scan of the allowed rows below EXACT_FILTER_SHARE of the library, above it the graph walk
     # checking the filter as it goes. Never "top-k, then filter".
@@ -127,10 +139,16 @@ def run(n: int, dim: int, n_queries: int, workdir: Path, m: int, ef_construction
         recall = np.mean([len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth_f)])
         short = sum(len(f) < 10 for f in found)
         p50, p99 = latency(filtered, queries[:100])
-        how = ("exact scan of the allowed rows" if share < EXACT_FILTER_SHARE else
-               f"hnsw ef={default_ef_search(len(allow))}, filter checked in the walk")
-        print(f"filter keeps {share:.0%} ({len(allow):,} ids), {how}: top-10 p50 {p50:.2f} ms p99 {p99:.2f} ms, "
-              f"recall@10 {recall:.3f}, {short} of 100 queries returned fewer than 10", flush=True)
+        how = (
+            "exact scan of the allowed rows"
+            if share < EXACT_FILTER_SHARE
+            else f"hnsw ef={default_ef_search(len(allow))}, filter checked in the walk"
+        )
+        print(
+            f"filter keeps {share:.0%} ({len(allow):,} ids), {how}: top-10 p50 {p50:.2f} ms p99 {p99:.2f} ms, "
+            f"recall@10 {recall:.3f}, {short} of 100 queries returned fewer than 10",
+            flush=True,
+        )
     del ann, exact
     gc.collect()
     path.unlink()

@@ -38,16 +38,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from visualsearch.config import Settings  # noqa: E402
-from visualsearch.library import Library  # noqa: E402
 from visualsearch.models.efficientnet import normalize  # noqa: E402
 from visualsearch.models.registry import load_embedder  # noqa: E402
+from visualsearch.services import Library  # noqa: E402
 
 SIZE = (640, 480)
 
 
 def _sources(eval_dir: Path) -> list[Path]:
     return sorted((eval_dir / "coco-239" / "images").glob("*.jpg")) + sorted(
-        (eval_dir / "imagenet-sample" / "images").glob("*"))
+        (eval_dir / "imagenet-sample" / "images").glob("*")
+    )
 
 
 def _synthetic(seed: int) -> Image.Image:
@@ -122,8 +123,11 @@ def model_only(paths: list[Path], batch: int, runtime: str, count: int) -> float
 def print_row(name: str, r: dict) -> None:
     n, wall = r["images"], r["seconds"]
     per = {k: r.get(k, 0.0) / n * 1000 for k in ("decode", "fingerprint", "preprocess", "model", "write", "wait")}
-    print(f"{name:<28} {n / wall:7.1f} img/s   " + "  ".join(f"{k} {v:5.2f}" for k, v in per.items())
-          + f"   model {r.get('model', 0.0) / wall:4.0%} of wall")
+    print(
+        f"{name:<28} {n / wall:7.1f} img/s   "
+        + "  ".join(f"{k} {v:5.2f}" for k, v in per.items())
+        + f"   model {r.get('model', 0.0) / wall:4.0%} of wall"
+    )
 
 
 def main() -> None:
@@ -141,8 +145,10 @@ def main() -> None:
     paths = build_folder(folder, args.images, args.eval)
     size_mb = sum(p.stat().st_size for p in paths) / 2**20
     print(f"{len(paths)} JPEGs 640x480 q90 ({size_mb:.0f} MB) in {folder} ({time.perf_counter() - t:.0f} s to prepare)")
-    print(f"{os.cpu_count()} cores; batch {args.batch}; times in ms per image "
-          "(decode/fingerprint/preprocess: worker time summed over workers)\n")
+    print(
+        f"{os.cpu_count()} cores; batch {args.batch}; times in ms per image "
+        "(decode/fingerprint/preprocess: worker time summed over workers)\n"
+    )
 
     print_row(f"processes x{args.workers} (default)", run_index(folder, args.workers, args.batch, True))
     print_row(f"threads x{args.workers} (no processes)", run_index(folder, args.workers, args.batch, False))

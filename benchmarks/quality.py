@@ -31,8 +31,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from visualsearch.config import Settings
 from visualsearch.ingest.decode import decode_bytes
-from visualsearch.library import Library
-from visualsearch.search import SearchEngine
+from visualsearch.services import Library, SearchService
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,8 +44,12 @@ def ranks_of(gold: list[int], results_per_query: list[list[int]]) -> np.ndarray:
 
 
 def recall_mrr(ranks: np.ndarray) -> dict[str, float]:
-    return {"R@1": float((ranks < 1).mean()), "R@5": float((ranks < 5).mean()),
-            "R@10": float((ranks < 10).mean()), "MRR": float((1.0 / (ranks + 1)).mean())}
+    return {
+        "R@1": float((ranks < 1).mean()),
+        "R@5": float((ranks < 5).mean()),
+        "R@10": float((ranks < 10).mean()),
+        "MRR": float((1.0 / (ranks + 1)).mean()),
+    }
 
 
 def average_precision(ranked_relevance: np.ndarray) -> float:
@@ -66,8 +69,9 @@ TRANSFORMS = {
     "resize 0.5x": lambda im, rng: im.resize((im.width // 2, im.height // 2), Image.BICUBIC),
     "crop 80%": lambda im, rng: im.crop(_crop_box(im, 0.8, rng)),
     "jpeg q30": lambda im, rng: Image.open(io.BytesIO(_jpeg(im, 30))).convert("RGB"),
-    "colour shift": lambda im, rng: ImageEnhance.Brightness(ImageEnhance.Color(im).enhance(
-        rng.uniform(0.5, 1.5))).enhance(rng.uniform(0.7, 1.3)),
+    "colour shift": lambda im, rng: ImageEnhance.Brightness(
+        ImageEnhance.Color(im).enhance(rng.uniform(0.5, 1.5))
+    ).enhance(rng.uniform(0.7, 1.3)),
     "flip": lambda im, rng: ImageOps.mirror(im),
 }
 
@@ -98,7 +102,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="vs-quality-"))
     settings = Settings.from_env(args.library or workdir / "library", model=args.model)
     lib = Library(settings)
-    engine = SearchEngine(lib)
+    engine = SearchService(lib)
     print(f"model: {lib.embedder.model_id}")
     lib.embedder.embed_texts(["warm-up"])  # load models outside the timings
     lib.embedder.encode_images([Image.new("RGB", (64, 64))])
@@ -109,8 +113,10 @@ def main() -> int:
         started = time.perf_counter()
         report = lib.index_folder(folder)
         elapsed = time.perf_counter() - started
-        print(f"{name:16} {report.indexed:5d} images in {elapsed:6.1f} s = {report.indexed / elapsed:6.1f} images/s"
-              f" (failed {report.failed})")
+        print(
+            f"{name:16} {report.indexed:5d} images in {elapsed:6.1f} s = {report.indexed / elapsed:6.1f} images/s"
+            f" (failed {report.failed})"
+        )
 
     by_source = {}
     for state in lib.catalog.file_states().items():
@@ -127,18 +133,27 @@ def main() -> int:
     per_query = (time.perf_counter() - started) / len(captions) * 1000
     gold = [g for _, g in captions]
     within = [[i for i in ids if i in coco_set] for ids in all_results]
-    for label, lists in (("COCO captions / 239 COCO photos", within), ("COCO captions / all 1,239 photos", all_results)):
+    for label, lists in (
+        ("COCO captions / 239 COCO photos", within),
+        ("COCO captions / all 1,239 photos", all_results),
+    ):
         m = recall_mrr(ranks_of(gold, lists))
-        print(f"{label:36} R@1 {m['R@1']:.3f}  R@5 {m['R@5']:.3f}  R@10 {m['R@10']:.3f}  MRR {m['MRR']:.3f}"
-              f"  ({len(captions)} queries)")
+        print(
+            f"{label:36} R@1 {m['R@1']:.3f}  R@5 {m['R@5']:.3f}  R@10 {m['R@10']:.3f}  MRR {m['MRR']:.3f}"
+            f"  ({len(captions)} queries)"
+        )
     print(f"{'':36} {per_query:.1f} ms per text query (embed + search + catalog)")
 
     inet_set = set(inet_ids)
-    results = [[i for i in (r.asset_id for r in engine.text(f"a photo of a {row['label']}", limit=total)) if i in inet_set]
-               for row in inet]
+    results = [
+        [i for i in (r.asset_id for r in engine.text(f"a photo of a {row['label']}", limit=total)) if i in inet_set]
+        for row in inet
+    ]
     m = recall_mrr(ranks_of(inet_ids, results))
-    print(f"{'ImageNet labels / 1,000 photos':36} R@1 {m['R@1']:.3f}  R@5 {m['R@5']:.3f}  R@10 {m['R@10']:.3f}"
-          f"  MRR {m['MRR']:.3f}  (1,000 queries)")
+    print(
+        f"{'ImageNet labels / 1,000 photos':36} R@1 {m['R@1']:.3f}  R@5 {m['R@5']:.3f}  R@10 {m['R@10']:.3f}"
+        f"  MRR {m['MRR']:.3f}  (1,000 queries)"
+    )
 
     categories = sorted({cat for c in coco for cat in c["categories"]})
     aps, ndcgs = [], []
@@ -148,13 +163,16 @@ def main() -> int:
         rel = np.array([i in relevant for i in ids], dtype=float)
         aps.append(average_precision(rel))
         ndcgs.append(ndcg_at(rel, 10))
-    print(f"{'COCO categories / 239 photos':36} mAP {np.mean(aps):.3f}  nDCG@10 {np.mean(ndcgs):.3f}"
-          f"  ({len(categories)} category queries)")
+    print(
+        f"{'COCO categories / 239 photos':36} mAP {np.mean(aps):.3f}  nDCG@10 {np.mean(ndcgs):.3f}"
+        f"  ({len(categories)} category queries)"
+    )
 
     print("\n## Image -> image: top-1 recovery of transformed copies among all photos")
     rng = random.Random(0)
-    originals = [(args.eval / "coco-239" / c["image"], coco_ids[i]) for i, c in enumerate(coco)] + \
-                [(args.eval / "imagenet-sample" / r["image"], inet_ids[i]) for i, r in enumerate(inet)]
+    originals = [(args.eval / "coco-239" / c["image"], coco_ids[i]) for i, c in enumerate(coco)] + [
+        (args.eval / "imagenet-sample" / r["image"], inet_ids[i]) for i, r in enumerate(inet)
+    ]
     sample = rng.sample(originals, min(args.copies, len(originals)))
     embedder = lib.embedder
     spaces = list(embedder.spaces)

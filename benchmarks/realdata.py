@@ -156,8 +156,13 @@ def read_refs(list_file: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("packages", nargs="*", help="Debian package names to fetch and unpack")
-    parser.add_argument("--list", type=Path, action="append", default=[],
-                        help="a file of PACKAGE:path references: fetch every package it names and check each file")
+    parser.add_argument(
+        "--list",
+        type=Path,
+        action="append",
+        default=[],
+        help="a file of PACKAGE:path references: fetch every package it names and check each file",
+    )
     parser.add_argument("--root", type=Path, default=None, help=f"unpack root (default ${ENV_VAR} or {DEFAULT_ROOT})")
     args = parser.parse_args(argv)
     root = args.root or default_root()

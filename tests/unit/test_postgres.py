@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TinyEmbedder, alembic_head
 from sqlalchemy import text
 
+from tests.support.catalog import alembic_head
+from tests.support.embedders import TinyEmbedder
 from visualsearch.catalog import AssetFilter, Catalog, ImageRecord
 from visualsearch.config import Settings
-from visualsearch.library import Library
 from visualsearch.models import l2_normalize
-from visualsearch.search import SearchEngine
+from visualsearch.services import Library, SearchService
+
+pytestmark = pytest.mark.slow  # a real PostgreSQL server
 
 
 def _fill(catalog: Catalog, n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
@@ -45,8 +47,15 @@ def test_schema_has_pgvector_and_migrations_are_idempotent(postgres_url):
     with catalog.engine.connect() as conn:
         assert conn.execute(text("select version_num from alembic_version")).scalar() == alembic_head()
         assert conn.execute(text("select extname from pg_extension where extname = 'vector'")).scalar() == "vector"
-        assert conn.execute(text("select data_type from information_schema.columns "
-                                 "where table_name = 'embeddings' and column_name = 'vec'")).scalar() == "USER-DEFINED"
+        assert (
+            conn.execute(
+                text(
+                    "select data_type from information_schema.columns "
+                    "where table_name = 'embeddings' and column_name = 'vec'"
+                )
+            ).scalar()
+            == "USER-DEFINED"
+        )
     assert catalog.in_database_vectors
     catalog.close()
 
@@ -62,17 +71,23 @@ def test_search_runs_in_the_database_with_an_hnsw_index(pg_library):
     assert len(set(hits.ids.tolist()) & set(exact.tolist())) >= 9
     with pg_library.catalog.engine.begin() as conn:
         conn.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = "\n".join(r[0] for r in conn.execute(text(
-            "EXPLAIN SELECT asset_id FROM embeddings WHERE model_id = 'tiny-test-model' AND space = 'visual' "
-            "AND vec IS NOT NULL ORDER BY (vec::vector(16) <=> CAST(:q AS vector(16))) LIMIT 10"),
-            {"q": "[" + ",".join(["0.25"] * 16) + "]"}))
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                text(
+                    "EXPLAIN SELECT asset_id FROM embeddings WHERE model_id = 'tiny-test-model' AND space = 'visual' "
+                    "AND vec IS NOT NULL ORDER BY (vec::vector(16) <=> CAST(:q AS vector(16))) LIMIT 10"
+                ),
+                {"q": "[" + ",".join(["0.25"] * 16) + "]"},
+            )
+        )
     assert "ix_embeddings_hnsw_" in plan, plan
 
 
 def test_filtered_search_in_sql_fills_the_page_from_a_one_percent_filter(pg_library):
     vectors = _fill(pg_library.catalog, 2000)
     pg_library.sync_indexes()
-    engine = SearchEngine(pg_library)
+    engine = SearchService(pg_library)
     # format PNG is 1% of this library (every 100th asset)
     results = engine.similar_to_asset(5, limit=10, filters=AssetFilter(format="PNG"))
     assert len(results) == 10 and all(r.format == "PNG" for r in results)
@@ -87,7 +102,7 @@ def test_two_processes_share_one_library(postgres_url, tmp_path):
     two = Library(Settings.from_env(tmp_path / "b", database_url=postgres_url), embedder=TinyEmbedder())
     vectors = _fill(one.catalog, 50)
     one.sync_indexes()
-    results = SearchEngine(two).similar_to_asset(7, limit=3)  # asset 7 is vectors[6]
+    results = SearchService(two).similar_to_asset(7, limit=3)  # asset 7 is vectors[6]
     exact = np.argsort(-(vectors @ vectors[6]))[1:4] + 1
     assert [r.asset_id for r in results] == exact.tolist()
     assert results[0].score == pytest.approx(float(vectors[exact[0] - 1] @ vectors[6]), abs=1e-5)

@@ -6,9 +6,10 @@ import os
 
 import pytest
 
-from conftest import alembic_head, solid
+from tests.support.catalog import alembic_head
+from tests.support.images import solid
 from visualsearch.catalog import AssetFilter, Catalog
-from visualsearch.search import SearchEngine
+from visualsearch.services import SearchService
 
 
 def make_folder(root, n=10):
@@ -28,7 +29,7 @@ def test_index_then_search(tiny_library, tmp_path):
     folder = make_folder(tmp_path / "pics")
     report = tiny_library.index_folder(folder)
     assert (report.indexed, report.failed, report.unchanged) == (10, 0, 0)
-    results = SearchEngine(tiny_library).text("red", limit=3)
+    results = SearchService(tiny_library).text("red", limit=3)
     assert [r.source.endswith(("img00.png", "img05.png")) for r in results[:2]] == [True, True]
     assert [r.rank for r in results] == [1, 2, 3]
 
@@ -64,7 +65,7 @@ def test_prune_only_when_asked(tiny_library, tmp_path):
     assert rows(tiny_library) == 10
     report = tiny_library.index_folder(folder, prune=True)
     assert report.pruned == 1 and rows(tiny_library) == 9
-    results = SearchEngine(tiny_library).text("green", limit=20)
+    results = SearchService(tiny_library).text("green", limit=20)
     assert all(not r.source.endswith("img01.png") for r in results)
 
 
@@ -99,7 +100,7 @@ def test_bad_files_are_recorded_and_the_run_goes_on(tiny_library, tmp_path):
 
 def test_similar_to_asset_leaves_the_asset_out(tiny_library, tmp_path):
     tiny_library.index_folder(make_folder(tmp_path / "pics"))
-    results = SearchEngine(tiny_library).similar_to_asset(1, limit=20)
+    results = SearchService(tiny_library).similar_to_asset(1, limit=20)
     assert 1 not in [r.asset_id for r in results]
     assert len(results) == 9
     scores = [r.score for r in results]
@@ -108,7 +109,7 @@ def test_similar_to_asset_leaves_the_asset_out(tiny_library, tmp_path):
 
 def test_min_score(tiny_library, tmp_path):
     tiny_library.index_folder(make_folder(tmp_path / "pics"))
-    results = SearchEngine(tiny_library).text("red", limit=20, min_score=0.99)
+    results = SearchService(tiny_library).text("red", limit=20, min_score=0.99)
     assert results and all(r.score >= 0.99 for r in results)
     assert len(results) < 10
 
@@ -134,7 +135,9 @@ def test_catalog_upgrades_an_older_schema_keeping_its_assets(tmp_path):
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "0001")
         connection.exec_driver_sql(
-            "insert into assets (source, added_at, updated_at, status) values ('/p/a.jpg', '2026-01-01', '2026-01-01', 'indexed')")
+            "insert into assets (source, added_at, updated_at, status) "
+            "values ('/p/a.jpg', '2026-01-01', '2026-01-01', 'indexed')"
+        )
     engine.dispose()
     catalog = Catalog(tmp_path / "old.sqlite")
     [asset] = catalog.list_assets(AssetFilter(), limit=10)

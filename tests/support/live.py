@@ -1,4 +1,4 @@
-"""Run the API server for real (uvicorn on a loopback port) inside the test process."""
+"""Run the API server for real (uvicorn on a loopback port) inside this process (tests and benchmarks)."""
 
 from __future__ import annotations
 
@@ -19,30 +19,36 @@ def free_port() -> int:
 class LiveServer:
     """``with LiveServer(app) as server:`` then talk to ``server.url`` over HTTP."""
 
-    def __init__(self, app, port: int | None = None):
+    def __init__(self, app, port: int | None = None, *, start_timeout: float = 30, thread_name: str = "live-uvicorn"):
         self.app = app
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                     lifespan="on"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self.start_timeout = start_timeout
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )
+        self.thread = threading.Thread(target=self._server.run, name=thread_name, daemon=True)
 
-    def __enter__(self) -> "LiveServer":
-        self._thread.start()
-        deadline = time.monotonic() + 30
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + self.start_timeout
         while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
+            if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("the API server did not start")
             time.sleep(0.02)
         return self
 
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if httpx.get(f"{self.url}/readyz").status_code == 200:
-                return
+    def wait_ready(self, timeout: float = 60) -> float:
+        """Seconds until ``/readyz`` answers 200 (raises after ``timeout``)."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
             time.sleep(0.05)
-        raise RuntimeError("the API server did not become ready")
+        raise RuntimeError(f"the API server did not become ready in {timeout:.0f} s")
 
     def client(self, key: str | None = None, **kwargs) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -50,7 +56,7 @@ class LiveServer:
 
     def __exit__(self, *exc) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=30)
+        self.thread.join(timeout=30)
 
 
 def wait_for_job(api, url: str, timeout: float = 60) -> dict:

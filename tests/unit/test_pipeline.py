@@ -7,13 +7,15 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from conftest import TinyEmbedder, gradient_image
+import pytest
 
+from tests.support.embedders import TinyEmbedder
+from tests.support.images import gradient_image
 from visualsearch.config import Settings
 from visualsearch.ingest.indexer import IndexReport, index_files
 from visualsearch.ingest.pipeline import PreparedStream, prepare, prepared_stream
 from visualsearch.ingest.scan import FoundFile, scan_folder
-from visualsearch.library import Library
+from visualsearch.services import Library
 
 
 def make_photos(folder: Path, n: int) -> list[FoundFile]:
@@ -45,6 +47,7 @@ def test_worker_processes_give_the_same_results_in_order(tmp_path):
     assert broken[0].error and "corrupt" in broken[0].error
 
 
+@pytest.mark.slow  # restarts the worker pool twice, ~3 s
 def test_a_crashing_worker_only_fails_its_own_file(tmp_path):
     files = make_photos(tmp_path / "pics", 12)
     for name in ("boom1.jpg", "boom2.jpg"):
@@ -78,6 +81,7 @@ def test_indexing_through_processes_matches_in_process_indexing_and_reports_stag
         lib.close()
 
 
+@pytest.mark.slow  # the real model, ~5 s
 def test_model_preprocessing_in_workers_matches_the_model_alone(tmp_path):
     """The bundled model's split (crop in workers, normalise + run in the model process) changes nothing."""
     from visualsearch.models.registry import load_embedder
@@ -101,6 +105,7 @@ def hang_on_stuck(found: FoundFile) -> object:
     return prepare(found, max_bytes=1 << 26, max_pixels=1 << 28)
 
 
+@pytest.mark.slow  # waits out a per-file timeout, ~7 s
 def test_a_stuck_file_is_given_up_after_the_timeout_and_the_rest_go_on(tmp_path):
     files = make_photos(tmp_path / "pics", 8)
     gradient_image(98, (64, 48)).save(tmp_path / "pics" / "stuck.jpg")

@@ -8,19 +8,20 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import TinyEmbedder, solid
-from live import LiveServer
 from PIL import Image, ImageDraw, ImageOps
 
+from tests.support.embedders import TinyEmbedder
+from tests.support.images import solid
+from tests.support.live import LiveServer
 from visualsearch.api import create_app
 from visualsearch.catalog import Asset
 from visualsearch.config import Settings
-from visualsearch.duplicates import Trash, find_duplicates, find_lookalikes, keeper_order
-from visualsearch.library import Library
+from visualsearch.duplicates import find_duplicates, find_lookalikes, keeper_order
+from visualsearch.services import DuplicatesService, Library
 
 EXE = [sys.executable, "-m", "visualsearch"]
 
@@ -47,10 +48,18 @@ def copies_folder(photos, tmp_path_factory) -> tuple[Path, dict[str, str]]:
             f"{stem}-bytes.jpeg": None,
             f"{stem}-lossless.png": None,
             f"{stem}-lossless.webp": None,
-            f"{stem}-half.jpg": lambda i: _save(i.resize((i.width // 2, i.height // 2)), folder / f"{stem}-half.jpg", quality=90),
+            f"{stem}-half.jpg": lambda i: _save(
+                i.resize((i.width // 2, i.height // 2)), folder / f"{stem}-half.jpg", quality=90
+            ),
             f"{stem}-q30.jpg": lambda i: _save(i, folder / f"{stem}-q30.jpg", quality=30),
-            f"{stem}-crop80.jpg": lambda i: _save(i.crop((i.width // 10, i.height // 10, i.width * 9 // 10, i.height * 9 // 10)), folder / f"{stem}-crop80.jpg", quality=90),
-            f"{stem}-gray.jpg": lambda i: _save(ImageOps.grayscale(i).convert("RGB"), folder / f"{stem}-gray.jpg", quality=90),
+            f"{stem}-crop80.jpg": lambda i: _save(
+                i.crop((i.width // 10, i.height // 10, i.width * 9 // 10, i.height * 9 // 10)),
+                folder / f"{stem}-crop80.jpg",
+                quality=90,
+            ),
+            f"{stem}-gray.jpg": lambda i: _save(
+                ImageOps.grayscale(i).convert("RGB"), folder / f"{stem}-gray.jpg", quality=90
+            ),
             f"{stem}-flip.jpg": lambda i: _save(ImageOps.mirror(i), folder / f"{stem}-flip.jpg", quality=90),
         }
         shutil.copy(p, folder / f"{stem}-bytes.jpeg")
@@ -60,7 +69,9 @@ def copies_folder(photos, tmp_path_factory) -> tuple[Path, dict[str, str]]:
             if fn is not None:
                 fn(im)
         banner = im.copy()
-        ImageDraw.Draw(banner).rectangle((0, banner.height - banner.height // 8, banner.width, banner.height), fill=(0, 0, 0))
+        ImageDraw.Draw(banner).rectangle(
+            (0, banner.height - banner.height // 8, banner.width, banner.height), fill=(0, 0, 0)
+        )
         banner.save(folder / f"{stem}-banner.jpg", quality=90)
         for copy in [*made, f"{stem}-banner.jpg"]:
             truth[copy] = name
@@ -80,9 +91,10 @@ def _groups_by_name(groups):
     return [{Path(m.asset.source).name: m for m in [g.keeper, *g.others]} for g in groups]
 
 
+@pytest.mark.slow  # the real model
 def test_every_kind_of_copy_is_grouped_with_its_original(dup_library, copies_folder):
     folder, truth = copies_folder
-    groups = _groups_by_name(find_duplicates(dup_library))
+    groups = _groups_by_name(find_duplicates(dup_library.catalog, dup_library.similarity_index))
     originals = set(truth.values())
     assert len(groups) == len(originals)
     for original in originals:
@@ -91,14 +103,16 @@ def test_every_kind_of_copy_is_grouped_with_its_original(dup_library, copies_fol
         assert set(group) == expected, (original, set(group) ^ expected)
 
 
+@pytest.mark.slow  # the real model
 def test_match_kinds_and_keeper_rule(dup_library, copies_folder):
     folder, truth = copies_folder
-    for group in find_duplicates(dup_library):
+    for group in find_duplicates(dup_library.catalog, dup_library.similarity_index):
         keeper = Path(group.keeper.asset.source).name
         # Largest resolution wins; between same-size copies, the oldest (first indexed).
         assert keeper_order(group.keeper.asset) == min(keeper_order(m.asset) for m in [group.keeper, *group.others])
         assert group.keeper.asset.width * group.keeper.asset.height == max(
-            m.asset.width * m.asset.height for m in [group.keeper, *group.others])
+            m.asset.width * m.asset.height for m in [group.keeper, *group.others]
+        )
         kinds = {Path(m.asset.source).name: m.kind for m in group.others}
         stem = Path(truth.get(keeper, keeper)).stem
         by_suffix = {name.replace(stem, ""): kind for name, kind in kinds.items()}
@@ -109,6 +123,7 @@ def test_match_kinds_and_keeper_rule(dup_library, copies_folder):
             assert 0.5 < m.similarity <= 1.0001
 
 
+@pytest.mark.slow  # the real model
 def test_same_pixels_in_different_files(photos, embedder, tmp_path):
     """PNG, lossless WebP, and a JPEG with an extra comment segment: different bytes, same pixels."""
     folder = tmp_path / "same"
@@ -122,7 +137,7 @@ def test_same_pixels_in_different_files(photos, embedder, tmp_path):
     (folder / "d.jpg").write_bytes(jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:])
     lib = Library(Settings.from_env(tmp_path / "lib"), embedder=embedder)
     lib.index_folder(folder)
-    [group] = find_duplicates(lib)
+    [group] = find_duplicates(lib.catalog, lib.similarity_index)
     kinds = {Path(m.asset.source).name: m.kind for m in group.others}
     keeper = Path(group.keeper.asset.source).name
     assert len(kinds) == 3
@@ -133,15 +148,20 @@ def test_same_pixels_in_different_files(photos, embedder, tmp_path):
     lib.close()
 
 
+@pytest.mark.slow  # the real model
 def test_unrelated_photos_are_not_flagged(dup_library, copies_folder, photos):
     folder, truth = copies_folder
-    flagged = {Path(m.asset.source).name for g in find_duplicates(dup_library) for m in [g.keeper, *g.others]}
+    flagged = {
+        Path(m.asset.source).name
+        for g in find_duplicates(dup_library.catalog, dup_library.similarity_index)
+        for m in [g.keeper, *g.others]
+    }
     unrelated = {p.name.lower() for p in photos} - set(truth.values())
     assert not flagged & unrelated
 
 
 def test_keeper_order_rule():
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     big = Asset(id=3, width=200, height=100, byte_size=10, added_at=now)
     small_old = Asset(id=1, width=100, height=100, byte_size=99, added_at=now - timedelta(days=9))
     same_newer = Asset(id=2, width=200, height=100, byte_size=10, added_at=now + timedelta(seconds=1))
@@ -153,12 +173,18 @@ def test_keeper_order_rule():
 def test_lookalike_groups_join_similar_images_with_a_graph(tmp_path):
     folder = tmp_path / "colours"
     folder.mkdir()
-    for name, rgb in {"red1": (250, 10, 10), "red2": (235, 25, 15), "red3": (220, 5, 30), "blue1": (10, 10, 240),
-                      "blue2": (30, 20, 220), "green": (10, 200, 10)}.items():
+    for name, rgb in {
+        "red1": (250, 10, 10),
+        "red2": (235, 25, 15),
+        "red3": (220, 5, 30),
+        "blue1": (10, 10, 240),
+        "blue2": (30, 20, 220),
+        "green": (10, 200, 10),
+    }.items():
         solid(rgb).save(folder / f"{name}.png")
     lib = Library(Settings.from_env(tmp_path / "lib", decode_workers=1), embedder=TinyEmbedder())
     lib.index_folder(folder)
-    groups = find_lookalikes(lib, threshold=0.98)
+    groups = find_lookalikes(lib.catalog, lib.similarity_index, threshold=0.98)
     names = sorted(sorted(Path(m.asset.source).stem for m in [g.keeper, *g.others]) for g in groups)
     assert names == [["blue1", "blue2"], ["red1", "red2", "red3"]]
     assert all(m.kind == "lookalike" for g in groups for m in g.others)
@@ -173,11 +199,11 @@ def test_trash_moves_logs_and_restores(tmp_path):
     lib = Library(Settings.from_env(tmp_path / "lib", decode_workers=1), embedder=TinyEmbedder())
     lib.index_folder(folder)
     [asset] = [a for a in lib.catalog.get_many([1, 2]).values() if a.source.endswith("p1.png")]
-    trash = Trash(lib)
-    batch, moved = trash.move([asset.id])
+    trash = DuplicatesService(lib)
+    batch, moved = trash.trash([asset.id])
     assert not (folder / "p1.png").exists() and Path(moved[0].trashed).exists()
     assert lib.catalog.get(asset.id) is None and len(lib.similarity_index.index()) == 1
-    assert [e.asset_id for e in trash.entries(batch)] == [asset.id]
+    assert [e.asset_id for e in trash.trash_entries(batch)] == [asset.id]
     restored = trash.restore(batch)
     assert (folder / "p1.png").exists() and len(restored) == 1
     assert len(lib.similarity_index.index()) == 2
@@ -191,6 +217,7 @@ def run(*args, check=True):
     return proc
 
 
+@pytest.mark.slow  # CLI subprocesses, ~13 s
 def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tmp_path):
     folder, truth = copies_folder
     work = tmp_path / "pics"
@@ -223,6 +250,7 @@ def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tm
 
 # -- HTTP ------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def dup_server(copies_folder, embedder, tmp_path_factory):
     folder, truth = copies_folder
@@ -243,6 +271,7 @@ def _jpeg(im, **kw) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow  # the real model
 def test_http_check_reports_copies_and_new_images(dup_server):
     live, folder, truth = dup_server
     with live.client() as api:
@@ -256,10 +285,13 @@ def test_http_check_reports_copies_and_new_images(dup_server):
         assert exact["matches"][0]["kind"] == "exact_bytes"
         new = _jpeg(solid((12, 140, 200), (300, 200)))
         assert api.post("/api/duplicates/check", files={"file": ("new.jpg", new, "image/jpeg")}).json() == {
-            "duplicate": False, "matches": []}
+            "duplicate": False,
+            "matches": [],
+        }
         assert api.post("/api/duplicates/check", files={"file": ("x.txt", b"text")}).status_code == 415
 
 
+@pytest.mark.slow  # the real model
 def test_http_upload_policy_warn_reject_allow(dup_server):
     live, folder, truth = dup_server
     with live.client() as api:
@@ -273,19 +305,29 @@ def test_http_upload_policy_warn_reject_allow(dup_server):
         item = warned.json()["items"][0]
         assert item["status"] == "created" and item["near_duplicates"][0]["kind"] == "near_duplicate"
         other = next(c for c in truth if c.endswith("-gray.jpg"))
-        allowed = api.post("/api/assets", files={"files": (other, (folder / other).read_bytes(), "image/jpeg")},
-                           data={"duplicates": "allow"})
+        allowed = api.post(
+            "/api/assets",
+            files={"files": (other, (folder / other).read_bytes(), "image/jpeg")},
+            data={"duplicates": "allow"},
+        )
         assert allowed.status_code == 201 and allowed.json()["items"][0]["near_duplicates"] == []
-        assert api.post("/api/assets", files={"files": ("a.jpg", data)}, data={"duplicates": "maybe"}).status_code == 422
+        assert (
+            api.post("/api/assets", files={"files": ("a.jpg", data)}, data={"duplicates": "maybe"}).status_code == 422
+        )
 
 
+@pytest.mark.slow  # the real model
 def test_http_groups_and_trash(dup_server):
     live, folder, truth = dup_server
     with live.client() as api:
         page = api.get("/api/duplicates").json()
         assert page["total"] >= 1 and page["threshold"] == 0.85
         group = page["items"][0]
-        assert group["keeper"]["kind"] is None and group["others"][0]["kind"] in ("near_duplicate", "same_pixels", "exact_bytes")
+        assert group["keeper"]["kind"] is None and group["others"][0]["kind"] in (
+            "near_duplicate",
+            "same_pixels",
+            "exact_bytes",
+        )
         assert group["keeper"]["asset"]["thumbnail_url"]
         looks = api.get("/api/groups", params={"threshold": 0.8}).json()
         assert looks["total"] >= 1

@@ -104,11 +104,20 @@ def test_redirect_is_followed(server):
     assert fetched.url.endswith("/img.png")
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1/x.png", "http://localhost/x.png", "http://169.254.169.254/latest/meta-data",
-    "http://10.1.2.3/x.png", "http://192.168.0.1/x.png", "http://[::1]/x.png", "http://0.0.0.0/x.png",
-    "http://224.0.0.1/x.png", "http://[::ffff:127.0.0.1]/x.png",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/x.png",
+        "http://localhost/x.png",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.1.2.3/x.png",
+        "http://192.168.0.1/x.png",
+        "http://[::1]/x.png",
+        "http://0.0.0.0/x.png",
+        "http://224.0.0.1/x.png",
+        "http://[::ffff:127.0.0.1]/x.png",
+    ],
+)
 def test_private_addresses_are_refused_by_default(url):
     with pytest.raises(FetchError, match="refused"):
         ImageFetcher().fetch(url)
@@ -119,8 +128,9 @@ def test_local_server_is_refused_without_opt_in(server):
         ImageFetcher().fetch(f"{server}/img.png")
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/x.png", "gopher://x/", "/etc/passwd",
-                                 "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://example.com/x.png", "gopher://x/", "/etc/passwd", "javascript:alert(1)"]
+)
 def test_other_schemes_are_refused(url):
     with pytest.raises(FetchError, match="scheme|no host|not a valid"):
         ImageFetcher().fetch(url)
@@ -128,8 +138,7 @@ def test_other_schemes_are_refused(url):
 
 def test_redirect_to_a_private_address_is_refused(server, monkeypatch):
     # Let this test's own loopback server through, but nothing else private.
-    monkeypatch.setattr(fetch_module, "address_refusal",
-                        lambda ip: None if ip == "127.0.0.1" else address_refusal(ip))
+    monkeypatch.setattr(fetch_module, "address_refusal", lambda ip: None if ip == "127.0.0.1" else address_refusal(ip))
     with pytest.raises(FetchError, match="private|link-local"):
         ImageFetcher().fetch(f"{server}/redirect-to?http://169.254.169.254/latest/meta-data")
     with pytest.raises(FetchError, match="private"):
@@ -177,6 +186,7 @@ def test_unresolvable_host(monkeypatch):
     # No real DNS query: the machine running the tests may have no (or a non-loopback) resolver.
     def getaddrinfo(host, *args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     with pytest.raises(FetchError, match="resolve"):
         ImageFetcher(timeout=2).fetch("http://does-not-exist.invalid/x.png")

@@ -117,8 +117,7 @@ def test_exif_orientation_is_applied():
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "L", "1"])
 def test_every_mode_becomes_rgb(mode):
-    image = Image.new("RGBA", (8, 8), (0, 0, 0, 0)).convert(mode) if mode != "P" else \
-        Image.new("P", (8, 8), 0)
+    image = Image.new("RGBA", (8, 8), (0, 0, 0, 0)).convert(mode) if mode != "P" else Image.new("P", (8, 8), 0)
     assert to_rgb(image).mode == "RGB"
 
 
@@ -155,8 +154,16 @@ def _modes(rgba: Image.Image) -> dict[str, Image.Image]:
     palette = rgba.convert("RGB").quantize(50)
     with_transparency = palette.copy()
     with_transparency.info["transparency"] = 7
-    return {"RGB": rgba.convert("RGB"), "RGBA": rgba, "LA": rgba.convert("LA"), "L": rgba.convert("L"),
-            "P": palette, "P+transparency": with_transparency, "1": rgba.convert("1"), "CMYK": rgba.convert("CMYK")}
+    return {
+        "RGB": rgba.convert("RGB"),
+        "RGBA": rgba,
+        "LA": rgba.convert("LA"),
+        "L": rgba.convert("L"),
+        "P": palette,
+        "P+transparency": with_transparency,
+        "1": rgba.convert("1"),
+        "CMYK": rgba.convert("CMYK"),
+    }
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -175,6 +182,7 @@ def test_reduced_decoding_gives_the_pixels_of_converting_at_full_size(monkeypatc
         assert got.size == expected.size and got.tobytes() == expected.tobytes(), (mode, orientation)
 
 
+@pytest.mark.slow  # big image
 def test_big_picture_gets_the_same_pixel_digest_in_any_lossless_format():
     rng = np.random.default_rng(3)
     rgba = Image.fromarray(rng.integers(0, 255, (1100, 1501, 4), dtype=np.uint8), "RGBA")

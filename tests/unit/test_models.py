@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import gradient_image
-from visualsearch.models import SEMANTIC, VISUAL, load_embedder
+from tests.support.images import gradient_image
 from visualsearch.errors import ConfigError
+from visualsearch.models import SEMANTIC, VISUAL, load_embedder
 
 
+@pytest.mark.slow  # the real model
 def test_default_model_spaces_are_normalised(embedder, photos):
     images = [Image.open(p).convert("RGB") for p in photos[:3]]
     out = embedder.encode_images(images)
@@ -25,6 +26,7 @@ def test_default_model_spaces_are_normalised(embedder, photos):
     assert embedder.similarity_space == VISUAL
 
 
+@pytest.mark.slow  # the real model
 def test_default_model_classifies_real_photos(embedder, photos):
     """The backbone is loaded correctly: ImageNet photos get their own class on top."""
     from visualsearch.models.imagenet_vocab import class_names
@@ -37,6 +39,7 @@ def test_default_model_classifies_real_photos(embedder, photos):
         assert expected.replace("tabby", "tabby cat") in candidates
 
 
+@pytest.mark.slow  # the real model
 def test_text_and_image_share_a_space(embedder, photos):
     dog = [p for p in photos if "golden_retriever" in p.name][0]
     banana = [p for p in photos if "banana" in p.name][0]
@@ -46,6 +49,7 @@ def test_text_and_image_share_a_space(embedder, photos):
     assert sims[0, 0] > sims[0, 1] and sims[1, 1] > sims[1, 0]
 
 
+@pytest.mark.slow  # the real model
 def test_onnx_text_encoder_matches_sentence_transformers(embedder):
     pytest.importorskip("sentence_transformers")
     from sentence_transformers import SentenceTransformer
@@ -57,6 +61,7 @@ def test_onnx_text_encoder_matches_sentence_transformers(embedder):
     assert np.allclose(embedder.embed_texts(texts), reference, atol=1e-4)
 
 
+@pytest.mark.slow  # the real model
 def test_model_id_names_the_configuration(embedder):
     assert embedder.model_id.startswith("conse-efficientnet-lite0-minilm")
 
@@ -67,6 +72,7 @@ def test_unknown_model_is_a_clear_error():
 
 
 # -- CLIP path: a tiny randomly initialised CLIP, saved and loaded like a hub model ------------
+
 
 def _tiny_clip_folder(path):
     transformers = pytest.importorskip("transformers")
@@ -82,12 +88,27 @@ def _tiny_clip_folder(path):
     (path / "merges.txt").write_text("#version: 0.2\n")
     tokenizer = CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt"), pad_token="!")
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=77, pad_token_id=2, bos_token_id=0,
-                         eos_token_id=1),
-        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=37,
-                           num_hidden_layers=1, num_attention_heads=2),
-        projection_dim=16)
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            pad_token_id=2,
+            bos_token_id=0,
+            eos_token_id=1,
+        ),
+        vision_config=dict(
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+        ),
+        projection_dim=16,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -103,6 +124,7 @@ def tiny_clip(tmp_path_factory):
     return _tiny_clip_folder(tmp_path_factory.mktemp("tiny-clip"))
 
 
+@pytest.mark.slow  # transformers + torch, ~3 s
 def test_hf_clip_loads_from_a_local_folder(tiny_clip):
     embedder = load_embedder(f"hf-clip:{tiny_clip}")
     assert embedder.spaces == {SEMANTIC: 16}
@@ -114,10 +136,10 @@ def test_hf_clip_loads_from_a_local_folder(tiny_clip):
     assert embedder.model_id == f"hf-clip:{tiny_clip}"
 
 
+@pytest.mark.slow  # transformers + torch
 def test_library_runs_on_a_clip_model(tiny_clip, tmp_path):
     from visualsearch.config import Settings
-    from visualsearch.library import Library
-    from visualsearch.search import SearchEngine
+    from visualsearch.services import Library, SearchService
 
     folder = tmp_path / "pics"
     folder.mkdir()
@@ -125,12 +147,13 @@ def test_library_runs_on_a_clip_model(tiny_clip, tmp_path):
         gradient_image(i).save(folder / f"{i}.png")
     lib = Library(Settings.from_env(tmp_path / "lib", model=f"hf-clip:{tiny_clip}"))
     assert lib.index_folder(folder).indexed == 5
-    engine = SearchEngine(lib)
+    engine = SearchService(lib)
     assert len(engine.text("a cat", limit=3)) == 3
     similar = engine.similar_to_asset(1, limit=10)
     assert len(similar) == 4 and 1 not in [r.asset_id for r in similar]
 
 
+@pytest.mark.slow  # CLI subprocesses, ~20 s
 def test_cli_moves_a_library_to_a_new_model_with_reembed(tiny_clip, tmp_path):
     """Through the entry point: a new --model leaves search on the old vectors until `reembed` switches."""
     import json
@@ -139,8 +162,13 @@ def test_cli_moves_a_library_to_a_new_model_with_reembed(tiny_clip, tmp_path):
     import sys
 
     def cli(*args):
-        proc = subprocess.run([sys.executable, "-m", "visualsearch", *map(str, args)], capture_output=True,
-                              text=True, env=dict(os.environ), timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-m", "visualsearch", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc
 
@@ -154,7 +182,9 @@ def test_cli_moves_a_library_to_a_new_model_with_reembed(tiny_clip, tmp_path):
     assert status["model"] == "conse-efficientnet-lite0-minilm"
     assert status["reembedding"] == {"to": clip, "to_model_id": clip, "done": 0, "total": 5}
     # Still searchable, on the old model's vectors, while the new model is pending.
-    assert len(json.loads(cli("search", "a cat", "--library", library, "--model", clip, "--json", "-n", "3").stdout)) == 3
+    assert (
+        len(json.loads(cli("search", "a cat", "--library", library, "--model", clip, "--json", "-n", "3").stdout)) == 3
+    )
 
     def said(proc) -> str:  # rich wraps long lines
         return " ".join((proc.stdout + proc.stderr).split())

@@ -6,12 +6,14 @@ import os
 
 import numpy as np
 import pytest
-from conftest import TinyEmbedder, gradient_image, solid
 
+from tests.support.embedders import TinyEmbedder
+from tests.support.images import gradient_image, solid
 from visualsearch.catalog import AssetFilter
 from visualsearch.config import Settings
-from visualsearch.library import Library
-from visualsearch.search import SearchEngine
+from visualsearch.services import Library, SearchService
+
+pytestmark = pytest.mark.slow  # Milvus Lite
 
 try:
     import pymilvus  # noqa: F401
@@ -29,8 +31,9 @@ def milvus_library(tmp_path):
         gradient_image(i).save(folder / f"g{i}.png")
     for name, rgb in {"red": (250, 5, 5), "green": (5, 220, 5), "blue": (5, 5, 240)}.items():
         solid(rgb).save(folder / f"{name}.jpg")
-    lib = Library(Settings.from_env(tmp_path / "lib", vector_backend="milvus", decode_workers=1),
-                  embedder=TinyEmbedder())
+    lib = Library(
+        Settings.from_env(tmp_path / "lib", vector_backend="milvus", decode_workers=1), embedder=TinyEmbedder()
+    )
     lib.index_folder(folder)
     yield lib, folder
     lib.close()
@@ -45,7 +48,7 @@ def test_milvus_answers_like_exact_search(milvus_library):
     lib, _ = milvus_library
     index = lib.similarity_index.index()
     assert index.kind == "milvus" and len(index) == 11
-    engine = SearchEngine(lib)
+    engine = SearchService(lib)
     red = engine.text("red", limit=3)
     assert red[0].source.endswith("red.jpg") and red[0].score > 0.99
     exact = lib.similarity_index.exact()
@@ -61,7 +64,7 @@ def test_milvus_answers_like_exact_search(milvus_library):
 
 def test_milvus_filters_during_the_search(milvus_library):
     lib, _ = milvus_library
-    engine = SearchEngine(lib)
+    engine = SearchService(lib)
     jpegs = engine.text("red", limit=5, filters=AssetFilter(format="JPEG"))
     assert sorted(r.source.rsplit("/", 1)[1] for r in jpegs) == ["blue.jpg", "green.jpg", "red.jpg"]
     only = engine.similar_to_asset(1, limit=5, filters=AssetFilter(q="green"))
@@ -78,11 +81,11 @@ def test_milvus_follows_the_catalog_incrementally(milvus_library):
     index = manager.index()
     assert len(index) == 11
     sources = {a.id: a.source for a in lib.catalog.list_assets(AssetFilter(), 100)}
-    top = SearchEngine(lib).text("red", limit=11)
+    top = SearchService(lib).text("red", limit=11)
     names = [r.source.rsplit("/", 1)[1] for r in top]
     assert "red.jpg" not in names and "yellow.jpg" in names and len(names) == 11
     assert all(r.asset_id in sources for r in top)
     # Duplicates work on this backend too (they read vectors through the same manager).
     from visualsearch.duplicates import find_duplicates
 
-    assert isinstance(find_duplicates(lib), list)
+    assert isinstance(find_duplicates(lib.catalog, lib.similarity_index), list)

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from live import free_port
+
+from tests.support.live import free_port
+
+pytestmark = pytest.mark.slow  # `visualsearch serve` subprocesses, the real model
 
 EXE = [sys.executable, "-m", "visualsearch"]
 
@@ -29,9 +32,13 @@ class Served:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(Path(library).parent / f"serve-{self.port}.log", "w+")
-        self.proc = subprocess.Popen([*EXE, "serve", "--library", str(library), "--port", str(self.port),
-                                      "--log-level", "warning", *extra],
-                                     stdout=self.log, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+        self.proc = subprocess.Popen(
+            [*EXE, "serve", "--library", str(library), "--port", str(self.port), "--log-level", "warning", *extra],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(os.environ),
+        )
 
     def output(self) -> str:
         self.log.flush()

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
-from conftest import TinyEmbedder, gradient_image, solid
-from live import LiveServer, wait_for_job
 
+from tests.support.embedders import TinyEmbedder
+from tests.support.images import gradient_image, solid
+from tests.support.live import LiveServer, wait_for_job
 from visualsearch.api import create_app
 from visualsearch.api.uploads import clean_name
-from visualsearch.auth import KeyStore
 from visualsearch.config import Settings
+from visualsearch.services import KeyService
 
 
 def jpeg(image, quality=90) -> bytes:
@@ -35,7 +34,7 @@ def png(image) -> bytes:
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220)}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"], autouse=True)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], autouse=True)
 def backend(request, monkeypatch):
     """Every test here runs on the embedded SQLite catalog and on PostgreSQL + pgvector."""
     if request.param == "postgresql":
@@ -87,6 +86,7 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 
 # -- health & stats ----------------------------------------------------------------------
 
+
 def test_health_readiness_and_stats(api, backend):
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json()["status"] == "ready"
@@ -101,15 +101,28 @@ def test_health_readiness_and_stats(api, backend):
 def test_openapi_documents_every_endpoint_with_examples(api):
     schema = api.get("/openapi.json").json()
     paths = schema["paths"]
-    for path in ("/api/assets", "/api/assets/{asset_id}", "/api/assets/{asset_id}/tags", "/api/assets/url",
-                 "/api/assets/{asset_id}/thumbnail", "/api/assets/{asset_id}/original", "/api/folders",
-                 "/api/search", "/api/search/image", "/api/jobs/{job_id}", "/api/stats", "/healthz", "/readyz"):
+    for path in (
+        "/api/assets",
+        "/api/assets/{asset_id}",
+        "/api/assets/{asset_id}/tags",
+        "/api/assets/url",
+        "/api/assets/{asset_id}/thumbnail",
+        "/api/assets/{asset_id}/original",
+        "/api/folders",
+        "/api/search",
+        "/api/search/image",
+        "/api/jobs/{job_id}",
+        "/api/stats",
+        "/healthz",
+        "/readyz",
+    ):
         assert path in paths, path
     assert "multipart/form-data" in paths["/api/search/image"]["post"]["requestBody"]["content"]
     assert schema["components"]["schemas"]["SearchIn"]["examples"]
 
 
 # -- uploads ----------------------------------------------------------------------------
+
 
 def test_upload_one_image_then_get_thumbnail_and_original(api, tmp_path):
     data = jpeg(gradient_image(3, (900, 600)))
@@ -127,6 +140,7 @@ def test_upload_one_image_then_get_thumbnail_and_original(api, tmp_path):
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
     assert "immutable" in thumb.headers["cache-control"]
     from PIL import Image
+
     assert max(Image.open(io.BytesIO(thumb.content)).size) == 256
     again = api.get(asset["thumbnail_url"], headers={"If-None-Match": thumb.headers["etag"]})
     assert again.status_code == 304
@@ -138,11 +152,14 @@ def test_upload_one_image_then_get_thumbnail_and_original(api, tmp_path):
     assert not any((tmp_path / "lib" / "staging").rglob("*.part"))
 
 
-@pytest.mark.parametrize("payload, status, code", [
-    (b"this is not an image at all", 415, "unsupported_image"),
-    (jpeg(gradient_image(5, (300, 200)))[:400], 422, "invalid_image"),
-    (b"", 422, "invalid_image"),
-])
+@pytest.mark.parametrize(
+    "payload, status, code",
+    [
+        (b"this is not an image at all", 415, "unsupported_image"),
+        (jpeg(gradient_image(5, (300, 200)))[:400], 422, "invalid_image"),
+        (b"", 422, "invalid_image"),
+    ],
+)
 def test_single_bad_upload_gets_its_status_and_leaves_nothing(api, tmp_path, payload, status, code):
     assert_error(upload(api, ("bad.jpg", payload, "image/jpeg")), status, code)
     assert api.get("/api/assets", params={"status": "all"}).json()["total"] == 0
@@ -167,13 +184,21 @@ def test_duplicate_upload_is_reported_with_the_existing_asset(api):
 
 def test_multi_file_upload_reports_each_file(api):
     good = jpeg(solid((1, 2, 3)))
-    r = upload(api, ("good.jpg", good, "image/jpeg"), ("text.jpg", b"hello", "image/jpeg"),
-               ("again.jpg", good, "image/jpeg"), ("big.jpg", b"\x00" * (40 * 1024 * 1024 + 1), "image/jpeg"))
+    r = upload(
+        api,
+        ("good.jpg", good, "image/jpeg"),
+        ("text.jpg", b"hello", "image/jpeg"),
+        ("again.jpg", good, "image/jpeg"),
+        ("big.jpg", b"\x00" * (40 * 1024 * 1024 + 1), "image/jpeg"),
+    )
     assert r.status_code == 201
     body = r.json()
     assert [(i["name"], i["status"], (i["error"] or {}).get("code")) for i in body["items"]] == [
-        ("good.jpg", "created", None), ("text.jpg", "error", "unsupported_image"),
-        ("again.jpg", "error", "duplicate"), ("big.jpg", "error", "too_large")]
+        ("good.jpg", "created", None),
+        ("text.jpg", "error", "unsupported_image"),
+        ("again.jpg", "error", "duplicate"),
+        ("big.jpg", "error", "too_large"),
+    ]
     assert (body["created"], body["failed"]) == (1, 3)
 
 
@@ -183,13 +208,17 @@ def test_upload_needs_multipart_with_files(api):
 
 
 def test_file_names_from_clients_are_cleaned(api):
-    r = upload(api, ("../../etc/passwd.jpg", jpeg(solid((9, 9, 9))), "image/jpeg"),
-               ("C:\\photos\\x.jpg", jpeg(solid((9, 9, 19))), "image/jpeg"))
+    r = upload(
+        api,
+        ("../../etc/passwd.jpg", jpeg(solid((9, 9, 9))), "image/jpeg"),
+        ("C:\\photos\\x.jpg", jpeg(solid((9, 9, 19))), "image/jpeg"),
+    )
     assert [i["asset"]["name"] for i in r.json()["items"]] == ["passwd.jpg", "x.jpg"]
     assert clean_name("a\x00b\x1fc.jpg") == "a_b_c.jpg" and clean_name("") == clean_name("/") == "upload"
 
 
 # -- listing, tags, delete -----------------------------------------------------------------
+
 
 def test_list_paginates_with_a_cursor_and_filters(api):
     ids = seed(api)
@@ -204,11 +233,13 @@ def test_list_paginates_with_a_cursor_and_filters(api):
     assert seen == sorted(ids.values(), reverse=True)  # newest first, each once
 
     assert {a["name"] for a in api.get("/api/assets", params={"format": "png"}).json()["items"]} == {
-        "grad0.png", "grad1.png"}
+        "grad0.png",
+        "grad1.png",
+    }
     assert [a["name"] for a in api.get("/api/assets", params={"q": "RED"}).json()["items"]] == ["red.jpg"]
     assert api.get("/api/assets", params={"tag": "seed"}).json()["total"] == 5
-    future = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
-    past = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
     assert api.get("/api/assets", params={"added_after": future}).json()["total"] == 0
     assert api.get("/api/assets", params={"added_after": past}).json()["total"] == 5
     assert api.get("/api/assets", params={"prefix": "/nowhere"}).json()["total"] == 0
@@ -240,6 +271,7 @@ def test_delete_removes_the_asset_its_file_and_its_vectors(api, tmp_path):
 
 # -- search -------------------------------------------------------------------------------
 
+
 def test_text_search_ranks_best_first_with_scores(api):
     ids = seed(api)
     body = api.post("/api/search", json={"text": "red", "limit": 5}).json()
@@ -263,8 +295,9 @@ def test_search_by_asset_leaves_the_asset_out(api):
 
 def test_search_by_uploaded_image_finds_the_same_picture(api):
     ids = seed(api)
-    r = api.post("/api/search/image", files={"file": ("q.png", png(gradient_image(1)), "image/png")},
-                 data={"limit": "3"})
+    r = api.post(
+        "/api/search/image", files={"file": ("q.png", png(gradient_image(1)), "image/png")}, data={"limit": "3"}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["items"][0]["asset_id"] == ids["grad1"] and body["items"][0]["score"] > 0.99
@@ -281,8 +314,11 @@ def test_search_by_image_errors(api):
     assert_error(api.post("/api/search/image", files={"file": ("big.jpg", big)}), 413, "too_large")
     assert_error(api.post("/api/search/image", data={"limit": "3"}, files={"other": ("a", b"x")}), 422)
     assert_error(api.post("/api/search/image", content=b"raw", headers={"content-type": "image/jpeg"}), 415)
-    assert_error(api.post("/api/search/image", files={"file": ("q.png", png(solid((1, 1, 1))))},
-                          data={"limit": "many"}), 422, "invalid_request")
+    assert_error(
+        api.post("/api/search/image", files={"file": ("q.png", png(solid((1, 1, 1))))}, data={"limit": "many"}),
+        422,
+        "invalid_request",
+    )
 
 
 def test_search_paging_min_score_and_limits(api):
@@ -363,20 +399,27 @@ def test_search_and_add_by_url(api, image_host, allow_loopback_only):
     assert added.status_code == 201, added.text
     asset = added.json()
     assert (asset["origin"], asset["name"], asset["source"], asset["tags"]) == (
-        "url", "new one.png", f"{image_host}/photos/new%20one.png", ["web"])
+        "url",
+        "new one.png",
+        f"{image_host}/photos/new%20one.png",
+        ["web"],
+    )
     assert api.get(asset["original_url"]).content == _ImageHandler.body
     assert_error(api.post("/api/assets/url", json={"url": f"{image_host}/again.png"}), 409, "duplicate")
 
 
-@pytest.mark.parametrize("url, reason", [
-    ("http://127.0.0.1:9/x.png", "private_address"),
-    ("http://169.254.169.254/latest/meta-data/", "private_address"),
-    ("http://[::1]/x.png", "private_address"),
-    ("http://10.0.0.7/x.png", "private_address"),
-    ("file:///etc/passwd", "scheme"),
-    ("ftp://example.org/x.png", "scheme"),
-    ("not a url", "scheme"),
-])
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("http://127.0.0.1:9/x.png", "private_address"),
+        ("http://169.254.169.254/latest/meta-data/", "private_address"),
+        ("http://[::1]/x.png", "private_address"),
+        ("http://10.0.0.7/x.png", "private_address"),
+        ("file:///etc/passwd", "scheme"),
+        ("ftp://example.org/x.png", "scheme"),
+        ("not a url", "scheme"),
+    ],
+)
 def test_ssrf_urls_are_refused_with_the_reason(api, url, reason):
     for path, body in (("/api/search", {"image_url": url}), ("/api/assets/url", {"url": url})):
         err = assert_error(api.post(path, json=body), 400, "url_refused")
@@ -398,6 +441,7 @@ def test_url_that_is_not_an_image_or_too_large(api, image_host, allow_loopback_o
 
 
 # -- jobs -----------------------------------------------------------------------------------
+
 
 def test_folder_job_indexes_in_the_background(api, tmp_path):
     folder = tmp_path / "photos"
@@ -431,12 +475,14 @@ def test_large_upload_runs_as_a_job(api):
     assert r.status_code == 202, r.text
     job = wait_for_job(api, r.json()["status_url"])
     assert job["status"] == "done" and (job["done"], job["failed"]) == (11, 1)
-    assert job["failures"] == [{"name": "junk.png", "error": "not a recognised image format",
-                                "code": "unsupported_image"}]
+    assert job["failures"] == [
+        {"name": "junk.png", "error": "not a recognised image format", "code": "unsupported_image"}
+    ]
     assert api.get("/api/assets").json()["total"] == 10
 
 
 # -- safety ---------------------------------------------------------------------------------
+
 
 def test_json_bodies_have_a_size_limit(api):
     assert_error(api.post("/api/search", json={"text": "x" * (2 * 1024 * 1024)}), 413, "too_large")
@@ -446,7 +492,7 @@ def test_unexpected_errors_are_500_without_details(server, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(server.app.state.server.engine, "text", boom)
+    monkeypatch.setattr(server.app.state.server.search, "text", boom)
     with server.client() as api:
         err = assert_error(api.post("/api/search", json={"text": "x"}), 500, "internal_error")
     assert "secret" not in err["message"]
@@ -489,10 +535,11 @@ def test_concurrent_uploads_and_searches(api, server):
 
 # -- keys, roles, rate limits -------------------------------------------------------------------
 
+
 @pytest.fixture
 def keyed(tmp_path):
     app = make_app(tmp_path, require_keys=True)
-    keys = KeyStore(app.state.server.library.catalog)
+    keys = KeyService(app.state.server.library.catalog)
     _, admin = keys.create("admin", "admin")
     _, reader = keys.create("reader", "read")
     with LiveServer(app) as live:
@@ -542,7 +589,7 @@ def test_keys_are_stored_hashed(keyed):
 
 def test_rate_limit_per_key(tmp_path):
     app = make_app(tmp_path, require_keys=True, rate_limit_per_minute=12)
-    keys = KeyStore(app.state.server.library.catalog)
+    keys = KeyService(app.state.server.library.catalog)
     _, first = keys.create("first", "admin")
     _, second = keys.create("second", "read")
     with LiveServer(app) as live, live.client(first) as api, live.client(second) as other:

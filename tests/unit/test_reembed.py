@@ -7,14 +7,13 @@ import time
 import numpy as np
 import pytest
 from sqlalchemy import text
-from conftest import TinyEmbedder, solid
-from live import LiveServer
 
+from tests.support.embedders import TinyEmbedder
+from tests.support.images import solid
+from tests.support.live import LiveServer
 from visualsearch.api import create_app
 from visualsearch.config import Settings
-from visualsearch.ingest.reembed import reembed_library
-from visualsearch.library import Library
-from visualsearch.search import SearchEngine
+from visualsearch.services import Library, SearchService, reembed_library
 
 
 class TinyV2(TinyEmbedder):
@@ -54,7 +53,7 @@ def make_folder(root, n=10):
     return root
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def database_url(request):
     """The same tests on the embedded catalog and on PostgreSQL + pgvector."""
     return None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
@@ -67,21 +66,26 @@ def open_library(tmp_path, model: str, **kwargs) -> Library:
 
 def vector_count(lib: Library, model_id: str) -> int:
     with lib.catalog.engine.connect() as c:
-        return c.execute(text("select count(*) from embeddings where model_id = :m and space = 'visual'"),
-                         {"m": model_id}).scalar()
+        return c.execute(
+            text("select count(*) from embeddings where model_id = :m and space = 'visual'"), {"m": model_id}
+        ).scalar()
 
 
 def test_model_change_reembeds_while_search_keeps_the_old_vectors(tmp_path, database_url):
     folder = make_folder(tmp_path / "pics")
     old = open_library(tmp_path, "tiny-a", database_url=database_url)
     old.index_folder(folder)
-    before = [(r.asset_id, round(r.score, 5)) for r in SearchEngine(old).text("red", limit=10)]
+    before = [(r.asset_id, round(r.score, 5)) for r in SearchService(old).text("red", limit=10)]
     old.close()
 
     lib = open_library(tmp_path, "tiny-b", database_url=database_url)
     change = lib.model_change()
     assert (change.from_model, change.to_model, change.done, change.total) == (
-        "tiny-test-model", "tiny-test-model-v2", 0, 10)
+        "tiny-test-model",
+        "tiny-test-model-v2",
+        0,
+        10,
+    )
     assert lib.embedder.model_id == "tiny-test-model"  # searches stay on the complete old vectors
 
     # Interrupted after the first batch: the batch is kept, searches still use the old model.
@@ -90,13 +94,13 @@ def test_model_change_reembeds_while_search_keeps_the_old_vectors(tmp_path, data
         reembed_library(lib)
     assert lib.model_change().done == 4
     assert vector_count(lib, "tiny-test-model-v2") == 4
-    assert [(r.asset_id, round(r.score, 5)) for r in SearchEngine(lib).text("red", limit=10)] == before
+    assert [(r.asset_id, round(r.score, 5)) for r in SearchService(lib).text("red", limit=10)] == before
 
     # A picture added meanwhile is embedded with the old model, so it is found at once.
     solid((250, 5, 5), (60, 30)).save(folder / "new-red.png")
     report = lib.index_folder(folder)
     assert report.indexed == 1
-    assert "new-red.png" in [r.source.rsplit("/", 1)[-1] for r in SearchEngine(lib).text("red", limit=3)]
+    assert "new-red.png" in [r.source.rsplit("/", 1)[-1] for r in SearchService(lib).text("red", limit=3)]
 
     lib.requested_embedder.fail_after = None
     report = reembed_library(lib)
@@ -107,16 +111,20 @@ def test_model_change_reembeds_while_search_keeps_the_old_vectors(tmp_path, data
     assert vector_count(lib, "tiny-test-model") == 11  # old vectors stay: switching back is instant
 
     # Searches now run on the new model's vectors: scores are the new model's cosines.
-    results = SearchEngine(lib).text("red", limit=11)
+    results = SearchService(lib).text("red", limit=11)
     assert len(results) == 11
     query = TinyV2().embed_texts(["red"])[0]
     for r in results[:3]:
-        assert r.score == pytest.approx(float(lib.catalog.vector(r.asset_id, "tiny-test-model-v2", "semantic") @ query),
-                                        abs=1e-5)
+        assert r.score == pytest.approx(
+            float(lib.catalog.vector(r.asset_id, "tiny-test-model-v2", "semantic") @ query), abs=1e-5
+        )
 
     # Another process opening the library (or already running) sees the switch.
-    other = open_library(tmp_path / "other-host", "tiny-b", database_url=database_url) if database_url else \
-        open_library(tmp_path, "tiny-b")
+    other = (
+        open_library(tmp_path / "other-host", "tiny-b", database_url=database_url)
+        if database_url
+        else open_library(tmp_path, "tiny-b")
+    )
     assert other.model_change() is None and other.embedder.model_id == "tiny-test-model-v2"
     lib.close()
     other.close()
@@ -168,8 +176,11 @@ def test_server_reembeds_in_the_background(tmp_path):
                 searched_during += 1
                 stats = api.get("/api/stats").json()
                 change = stats["model_change"]  # None only once the switch has happened
-                assert (change is None and stats["model_id"] == "tiny-test-model-v2"
-                        or change["to_model"] == "tiny-test-model-v2"), stats
+                assert (
+                    change is None
+                    and stats["model_id"] == "tiny-test-model-v2"
+                    or change["to_model"] == "tiny-test-model-v2"
+                ), stats
             assert time.monotonic() < deadline, jobs
             time.sleep(0.05)
         assert searched_during >= 2

@@ -15,17 +15,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from live import LiveServer
 from PIL import Image
 
+from tests.support.live import LiveServer
+from tests.support.paths import REPO
 from visualsearch.api import create_app
 from visualsearch.config import Settings
 
+pytestmark = pytest.mark.slow  # Chromium, the real model and a live server
+
 CHROMIUM = os.environ.get("VISUALSEARCH_CHROMIUM", "/usr/bin/chromium")
 SHOTS = REPO / "test-artifacts" / "screenshots"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 if not Path(CHROMIUM).exists():
     if os.environ.get("CI"):
@@ -42,9 +50,20 @@ def library_photos(eval_dir, tmp_path_factory) -> Path:
     folder.mkdir()
     coco = sorted((eval_dir / "coco-239" / "images").glob("*.jpg"))[:28]
     inet_dir = eval_dir / "imagenet-sample" / "images"
-    wanted = ["n02099601_golden_retriever", "n02123045_tabby", "n04285008_sports_car", "n07753592_banana",
-              "n02504458_African_elephant", "n09472597_volcano", "n03792782_mountain_bike", "n02690373_airliner",
-              "n07747607_orange", "n04037443_racer", "n02129165_lion", "n03417042_garbage_truck"]
+    wanted = [
+        "n02099601_golden_retriever",
+        "n02123045_tabby",
+        "n04285008_sports_car",
+        "n07753592_banana",
+        "n02504458_African_elephant",
+        "n09472597_volcano",
+        "n03792782_mountain_bike",
+        "n02690373_airliner",
+        "n07747607_orange",
+        "n04037443_racer",
+        "n02129165_lion",
+        "n03417042_garbage_truck",
+    ]
     inet = [p for w in wanted for p in inet_dir.glob(f"{w}.*")]
     for p in coco + inet:
         shutil.copy(p, folder / p.name.lower())
@@ -155,7 +174,10 @@ def test_min_score_slider_drops_weaker_results(page):
     wait_results(page)
     before = scores(page)
     cut = round(before[2], 2)
-    page.eval_on_selector("#min-score", f"(e) => {{ e.value = '{cut}'; e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); }}")
+    page.eval_on_selector(
+        "#min-score",
+        f"(e) => {{ e.value = '{cut}'; e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); }}",
+    )
     page.wait_for_function(f"document.querySelectorAll('.card .score').length < {len(before)}")
     wait_results(page)
     after = scores(page)
@@ -306,13 +328,16 @@ def test_upload_shows_progress_and_per_file_errors(page, tmp_path, library_photo
 
 def test_drag_and_drop_onto_the_page_uploads(page):
     data = list(_png((200, 120, 40)))
-    page.evaluate("""(bytes) => {
+    page.evaluate(
+        """(bytes) => {
         const dt = new DataTransfer();
         dt.items.add(new File([new Uint8Array(bytes)], 'dropped.png', {type: 'image/png'}));
         for (const type of ['dragenter', 'dragover', 'drop']) {
             window.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
         }
-    }""", data)
+    }""",
+        data,
+    )
     page.wait_for_selector(".upload-item.done")
     assert "dropped.png" in card_names(page)
 

@@ -53,8 +53,10 @@ def test_hnsw_matches_exact_on_a_small_library():
         assert np.allclose(a.scores, b.scores, atol=1e-5)
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2 or not Path("/proc/self/task").exists(),
-                    reason="needs two cores and Linux /proc")
+@pytest.mark.skipif(
+    (os.cpu_count() or 1) < 2 or not Path("/proc/self/task").exists(), reason="needs two cores and Linux /proc"
+)
+@pytest.mark.slow  # builds HNSW on every core, 1-4 s
 def test_hnsw_builds_on_every_core():
     """hnswlib 0.8 silently builds on one thread when told -1 threads; the index must use the cores."""
     vectors = unit(np.random.default_rng(2).standard_normal((20_000, 32)))
@@ -115,7 +117,9 @@ def test_manager_syncs_incrementally(tmp_path, threshold):
     assert 2 not in hits.ids.tolist()
     assert hits.ids[0] == 6  # /img9
     assert hits.ids[-1] == 1  # /img0 now points the other way
-    assert len(list((tmp_path / "idx").rglob("gen-*"))) == 2  # the live one and the one just replaced; older ones removed
+    assert (
+        len(list((tmp_path / "idx").rglob("gen-*"))) == 2
+    )  # the live one and the one just replaced; older ones removed
 
 
 def test_manager_crash_leaves_previous_generation(tmp_path, monkeypatch):

@@ -13,12 +13,15 @@ import types
 
 import pytest
 import schemathesis
-from conftest import TinyEmbedder, gradient_image
 from hypothesis import HealthCheck, settings
-from live import LiveServer
 
+from tests.support.embedders import TinyEmbedder
+from tests.support.images import gradient_image
+from tests.support.live import LiveServer
 from visualsearch.api import create_app
 from visualsearch.config import Settings
+
+pytestmark = pytest.mark.slow  # property-based, the whole schema, ~10 s
 
 EXAMPLES_PER_OPERATION = 25
 
@@ -40,8 +43,9 @@ def live_api(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("schema")
     (root / "allowed").mkdir()
-    settings_ = Settings.from_env(root / "lib", batch_size=4, decode_workers=1, rate_limit_per_minute=0,
-                                  folder_roots=(root / "allowed",))
+    settings_ = Settings.from_env(
+        root / "lib", batch_size=4, decode_workers=1, rate_limit_per_minute=0, folder_roots=(root / "allowed",)
+    )
     app = create_app(settings_, embedder=TinyEmbedder(), require_keys=False)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(fetch, "socket", _loopback_only_socket())
@@ -73,7 +77,9 @@ schema = schemathesis.openapi.from_dict(_openapi_document())
 @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_input_makes_a_server_error(case, live_api):
     response = case.call(base_url=live_api.url, timeout=30)
-    assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:500]}"
+    )
     if response.status_code >= 400:
         body = response.json()
         assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), response.text[:500]

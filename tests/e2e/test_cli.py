@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -9,11 +10,11 @@ import subprocess
 import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-import functools
 
 import pytest
 from PIL import Image
+
+pytestmark = pytest.mark.slow  # the real model, through CLI subprocesses
 
 EXE = [sys.executable, "-m", "visualsearch"]
 
@@ -55,8 +56,12 @@ def test_reindex_adds_nothing(indexed, photos):
 
 def test_text_search_ranks_the_matching_photo_first(indexed):
     _, library, _ = indexed
-    for query, expected in (("a golden retriever dog", "golden_retriever"), ("a banana", "banana"),
-                            ("a red sports car", "sports_car"), ("a cat", "tabby")):
+    for query, expected in (
+        ("a golden retriever dog", "golden_retriever"),
+        ("a banana", "banana"),
+        ("a red sports car", "sports_car"),
+        ("a cat", "tabby"),
+    ):
         results = json.loads(run("search", query, "--library", library, "--json", "-n", "5").stdout)
         assert expected in results[0]["source"], (query, results[0])
         scores = [r["score"] for r in results]
@@ -100,8 +105,17 @@ def test_similar_by_url(indexed, photos, tmp_path):
     try:
         refused = run("similar", "--url", url, "--library", library, check=False)
         assert refused.returncode == 1 and "loopback" in refused.stderr
-        results = json.loads(run("similar", "--url", url, "--library", library, "--json",
-                                 env_extra={"VISUALSEARCH_ALLOW_PRIVATE_URLS": "1"}).stdout)
+        results = json.loads(
+            run(
+                "similar",
+                "--url",
+                url,
+                "--library",
+                library,
+                "--json",
+                env_extra={"VISUALSEARCH_ALLOW_PRIVATE_URLS": "1"},
+            ).stdout
+        )
         assert results[0]["source"].endswith(photos[-2].name.lower())
     finally:
         httpd.shutdown()
@@ -127,14 +141,17 @@ def test_library_from_environment(indexed):
     assert "banana" in json.loads(proc.stdout)[0]["source"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["similar", "--id", "99999"], "no asset with id 99999"),
-    (["similar"], "exactly one reference"),
-    (["similar", "x.jpg", "--id", "1"], "exactly one reference"),
-    (["similar", "/no/such/file.jpg"], "no such file"),
-    (["similar", "--url", "file:///etc/passwd"], "scheme"),
-    (["search", "   "], "empty"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["similar", "--id", "99999"], "no asset with id 99999"),
+        (["similar"], "exactly one reference"),
+        (["similar", "x.jpg", "--id", "1"], "exactly one reference"),
+        (["similar", "/no/such/file.jpg"], "no such file"),
+        (["similar", "--url", "file:///etc/passwd"], "scheme"),
+        (["search", "   "], "empty"),
+    ],
+)
 def test_errors_are_one_readable_line(indexed, args, message):
     _, library, _ = indexed
     proc = run(*args, "--library", library, check=False)
@@ -154,3 +171,12 @@ def test_corrupt_reference_image(indexed, tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\nnope")
     proc = run("similar", bad, "--library", library, check=False)
     assert proc.returncode == 1 and "not a recognised image format" in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["status"], ["keys", "list"], ["serve", "--port", "1"]])
+def test_a_bad_setting_is_one_line_naming_the_variable(command, tmp_path):
+    """Settings are validated at start-up: a wrong value is a clear error, not a traceback."""
+    proc = run(*command, "--library", tmp_path / "lib", env_extra={"VISUALSEARCH_VECTOR_BACKEND": "faiss"}, check=False)
+    assert proc.returncode == 1
+    assert "VISUALSEARCH_VECTOR_BACKEND" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr

@@ -1,0 +1,20 @@
+"""Synthetic test pictures."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def gradient_image(seed: int, size=(96, 64)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    base = rng.integers(0, 255, 3)
+    x = np.linspace(0, 1, w)[None, :, None]
+    y = np.linspace(0, 1, h)[:, None, None]
+    arr = (base * (1 - x) + rng.integers(0, 255, 3) * y) % 255
+    return Image.fromarray(arr.astype(np.uint8), "RGB")
+
+
+def solid(colour, size=(40, 30)) -> Image.Image:
+    return Image.new("RGB", size, colour)
