@@ -1,16 +1,24 @@
 """Settings for one library, with sensible defaults.
 
 Every value can come from an environment variable ``VISUALSEARCH_<NAME>`` so
-that the CLI, tests and (later) the server agree without passing flags around.
+that the CLI, tests and the server agree without passing flags around. The
+settings are a pydantic-settings model: values from the environment are checked
+when the settings are built, and :meth:`Settings.from_env` reports a bad one as a
+:class:`~visualsearch.errors.ConfigError` that names the variable.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import typing
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import platformdirs
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .errors import ConfigError
 
 #: Largest file we accept as an image, in bytes (uploads, URLs, files on disk).
 MAX_IMAGE_BYTES = 40 * 1024 * 1024
@@ -22,8 +30,10 @@ MAX_IMAGE_PIXELS = 178_956_970
 MAX_DECODED_BYTES = 512 * 1024 * 1024
 DEFAULT_MODEL = "conse-efficientnet-lite0-minilm"
 
+ENV_PREFIX = "VISUALSEARCH_"
 
-def megabytes(n: int | float) -> str:
+
+def megabytes(n: float) -> str:
     """Sizes as people read them in our limits: 40 MB means 40 x 2**20 bytes."""
     value = n / 2**20
     return f"{value:.0f} MB" if value >= 10 or value == int(value) else f"{value:.1f} MB"
@@ -47,104 +57,243 @@ def default_folder_roots() -> tuple[Path, ...]:
     return (Path(platformdirs.user_pictures_dir()).expanduser().resolve(),)
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def _resolve(path: Path) -> Path:
+    return Path(path).expanduser().resolve()
 
 
-@dataclass
-class Settings:
-    """Everything one library needs to know. Build with :meth:`from_env`."""
+class Settings(BaseSettings):
+    """Everything one library needs to know. Build with :meth:`from_env`.
 
-    library_dir: Path = field(default_factory=default_library_dir)
-    model: str = DEFAULT_MODEL
-    #: Use an approximate index once a library holds at least this many vectors.
-    ann_threshold: int = 20_000
-    batch_size: int = 32
-    #: Worker processes that decode images in parallel (0 = decode in the main process).
-    decode_workers: int = max(1, (os.cpu_count() or 1))
-    max_image_bytes: int = MAX_IMAGE_BYTES
-    max_image_pixels: int = MAX_IMAGE_PIXELS
-    max_decoded_bytes: int = MAX_DECODED_BYTES
-    #: API server: images decoded at once (uploads, search by image, thumbnails); more wait briefly, then 503 busy.
-    max_concurrent_decodes: int = max(1, min(4, os.cpu_count() or 1))
-    #: API server: URLs fetched at once; beyond this a fetch answers 503 busy at once.
-    max_concurrent_fetches: int = 8
-    #: Let the URL fetcher reach private, loopback and link-local addresses (local use only).
-    allow_private_urls: bool = False
-    fetch_timeout: float = 10.0
-    max_redirects: int = 5
-    #: SQLAlchemy URL of the catalog; None = ``catalog.sqlite`` in the library folder.
-    database_url: str | None = None
-    #: Where vectors are searched: "auto" (in PostgreSQL when the catalog is PostgreSQL, else
-    #: files in the library folder), "local", "pgvector" or "milvus".
-    vector_backend: str = "auto"
-    #: Milvus: a file path (Milvus Lite) or a server URI; None = ``milvus.db`` in the library folder.
-    milvus_uri: str | None = None
-    #: API server: requests per minute per API key (thumbnails/originals and the local user are not limited); 0 = off.
-    rate_limit_per_minute: int = 600
-    #: API server: most results or assets one page may hold.
-    max_page_size: int = 200
-    #: API server: most files in one upload request, and the most bytes one request may carry.
-    max_files_per_upload: int = 100
-    max_request_bytes: int = 1024 * 1024 * 1024
-    #: API server: uploads with more files than this run as a background job.
-    sync_upload_files: int = 8
-    #: Uploads that are near-duplicates of an image in the library: "warn" (add, and say so),
-    #: "reject" (refuse with 409) or "allow" (add without checking).
-    duplicate_policy: str = "warn"
-    #: API server: folders an admin may ask the server to index (and their subfolders). Default: the
-    #: user's Pictures folder. Nothing else, so that a request cannot index (and then serve) ``/home``.
-    folder_roots: tuple[Path, ...] = field(default_factory=lambda: default_folder_roots())
-    #: API server: extra host names it answers to (besides loopback names and the address it listens on).
-    allowed_hosts: tuple[str, ...] = ()
-    #: API server: the address it listens on (set by ``visualsearch serve --host``).
-    bind_host: str = "127.0.0.1"
+    Mutable on purpose: callers adjust a few values after building (``serve`` adds allowed
+    hosts). Assignments are not validated, as with the plain dataclass this model replaces.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        # Fields whose variable has another name (VISUALSEARCH_LIBRARY, VISUALSEARCH_RATE_LIMIT)
+        # still take their field name as a keyword: Settings(library_dir=...).
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="forbid",
+        env_ignore_empty=False,
+    )
+
+    library_dir: Path = Field(
+        default_factory=default_library_dir,
+        validation_alias=AliasChoices("VISUALSEARCH_LIBRARY"),
+        description="Library folder: the catalog, the vector indexes and uploaded images live here.",
+    )
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        min_length=1,
+        description="Embedding model (also `--model`); changing it re-embeds the library in the background.",
+    )
+    ann_threshold: int = Field(
+        default=20_000,
+        ge=0,
+        description="Use an approximate (HNSW) index once a library holds at least this many vectors; "
+        "below it an exact search is fast enough.",
+    )
+    batch_size: int = Field(
+        default=32,
+        ge=1,
+        description="Images embedded per model call while indexing: larger batches are faster, up to memory.",
+    )
+    decode_workers: int = Field(
+        default=max(1, (os.cpu_count() or 1)),
+        ge=0,
+        description="Worker processes that read, decode and resample images while the model runs "
+        "(0 = one helper thread of the main process).",
+    )
+    max_image_bytes: int = Field(
+        default=MAX_IMAGE_BYTES,
+        ge=1,
+        description="Largest image file accepted, in bytes (uploads, URLs, files on disk).",
+    )
+    max_image_pixels: int = Field(
+        default=MAX_IMAGE_PIXELS, ge=1, description="Most pixels one image may have, against decompression bombs."
+    )
+    max_decoded_bytes: int = Field(
+        default=MAX_DECODED_BYTES,
+        ge=1,
+        description="Most memory one decoded image may take, in bytes (16-bit and multi-band images "
+        "pass the pixel cap at several times the size).",
+    )
+    max_concurrent_decodes: int = Field(
+        default=max(1, min(4, os.cpu_count() or 1)),
+        ge=1,
+        description="API server: images decoded at once (uploads, search by image, thumbnails); "
+        "more wait briefly, then get 503 busy.",
+    )
+    max_concurrent_fetches: int = Field(
+        default=8, ge=1, description="API server: URLs fetched at once; beyond this a fetch answers 503 busy at once."
+    )
+    allow_private_urls: bool = Field(
+        default=False,
+        description="Let the URL fetcher reach private, loopback and link-local addresses (local use only).",
+    )
+    fetch_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a URL fetch may take, so a slow server cannot hold a worker."
+    )
+    max_redirects: int = Field(default=5, ge=0, description="HTTP redirects a URL fetch follows before giving up.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the catalog (`postgresql+psycopg://...` for PostgreSQL); "
+        "unset = `catalog.sqlite` in the library folder.",
+    )
+    vector_backend: Literal["auto", "local", "pgvector", "milvus"] = Field(
+        default="auto",
+        description="Where vectors are searched: `auto` (in PostgreSQL when the catalog is PostgreSQL, "
+        "else files in the library folder), `local`, `pgvector` or `milvus`.",
+    )
+    milvus_uri: str | None = Field(
+        default=None,
+        description="Milvus: a file path (Milvus Lite) or a server URI; unset = `milvus.db` in the library folder.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        validation_alias=AliasChoices("VISUALSEARCH_RATE_LIMIT"),
+        description="API server: requests per minute per API key (thumbnails/originals and the local "
+        "user are not limited); 0 = off.",
+    )
+    max_page_size: int = Field(default=200, ge=1, description="API server: most results or assets one page may hold.")
+    max_files_per_upload: int = Field(default=100, ge=1, description="API server: most files in one upload request.")
+    max_request_bytes: int = Field(
+        default=1024 * 1024 * 1024, ge=1, description="API server: most bytes one request may carry."
+    )
+    sync_upload_files: int = Field(
+        default=8, ge=0, description="API server: uploads with more files than this run as a background job."
+    )
+    duplicate_policy: Literal["warn", "reject", "allow"] = Field(
+        default="warn",
+        description="Uploads that are near-duplicates of an image in the library: `warn` (add, and say so), "
+        "`reject` (refuse with 409) or `allow` (add without checking).",
+    )
+    folder_roots: Annotated[tuple[Path, ...], NoDecode] = Field(
+        default_factory=default_folder_roots,
+        description="API server: folders an admin may ask the server to index, with their subfolders "
+        "(separated by `os.pathsep`, `:` on Linux and macOS; empty = none). Nothing else, so "
+        "that a request cannot index (and then serve) `/home`.",
+    )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="API server: extra host names it answers to, besides loopback names and the address "
+        "it listens on (`,`-separated).",
+    )
+    bind_host: str = Field(
+        default="127.0.0.1", description="API server: the address it listens on (set by `visualsearch serve --host`)."
+    )
+
+    @field_validator("library_dir", mode="before")
+    @classmethod
+    def _empty_library_is_default(cls, value: Any) -> Any:
+        return default_library_dir() if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url", "milvus_uri", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("allow_private_urls", mode="before")
+    @classmethod
+    def _empty_is_false(cls, value: Any) -> Any:
+        return False if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("folder_roots", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(Path(part) for part in value.split(os.pathsep) if part.strip())
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(host.strip() for host in value.split(",") if host.strip())
+        return value
 
     @classmethod
-    def from_env(cls, library_dir: Path | None = None, **overrides) -> "Settings":
-        env_dir = os.environ.get("VISUALSEARCH_LIBRARY")
-        settings = cls()
+    def env_names(cls) -> dict[str, str]:
+        """The environment variable of each field, by field name (``library_dir`` -> ``VISUALSEARCH_LIBRARY``)."""
+        names = {}
+        for name, info in cls.model_fields.items():
+            alias = info.validation_alias
+            if isinstance(alias, AliasChoices):
+                alias = alias.choices[0]
+            names[name] = alias if isinstance(alias, str) else ENV_PREFIX + name.upper()
+        return names
+
+    @classmethod
+    def from_env(cls, library_dir: Path | None = None, **overrides: Any) -> Settings:
+        """Settings from ``VISUALSEARCH_*`` variables; keyword arguments that are not None win over them.
+
+        ``library_dir`` and ``folder_roots`` come back absolute, with ``~`` expanded. A value that
+        cannot work raises :class:`ConfigError` naming the variable (or argument) and what is allowed.
+        """
+        given = {key: value for key, value in overrides.items() if value is not None}
         if library_dir is not None:
-            settings.library_dir = Path(library_dir)
-        elif env_dir:
-            settings.library_dir = Path(env_dir)
-        settings.model = os.environ.get("VISUALSEARCH_MODEL", settings.model)
-        settings.allow_private_urls = _env_bool(
-            "VISUALSEARCH_ALLOW_PRIVATE_URLS", settings.allow_private_urls
-        )
-        if "VISUALSEARCH_ANN_THRESHOLD" in os.environ:
-            settings.ann_threshold = int(os.environ["VISUALSEARCH_ANN_THRESHOLD"])
-        settings.database_url = os.environ.get("VISUALSEARCH_DATABASE_URL") or None
-        settings.vector_backend = os.environ.get("VISUALSEARCH_VECTOR_BACKEND", settings.vector_backend)
-        settings.milvus_uri = os.environ.get("VISUALSEARCH_MILVUS_URI") or None
-        if "VISUALSEARCH_RATE_LIMIT" in os.environ:
-            settings.rate_limit_per_minute = int(os.environ["VISUALSEARCH_RATE_LIMIT"])
-        settings.duplicate_policy = os.environ.get("VISUALSEARCH_DUPLICATE_POLICY", settings.duplicate_policy)
-        if settings.duplicate_policy not in ("warn", "reject", "allow"):
-            raise ValueError("VISUALSEARCH_DUPLICATE_POLICY must be warn, reject or allow")
-        roots = os.environ.get("VISUALSEARCH_FOLDER_ROOTS")
-        if roots is not None:
-            settings.folder_roots = tuple(Path(r).expanduser().resolve() for r in roots.split(os.pathsep) if r)
-        hosts = os.environ.get("VISUALSEARCH_ALLOWED_HOSTS")
-        if hosts:
-            settings.allowed_hosts = tuple(h.strip() for h in hosts.split(",") if h.strip())
-        if "VISUALSEARCH_DECODE_WORKERS" in os.environ:
-            settings.decode_workers = int(os.environ["VISUALSEARCH_DECODE_WORKERS"])
-        for key, value in overrides.items():
-            if value is not None:
-                setattr(settings, key, value)
-        settings.folder_roots = tuple(Path(r).expanduser().resolve() for r in settings.folder_roots)
-        settings.library_dir = settings.library_dir.expanduser().resolve()
+            given["library_dir"] = library_dir
+        unknown = sorted(set(given) - set(cls.model_fields))
+        if unknown:
+            raise TypeError(f"Settings.from_env() got unknown setting(s): {', '.join(unknown)}")
+        try:
+            settings = cls(**given)
+        except ValidationError as exc:
+            raise ConfigError(cls._describe(exc, given)) from None
+        settings.library_dir = _resolve(settings.library_dir)
+        settings.folder_roots = tuple(_resolve(root) for root in settings.folder_roots)
         return settings
+
+    @classmethod
+    def _describe(cls, exc: ValidationError, given: dict[str, Any]) -> str:
+        """One line per bad value, each naming where it came from: ``VISUALSEARCH_X: must be ... (got 'y')``."""
+        env_names = cls.env_names()
+        by_key = {
+            **{name: name for name in env_names},
+            **{env.lower(): name for name, env in env_names.items()},
+            **{env: name for name, env in env_names.items()},
+        }
+        problems = []
+        for error in exc.errors():
+            key = str(error["loc"][0]) if error["loc"] else ""
+            field = by_key.get(key, by_key.get(key.lower(), key))
+            source = field if field in given else env_names.get(field, key)
+            problems.append(f"{source}: {cls._explain(field, error)} (got {_shorten(error.get('input'))})")
+        return "; ".join(problems)
+
+    @classmethod
+    def _explain(cls, field: str, error: Any) -> str:
+        kind = error["type"]
+        ctx = error.get("ctx") or {}
+        if kind == "literal_error":
+            info = cls.model_fields.get(field)
+            choices = typing.get_args(info.annotation) if info is not None else ()
+            if choices:
+                return "must be one of " + ", ".join(map(str, choices))
+        if kind in ("int_parsing", "int_type", "int_from_float"):
+            return "must be a whole number"
+        if kind in ("float_parsing", "float_type"):
+            return "must be a number"
+        if kind in ("bool_parsing", "bool_type"):
+            return "must be true or false (or 1/0, yes/no, on/off)"
+        if kind == "greater_than_equal":
+            return f"must be at least {_number(ctx['ge'])}"
+        if kind == "greater_than":
+            return f"must be more than {_number(ctx['gt'])}"
+        if kind == "string_too_short":
+            return "must not be empty"
+        return str(error["msg"]).removeprefix("Value error, ")
 
     @property
     def decode_limits(self) -> dict[str, int]:
         """The caps every decode of an image for this library applies (keyword arguments of ``decode_bytes``)."""
-        return {"max_bytes": self.max_image_bytes, "max_pixels": self.max_image_pixels,
-                "max_decoded_bytes": self.max_decoded_bytes}
+        return {
+            "max_bytes": self.max_image_bytes,
+            "max_pixels": self.max_image_pixels,
+            "max_decoded_bytes": self.max_decoded_bytes,
+        }
 
     @property
     def catalog_path(self) -> Path:
@@ -153,3 +302,12 @@ class Settings:
     @property
     def index_dir(self) -> Path:
         return self.library_dir / "index"
+
+
+def _shorten(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
