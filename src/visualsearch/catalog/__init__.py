@@ -1,7 +1,29 @@
-"""Catalog of assets and their vectors (SQLite by default, via SQLAlchemy)."""
+"""The catalog: every table of a library and all of its SQL (SQLite by default, via SQLAlchemy).
 
-from .schema import FAILED, INDEXED, ApiKey, Asset, AssetTag, Embedding, Job
-from .store import AssetFilter, Catalog, FileState, ImageRecord, normalise_tag
+Callers get frozen records (:mod:`.records`), never ORM rows.
+"""
 
-__all__ = ["ApiKey", "Asset", "AssetFilter", "AssetTag", "Catalog", "Embedding", "FAILED", "FileState", "INDEXED",
-           "ImageRecord", "Job", "normalise_tag"]
+from sqlalchemy.exc import SQLAlchemyError as DatabaseError  # what a failing database raises, for callers
+
+from .jobs import DONE, QUEUED, RUNNING
+from .jobs import FAILED as JOB_FAILED
+from .records import FAILED, INDEXED, ApiKeyRecord, Asset, FileState, ImageRecord, JobRecord
+from .store import AssetFilter, Catalog, normalise_tag
+
+__all__ = [
+    "ApiKeyRecord",
+    "Asset",
+    "AssetFilter",
+    "Catalog",
+    "DONE",
+    "DatabaseError",
+    "FAILED",
+    "FileState",
+    "INDEXED",
+    "ImageRecord",
+    "JOB_FAILED",
+    "JobRecord",
+    "QUEUED",
+    "RUNNING",
+    "normalise_tag",
+]

@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from sqlalchemy import (BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-INDEXED = "indexed"
-FAILED = "failed"
+from .records import FAILED, INDEXED
+
+__all__ = [
+    "FAILED",
+    "INDEXED",
+    "AssetRow",
+    "AssetTag",
+    "ApiKeyRow",
+    "Base",
+    "Embedding",
+    "JobRow",
+    "LibraryState",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
     pass
 
 
-class Asset(Base):
+class AssetRow(Base):
     """One image the library knows about, indexed or failed (with the reason)."""
 
     __tablename__ = "assets"
@@ -36,8 +58,9 @@ class Asset(Base):
     #: File modification time (seconds since the epoch); with byte_size, tells changed files.
     mtime: Mapped[float | None] = mapped_column(Float)
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False, index=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow,
-                                                 nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, nullable=False
+    )
     status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
     error: Mapped[str | None] = mapped_column(Text)
     #: File name shown to people (the upload's name, the URL's last segment, the file name).
@@ -62,7 +85,7 @@ class AssetTag(Base):
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
-class ApiKey(Base):
+class ApiKeyRow(Base):
     """An API key; only a SHA-256 of the secret is stored."""
 
     __tablename__ = "api_keys"
@@ -78,7 +101,7 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class Job(Base):
+class JobRow(Base):
     """A background indexing job (folder or large upload), with its progress."""
 
     __tablename__ = "jobs"

@@ -9,56 +9,35 @@ from it and can always be rebuilt.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Text, create_engine, delete, event, func, or_, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import Select
 
-from .schema import FAILED, INDEXED, Asset, AssetTag, Embedding, LibraryState, utcnow
+from .jobs import JobRepository
+from .keys import KeyRepository
+from .pgvector import PgVectorQueries, pg_literal
+from .records import Asset, FileState, ImageRecord
+from .schema import FAILED, INDEXED, AssetRow, AssetTag, Embedding, LibraryState, utcnow
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
+SelectT = TypeVar("SelectT", bound=Select[Any])
+
 
 @dataclass(frozen=True)
-class FileState:
-    """What the catalog remembers of a file, to tell whether it changed."""
-
-    asset_id: int
-    byte_size: int | None
-    mtime: float | None
-    status: str
-
-
-@dataclass
-class ImageRecord:
-    """Metadata of one decoded image, ready to be stored."""
-
-    source: str
-    sha256: str
-    width: int
-    height: int
-    format: str
-    byte_size: int
-    mtime: float | None
-    name: str | None = None
-    origin: str = "folder"
-    #: Where the library keeps its own copy (uploads, URLs); None for files indexed in place.
-    path: str | None = None
-    tags: tuple[str, ...] = ()
-    pixel_sha256: str | None = None
-    phash: str | None = None
-
-
-@dataclass
 class AssetFilter:
     """Conditions shared by listing and filtered search. Empty means everything."""
 
@@ -75,32 +54,40 @@ class AssetFilter:
     def is_empty(self) -> bool:
         return not any((self.prefix, self.format, self.added_after, self.added_before, self.tag, self.q))
 
-    def apply(self, query):
+    def apply(self, query: SelectT) -> SelectT:
         if self.status:
-            query = query.where(Asset.status == self.status)
+            query = query.where(AssetRow.status == self.status)
         if self.prefix:
             # The range lets the (status, source) index find the folder; LIKE states the meaning.
-            source = _bytewise(Asset.source)
-            query = query.where(source >= self.prefix, source < self.prefix + "\U0010ffff",
-                                Asset.source.startswith(self.prefix, autoescape=True))
+            source = _bytewise(AssetRow.source)
+            query = query.where(
+                source >= self.prefix,
+                source < self.prefix + "\U0010ffff",
+                AssetRow.source.startswith(self.prefix, autoescape=True),
+            )
         if self.format:
-            query = query.where(func.upper(Asset.format) == self.format.upper())
+            query = query.where(func.upper(AssetRow.format) == self.format.upper())
         if self.added_after:
-            query = query.where(Asset.added_at >= _utc(self.added_after))
+            query = query.where(AssetRow.added_at >= _utc(self.added_after))
         if self.added_before:
-            query = query.where(Asset.added_at < _utc(self.added_before))
+            query = query.where(AssetRow.added_at < _utc(self.added_before))
         if self.tag:
-            query = query.where(Asset.id.in_(select(AssetTag.asset_id).where(AssetTag.tag == normalise_tag(self.tag))))
+            query = query.where(
+                AssetRow.id.in_(select(AssetTag.asset_id).where(AssetTag.tag == normalise_tag(self.tag)))
+            )
         if self.q:
             needle = self.q.strip().lower()
-            query = query.where(or_(
-                func.lower(Asset.name).contains(needle, autoescape=True),
-                func.lower(Asset.source).contains(needle, autoescape=True),
-                Asset.id.in_(select(AssetTag.asset_id).where(AssetTag.tag.contains(needle, autoescape=True)))))
+            query = query.where(
+                or_(
+                    func.lower(AssetRow.name).contains(needle, autoescape=True),
+                    func.lower(AssetRow.source).contains(needle, autoescape=True),
+                    AssetRow.id.in_(select(AssetTag.asset_id).where(AssetTag.tag.contains(needle, autoescape=True))),
+                )
+            )
         return query
 
 
-class _bytewise(FunctionElement):
+class _bytewise(FunctionElement[str]):
     """A text column compared byte by byte (code point order) in every database."""
 
     name = "bytewise"
@@ -109,25 +96,25 @@ class _bytewise(FunctionElement):
 
 
 @compiles(_bytewise)
-def _bytewise_default(element, compiler, **kw) -> str:
-    return compiler.process(element.clauses, **kw)  # SQLite's BINARY collation already is
+def _bytewise_default(element: _bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))  # SQLite's BINARY collation already is
 
 
 @compiles(_bytewise, "postgresql")
-def _bytewise_postgresql(element, compiler, **kw) -> str:
+def _bytewise_postgresql(element: _bytewise, compiler: SQLCompiler, **kw: Any) -> str:
     return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
 
 
 def _utc(value: datetime) -> datetime:
     """Naive datetimes are taken as UTC; stored times are UTC."""
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def normalise_tag(tag: str) -> str:
     return " ".join(tag.strip().lower().split())[:64]
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -136,12 +123,12 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cursor.close()
 
 
-def _sqlite_manual_transactions(dbapi_conn, _record) -> None:
+def _sqlite_manual_transactions(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (see _sqlite_begin).
     dbapi_conn.isolation_level = None
 
 
-def _sqlite_begin(conn) -> None:
+def _sqlite_begin(conn: Connection) -> None:
     # Writers take the write lock up front (BEGIN IMMEDIATE), so a transaction that
     # reads and then writes never fails with "database is locked" when another writer
     # committed in between; busy_timeout then simply queues concurrent writers.
@@ -177,8 +164,11 @@ class Catalog:
         self.engine = make_engine(url)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._write_sessions = sessionmaker(self.engine.execution_options(sqlite_write=True),
-                                            expire_on_commit=False)
+        self._write_sessions = sessionmaker(self.engine.execution_options(sqlite_write=True), expire_on_commit=False)
+        #: Repositories of the other tables; all SQL of the library lives in this package.
+        self.keys = KeyRepository(self)
+        self.jobs = JobRepository(self)
+        self.pgvector = PgVectorQueries(self)
 
     @property
     def dialect(self) -> str:
@@ -201,35 +191,55 @@ class Catalog:
         self.engine.dispose()
 
     # -- reading -------------------------------------------------------------------
+    def ping(self) -> None:
+        """Raises when the database cannot be reached (readiness checks)."""
+        with self.session() as s:
+            s.execute(text("select 1"))
+
     def get(self, asset_id: int) -> Asset | None:
         with self.session() as s:
-            return s.get(Asset, asset_id)
+            row = s.get(AssetRow, asset_id)
+            return None if row is None else Asset.from_row(row)
 
     def get_many(self, asset_ids: Iterable[int]) -> dict[int, Asset]:
         ids = list(asset_ids)
         out: dict[int, Asset] = {}
         with self.session() as s:
             for start in range(0, len(ids), 500):
-                rows = s.scalars(select(Asset).where(Asset.id.in_(ids[start:start + 500])))
-                out.update({a.id: a for a in rows})
+                rows = s.scalars(select(AssetRow).where(AssetRow.id.in_(ids[start : start + 500])))
+                out.update({a.id: Asset.from_row(a) for a in rows})
         return out
+
+    def indexed_assets(self) -> dict[int, Asset]:
+        """Every indexed asset by id (for whole-library work such as finding duplicates)."""
+        with self.session() as s:
+            return {a.id: Asset.from_row(a) for a in s.scalars(select(AssetRow).where(AssetRow.status == INDEXED))}
+
+    def with_tags(self, assets: Iterable[Asset]) -> list[Asset]:
+        """The same assets with their tags filled in (one query for all of them)."""
+        assets = list(assets)
+        tags = self.tags_of([a.id for a in assets])
+        return [replace(a, tags=tuple(tags.get(a.id, ()))) for a in assets]
 
     def file_states(self, prefix: str | None = None) -> dict[str, FileState]:
         """source -> state for every asset (under ``prefix`` when given)."""
-        query = select(Asset.source, Asset.id, Asset.byte_size, Asset.mtime, Asset.status)
+        query = select(AssetRow.source, AssetRow.id, AssetRow.byte_size, AssetRow.mtime, AssetRow.status)
         if prefix:
-            query = query.where(Asset.source.startswith(prefix, autoescape=True))
+            query = query.where(AssetRow.source.startswith(prefix, autoescape=True))
         with self.session() as s:
             return {src: FileState(i, size, mtime, status) for src, i, size, mtime, status in s.execute(query)}
 
     def counts(self) -> dict[str, int]:
         with self.session() as s:
-            rows = s.execute(select(Asset.status, func.count()).group_by(Asset.status)).all()
+            rows = s.execute(select(AssetRow.status, func.count()).group_by(AssetRow.status)).all()
         return {status: n for status, n in rows}
 
     def failures(self, limit: int = 100) -> list[Asset]:
         with self.session() as s:
-            return list(s.scalars(select(Asset).where(Asset.status == FAILED).order_by(Asset.id).limit(limit)))
+            return [
+                Asset.from_row(a)
+                for a in s.scalars(select(AssetRow).where(AssetRow.status == FAILED).order_by(AssetRow.id).limit(limit))
+            ]
 
     def embedding_ids(self, model_id: str, space: str) -> tuple[np.ndarray, np.ndarray]:
         """(asset ids, embedding row ids) of every vector of one model and space."""
@@ -244,18 +254,21 @@ class Catalog:
         arr = np.asarray(rows, dtype=np.int64)
         return arr[:, 0], arr[:, 1]
 
-    def vectors(self, model_id: str, space: str, asset_ids: Iterable[int] | None = None,
-                chunk: int = 500) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def vectors(
+        self, model_id: str, space: str, asset_ids: Iterable[int] | None = None, chunk: int = 500
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (asset ids, float32 matrix) chunks of stored vectors."""
         base = select(Embedding.asset_id, Embedding.vector).where(
-            Embedding.model_id == model_id, Embedding.space == space)
+            Embedding.model_id == model_id, Embedding.space == space
+        )
         with self.session() as s:
             if asset_ids is None:
-                batches: Iterable = [s.execute(base.order_by(Embedding.asset_id)).yield_per(chunk)]
+                batches: Iterable[Any] = [s.execute(base.order_by(Embedding.asset_id)).yield_per(chunk)]
             else:
                 ids = list(asset_ids)
-                batches = (s.execute(base.where(Embedding.asset_id.in_(ids[i:i + chunk])))
-                           for i in range(0, len(ids), chunk))
+                batches = (
+                    s.execute(base.where(Embedding.asset_id.in_(ids[i : i + chunk]))) for i in range(0, len(ids), chunk)
+                )
             for result in batches:
                 rows = []
                 for row in result:
@@ -268,58 +281,76 @@ class Catalog:
 
     def vector(self, asset_id: int, model_id: str, space: str) -> np.ndarray | None:
         with self.session() as s:
-            blob = s.scalar(select(Embedding.vector).where(
-                Embedding.asset_id == asset_id, Embedding.model_id == model_id, Embedding.space == space))
+            blob = s.scalar(
+                select(Embedding.vector).where(
+                    Embedding.asset_id == asset_id, Embedding.model_id == model_id, Embedding.space == space
+                )
+            )
         return None if blob is None else np.frombuffer(blob, dtype="<f4").copy()
 
     def assets_missing_embeddings(self, model_id: str, space: str) -> list[str]:
         """Sources of indexed assets that have no vector in this model yet (model switch)."""
         has = select(Embedding.asset_id).where(Embedding.model_id == model_id, Embedding.space == space)
         with self.session() as s:
-            return list(s.scalars(select(Asset.source).where(Asset.status == INDEXED, Asset.id.not_in(has))))
+            return list(s.scalars(select(AssetRow.source).where(AssetRow.status == INDEXED, AssetRow.id.not_in(has))))
 
     # -- writing -------------------------------------------------------------------
     def get_by_sources(self, sources: Iterable[str]) -> dict[str, Asset]:
         wanted = list(sources)
         with self.session() as s:
-            return {a.source: a for a in s.scalars(select(Asset).where(Asset.source.in_(wanted)))}
+            return {a.source: Asset.from_row(a) for a in s.scalars(select(AssetRow).where(AssetRow.source.in_(wanted)))}
 
     def known_sha256(self, digests: list[str]) -> set[str]:
         """Which of these content digests belong to an asset (any status)."""
         known: set[str] = set()
         with self.session() as s:
             for start in range(0, len(digests), 500):
-                chunk = digests[start:start + 500]
-                known.update(s.scalars(select(Asset.sha256).where(Asset.sha256.in_(chunk))).all())
+                chunk = digests[start : start + 500]
+                known.update(d for d in s.scalars(select(AssetRow.sha256).where(AssetRow.sha256.in_(chunk))) if d)
         return known
 
     def find_by_sha256(self, sha256: str) -> Asset | None:
         with self.session() as s:
-            return s.scalars(select(Asset).where(Asset.sha256 == sha256, Asset.status == INDEXED)
-                             .order_by(Asset.id).limit(1)).first()
+            row = s.scalars(
+                select(AssetRow)
+                .where(AssetRow.sha256 == sha256, AssetRow.status == INDEXED)
+                .order_by(AssetRow.id)
+                .limit(1)
+            ).first()
+            return None if row is None else Asset.from_row(row)
 
     def find_by_pixels(self, pixel_sha256: str) -> list[Asset]:
         with self.session() as s:
-            return list(s.scalars(select(Asset).where(Asset.pixel_sha256 == pixel_sha256, Asset.status == INDEXED)
-                                  .order_by(Asset.id).limit(20)))
+            return [
+                Asset.from_row(a)
+                for a in s.scalars(
+                    select(AssetRow)
+                    .where(AssetRow.pixel_sha256 == pixel_sha256, AssetRow.status == INDEXED)
+                    .order_by(AssetRow.id)
+                    .limit(20)
+                )
+            ]
 
-    def list_assets(self, filters: AssetFilter, limit: int, offset: int = 0,
-                    before_id: int | None = None) -> list[Asset]:
+    def list_assets(
+        self, filters: AssetFilter, limit: int, offset: int = 0, before_id: int | None = None
+    ) -> list[Asset]:
         """Assets matching ``filters``, newest first (by id); keyset paging with ``before_id``."""
-        query = filters.apply(select(Asset))
+        query = filters.apply(select(AssetRow))
         if before_id is not None:
-            query = query.where(Asset.id < before_id)
+            query = query.where(AssetRow.id < before_id)
         with self.session() as s:
-            return list(s.scalars(query.order_by(Asset.id.desc()).offset(offset).limit(limit)))
+            return [
+                Asset.from_row(a) for a in s.scalars(query.order_by(AssetRow.id.desc()).offset(offset).limit(limit))
+            ]
 
     def count_assets(self, filters: AssetFilter) -> int:
         with self.session() as s:
-            return int(s.scalar(filters.apply(select(func.count()).select_from(Asset))))
+            return int(s.scalar(filters.apply(select(func.count()).select_from(AssetRow))) or 0)
 
     def filter_ids(self, filters: AssetFilter) -> np.ndarray:
         """Sorted ids of every asset matching ``filters`` (for filtered vector search)."""
         with self.session() as s:
-            ids = s.scalars(filters.apply(select(Asset.id)).order_by(Asset.id)).all()
+            ids = s.scalars(filters.apply(select(AssetRow.id)).order_by(AssetRow.id)).all()
         return np.asarray(ids, dtype=np.int64)
 
     def tags_of(self, asset_ids: Iterable[int]) -> dict[int, list[str]]:
@@ -327,8 +358,11 @@ class Catalog:
         out: dict[int, list[str]] = {i: [] for i in ids}
         with self.session() as s:
             for start in range(0, len(ids), 500):
-                rows = s.execute(select(AssetTag.asset_id, AssetTag.tag)
-                                 .where(AssetTag.asset_id.in_(ids[start:start + 500])).order_by(AssetTag.tag))
+                rows = s.execute(
+                    select(AssetTag.asset_id, AssetTag.tag)
+                    .where(AssetTag.asset_id.in_(ids[start : start + 500]))
+                    .order_by(AssetTag.tag)
+                )
                 for asset_id, tag in rows:
                     out[asset_id].append(tag)
         return out
@@ -341,8 +375,12 @@ class Catalog:
             s.add_all(AssetTag(asset_id=asset_id, tag=t) for t in clean)
         return clean
 
-    def write_batch(self, indexed: list[tuple[ImageRecord, dict[str, np.ndarray]]], failed: list[tuple[str, str, int | None, float | None]],
-                    model_id: str) -> None:
+    def write_batch(
+        self,
+        indexed: list[tuple[ImageRecord, dict[str, np.ndarray]]],
+        failed: list[tuple[str, str, int | None, float | None]],
+        model_id: str,
+    ) -> None:
         """Store one batch in a single transaction: all of it lands, or none of it.
 
         ``indexed``: (record, {space: vector}) per image. ``failed``: (source,
@@ -351,11 +389,11 @@ class Catalog:
         pg_rows: list[tuple[Embedding, np.ndarray]] = []
         with self.write_session() as s, s.begin():
             sources = [r.source for r, _ in indexed] + [f[0] for f in failed]
-            existing = {a.source: a for a in s.scalars(select(Asset).where(Asset.source.in_(sources)))}
+            existing = {a.source: a for a in s.scalars(select(AssetRow).where(AssetRow.source.in_(sources)))}
             for record, spaces in indexed:
                 asset = existing.get(record.source)
                 if asset is None:
-                    asset = Asset(source=record.source, status=INDEXED)
+                    asset = AssetRow(source=record.source, status=INDEXED)
                     s.add(asset)
                 asset.sha256, asset.width, asset.height = record.sha256, record.width, record.height
                 asset.format, asset.byte_size, asset.mtime = record.format, record.byte_size, record.mtime
@@ -366,13 +404,16 @@ class Catalog:
                 s.flush()
                 if record.tags:
                     s.execute(delete(AssetTag).where(AssetTag.asset_id == asset.id))
-                    s.add_all(AssetTag(asset_id=asset.id, tag=t) for t in sorted({normalise_tag(t) for t in record.tags} - {""}))
+                    s.add_all(
+                        AssetTag(asset_id=asset.id, tag=t)
+                        for t in sorted({normalise_tag(t) for t in record.tags} - {""})
+                    )
                 self._put_embeddings(s, asset.id, model_id, spaces, pg_rows)
             self._fill_pg_vectors(s, pg_rows)
             for source, reason, size, mtime in failed:
                 asset = existing.get(source)
                 if asset is None:
-                    asset = Asset(source=source, status=FAILED, name=Path(source).name, origin="folder")
+                    asset = AssetRow(source=source, status=FAILED, name=Path(source).name, origin="folder")
                     s.add(asset)
                 else:
                     s.execute(delete(Embedding).where(Embedding.asset_id == asset.id))
@@ -388,16 +429,25 @@ class Catalog:
         """
         pg_rows: list[tuple[Embedding, np.ndarray]] = []
         with self.write_session() as s, s.begin():
-            alive = set(s.scalars(select(Asset.id).where(Asset.id.in_([a for a, _ in vectors]),
-                                                          Asset.status == INDEXED)))
+            alive = set(
+                s.scalars(
+                    select(AssetRow.id).where(AssetRow.id.in_([a for a, _ in vectors]), AssetRow.status == INDEXED)
+                )
+            )
             for asset_id, spaces in vectors:
                 if asset_id in alive:
                     self._put_embeddings(s, asset_id, model_id, spaces, pg_rows)
             self._fill_pg_vectors(s, pg_rows)
         return len(alive)
 
-    def _put_embeddings(self, s: Session, asset_id: int, model_id: str, spaces: dict[str, np.ndarray],
-                        pg_rows: list) -> None:
+    def _put_embeddings(
+        self,
+        s: Session,
+        asset_id: int,
+        model_id: str,
+        spaces: dict[str, np.ndarray],
+        pg_rows: list[tuple[Embedding, np.ndarray]],
+    ) -> None:
         s.execute(delete(Embedding).where(Embedding.asset_id == asset_id, Embedding.model_id == model_id))
         for space, vec in spaces.items():
             vec = np.ascontiguousarray(vec, dtype="<f4")
@@ -407,23 +457,33 @@ class Catalog:
                 pg_rows.append((row, vec))
 
     @staticmethod
-    def _fill_pg_vectors(s: Session, pg_rows: list) -> None:
+    def _fill_pg_vectors(s: Session, pg_rows: list[tuple[Embedding, np.ndarray]]) -> None:
         if pg_rows:
             s.flush()
-            s.execute(text("UPDATE embeddings SET vec = CAST(:v AS vector) WHERE id = :id"),
-                      [{"id": row.id, "v": _pg_literal(vec)} for row, vec in pg_rows])
+            s.execute(
+                text("UPDATE embeddings SET vec = CAST(:v AS vector) WHERE id = :id"),
+                [{"id": row.id, "v": pg_literal(vec)} for row, vec in pg_rows],
+            )
 
-    def assets_to_embed(self, model_id: str, spaces: Iterable[str], *, exclude: Iterable[int] = (),
-                        limit: int | None = None) -> list[tuple[int, str]]:
+    def assets_to_embed(
+        self, model_id: str, spaces: Iterable[str], *, exclude: Iterable[int] = (), limit: int | None = None
+    ) -> list[tuple[int, str]]:
         """(asset id, file to read) of indexed assets lacking a vector in any of ``spaces``, oldest first."""
         spaces = list(spaces)
-        complete = (select(Embedding.asset_id).where(Embedding.model_id == model_id, Embedding.space.in_(spaces))
-                    .group_by(Embedding.asset_id).having(func.count() >= len(spaces)))
-        query = (select(Asset.id, func.coalesce(Asset.path, Asset.source))
-                 .where(Asset.status == INDEXED, Asset.id.not_in(complete)).order_by(Asset.id))
+        complete = (
+            select(Embedding.asset_id)
+            .where(Embedding.model_id == model_id, Embedding.space.in_(spaces))
+            .group_by(Embedding.asset_id)
+            .having(func.count() >= len(spaces))
+        )
+        query = (
+            select(AssetRow.id, func.coalesce(AssetRow.path, AssetRow.source))
+            .where(AssetRow.status == INDEXED, AssetRow.id.not_in(complete))
+            .order_by(AssetRow.id)
+        )
         skip = list(exclude)
         if skip:
-            query = query.where(Asset.id.not_in(skip))
+            query = query.where(AssetRow.id.not_in(skip))
         if limit:
             query = query.limit(limit)
         with self.session() as s:
@@ -431,18 +491,24 @@ class Catalog:
 
     def count_with_embeddings(self, model_id: str, space: str) -> int:
         with self.session() as s:
-            return s.scalar(select(func.count()).select_from(Embedding).join(Asset, Asset.id == Embedding.asset_id)
-                            .where(Embedding.model_id == model_id, Embedding.space == space,
-                                   Asset.status == INDEXED)) or 0
+            return (
+                s.scalar(
+                    select(func.count())
+                    .select_from(Embedding)
+                    .join(AssetRow, AssetRow.id == Embedding.asset_id)
+                    .where(Embedding.model_id == model_id, Embedding.space == space, AssetRow.status == INDEXED)
+                )
+                or 0
+            )
 
     # -- library-wide state --------------------------------------------------------
-    def get_state(self, key: str):
+    def get_state(self, key: str) -> Any:
         """The JSON value stored under ``key``, or None."""
         with self.session() as s:
             value = s.scalar(select(LibraryState.value).where(LibraryState.key == key))
         return None if value is None else json.loads(value)
 
-    def set_state(self, key: str, value) -> None:
+    def set_state(self, key: str, value: Any) -> None:
         with self.write_session() as s, s.begin():
             row = s.get(LibraryState, key)
             if row is None:
@@ -454,18 +520,13 @@ class Catalog:
         ids = list(asset_ids)
         with self.write_session() as s, s.begin():
             for i in range(0, len(ids), 500):
-                s.execute(delete(AssetTag).where(AssetTag.asset_id.in_(ids[i:i + 500])))
-                s.execute(delete(Embedding).where(Embedding.asset_id.in_(ids[i:i + 500])))
-                s.execute(delete(Asset).where(Asset.id.in_(ids[i:i + 500])))
+                s.execute(delete(AssetTag).where(AssetTag.asset_id.in_(ids[i : i + 500])))
+                s.execute(delete(Embedding).where(Embedding.asset_id.in_(ids[i : i + 500])))
+                s.execute(delete(AssetRow).where(AssetRow.id.in_(ids[i : i + 500])))
         return len(ids)
 
 
-def _pg_literal(vec: np.ndarray) -> str:
-    """pgvector's text form, '[0.1,0.2,...]' (float32 round-trips exactly with repr)."""
-    return "[" + ",".join(map(repr, vec.astype(np.float32).tolist())) + "]"
-
-
-def _to_arrays(rows) -> tuple[np.ndarray, np.ndarray]:
+def _to_arrays(rows: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     matrix = np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows]).astype(np.float32, copy=False)
     return ids, matrix
