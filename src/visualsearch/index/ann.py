@@ -10,15 +10,13 @@ incrementally; FAISS's HNSW cannot remove vectors.
 from __future__ import annotations
 
 import errno
-
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .base import SearchHits, VectorIndex, rank
-
 
 #: Graph degree and build breadth (the 100k measurement above; 1M figures in the README).
 DEFAULT_M = 32
@@ -56,9 +54,16 @@ def allowed_test(allow: np.ndarray) -> Callable[[int], bool]:
 class HnswIndex(VectorIndex):
     kind = "hnsw"
 
-    def __init__(self, ndim: int, path: Path | None = None, M: int = DEFAULT_M,
-                 ef_construction: int = DEFAULT_EF_CONSTRUCTION, ef_search: int | None = None, threads: int = 0,
-                 live: int | None = None):
+    def __init__(
+        self,
+        ndim: int,
+        path: Path | None = None,
+        M: int = DEFAULT_M,
+        ef_construction: int = DEFAULT_EF_CONSTRUCTION,
+        ef_search: int | None = None,
+        threads: int = 0,
+        live: int | None = None,
+    ):
         import hnswlib
 
         self.ndim = ndim
@@ -120,8 +125,9 @@ class HnswIndex(VectorIndex):
             raise OSError(errno.ENOSPC, "short write (is the disk full?)", str(path))
         tmp.replace(path)
 
-    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None,
-               allow: np.ndarray | None = None) -> SearchHits:
+    def search(
+        self, query: np.ndarray, k: int, exclude: set[int] | None = None, allow: np.ndarray | None = None
+    ) -> SearchHits:
         if len(self) == 0 or k <= 0:
             return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
         want = min(len(self), k + (len(exclude) if exclude else 0))
@@ -139,8 +145,9 @@ class HnswIndex(VectorIndex):
         self._index.set_ef(max(breadth, want))
         # Raises RuntimeError when the graph walk finds fewer than ``want`` matches;
         # search_filtered (index.manager) then answers exactly instead.
-        labels, distances = self._index.knn_query(np.asarray(query, dtype=np.float32)[None, :], k=want,
-                                                  filter=filter_fn)
+        labels, distances = self._index.knn_query(
+            np.asarray(query, dtype=np.float32)[None, :], k=want, filter=filter_fn
+        )
         ids = labels[0].astype(np.int64)
         scores = (1.0 - distances[0]).astype(np.float32)  # hnswlib "ip" distance = 1 - dot
         if exclude:
@@ -148,8 +155,9 @@ class HnswIndex(VectorIndex):
             ids, scores = ids[keep], scores[keep]
         return rank(ids, scores, k)
 
-    def search_many(self, queries: np.ndarray, k: int, block: int = 4096,
-                    ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search_many(
+        self, queries: np.ndarray, k: int, ef: int | None = None, block: int = 4096
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``ef``: search breadth; near neighbours (duplicates) are found with a small one."""
         n = len(queries)
         out_ids = np.full((n, k), -1, np.int64)
@@ -159,8 +167,9 @@ class HnswIndex(VectorIndex):
             return out_ids, out_scores
         self._index.set_ef(max(ef or self.breadth, want))
         for start in range(0, n, block):
-            labels, distances = self._index.knn_query(np.ascontiguousarray(queries[start:start + block],
-                                                                           dtype=np.float32), k=want)
-            out_ids[start:start + block, :want] = labels.astype(np.int64)
-            out_scores[start:start + block, :want] = 1.0 - distances
+            labels, distances = self._index.knn_query(
+                np.ascontiguousarray(queries[start : start + block], dtype=np.float32), k=want
+            )
+            out_ids[start : start + block, :want] = labels.astype(np.int64)
+            out_scores[start : start + block, :want] = 1.0 - distances
         return out_ids, out_scores

@@ -1,11 +1,23 @@
-"""The small interface every vector index implements."""
+"""The two contracts of this package.
+
+- :class:`VectorIndex`: one searchable snapshot of vectors (exact matrix, HNSW graph,
+  a pgvector or Milvus query).
+- :class:`IndexBackend`: keeps the index of one (model, space) in step with the catalog
+  and hands out searchable snapshots. The local files, pgvector and Milvus backends
+  implement it; :mod:`.registry` picks one by name (setting ``vector_backend``).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .exact import ExactIndex
 
 
 @dataclass
@@ -34,14 +46,49 @@ class VectorIndex(ABC):
         """
 
     @abstractmethod
-    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None,
-               allow: np.ndarray | None = None) -> SearchHits:
+    def search(
+        self, query: np.ndarray, k: int, exclude: set[int] | None = None, allow: np.ndarray | None = None
+    ) -> SearchHits:
         """The ``k`` most similar vectors, ties broken by smaller asset id.
 
         ``allow`` (sorted asset ids) restricts the search to those assets: the
         filter is applied during the search, never to a top-k afterwards, so a
         selective filter still returns ``k`` results when ``k`` exist.
         """
+
+
+#: progress(done, total) while a sync reads vectors.
+SyncProgress = Callable[[int, int], None]
+
+
+@runtime_checkable
+class IndexBackend(Protocol):
+    """The vector index of one model and space, derived from the catalog (which stays the truth)."""
+
+    model_id: str
+    space: str
+
+    def sync(self, progress: SyncProgress | None = None) -> dict[str, int]:
+        """Catch up with the catalog; returns counts {"added", "removed", "total"}."""
+        ...
+
+    def index(self) -> VectorIndex:
+        """The current searchable snapshot (cheap when nothing changed)."""
+        ...
+
+    def search(
+        self, query: np.ndarray, k: int, exclude: set[int] | None = None, allow: np.ndarray | None = None
+    ) -> SearchHits:
+        """As :meth:`VectorIndex.search`, choosing the best way to apply a filter."""
+        ...
+
+    def exact(self) -> ExactIndex:
+        """Every id and vector at once (for all-pairs work such as duplicates)."""
+        ...
+
+    def generation(self) -> str:
+        """Changes whenever the indexed vectors change (a key for caches of derived results)."""
+        ...
 
 
 def rank(ids: np.ndarray, scores: np.ndarray, k: int) -> SearchHits:

@@ -24,7 +24,7 @@ class ExactIndex(VectorIndex):
             raise ValueError("ids and vectors differ in length")
 
     @classmethod
-    def load(cls, folder: Path) -> "ExactIndex":
+    def load(cls, folder: Path) -> ExactIndex:
         return cls(np.load(folder / "ids.npy"), np.load(folder / "vectors.npy", mmap_mode="r"))
 
     def __len__(self) -> int:
@@ -37,8 +37,9 @@ class ExactIndex(VectorIndex):
         pos = pos[pos < len(self.ids)]
         return pos[np.isin(self.ids[pos], asset_ids)]
 
-    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None,
-               allow: np.ndarray | None = None) -> SearchHits:
+    def search(
+        self, query: np.ndarray, k: int, exclude: set[int] | None = None, allow: np.ndarray | None = None
+    ) -> SearchHits:
         if len(self) == 0 or k <= 0:
             return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
         query = np.asarray(query, dtype=np.float32)
@@ -59,16 +60,17 @@ class ExactIndex(VectorIndex):
             ids, scores = ids[mask], scores[mask]
         return rank(ids, scores, k)
 
-    def search_many(self, queries: np.ndarray, k: int, block: int = 1024,
-                    ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search_many(
+        self, queries: np.ndarray, k: int, ef: int | None = None, block: int = 1024
+    ) -> tuple[np.ndarray, np.ndarray]:
         n = len(queries)
         if len(self) == 0 or n == 0:
             return np.full((n, k), -1, np.int64), np.full((n, k), -np.inf, np.float32)
         out_ids = np.full((n, k), -1, np.int64)
         out_scores = np.full((n, k), -np.inf, np.float32)
         for start in range(0, n, block):
-            scores = np.asarray(queries[start:start + block], dtype=np.float32) @ np.asarray(self.vectors).T
+            scores = np.asarray(queries[start : start + block], dtype=np.float32) @ np.asarray(self.vectors).T
             ids, best = top_k_rows(scores, self.ids, k)
-            out_ids[start:start + block, :ids.shape[1]] = ids
-            out_scores[start:start + block, :ids.shape[1]] = best
+            out_ids[start : start + block, : ids.shape[1]] = ids
+            out_scores[start : start + block, : ids.shape[1]] = best
         return out_ids, out_scores

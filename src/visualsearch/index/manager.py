@@ -15,10 +15,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..catalog import Catalog
 from .ann import HnswIndex
@@ -39,7 +41,7 @@ def _safe(name: str) -> str:
 EXACT_FILTER_SHARE = 0.025
 
 
-def allocated_npy(path: Path, shape: tuple[int, ...], dtype) -> np.ndarray:
+def allocated_npy(path: Path, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.memmap[Any, Any]:
     """A writable memory-mapped ``.npy`` whose disk blocks are reserved before any write.
 
     Writing through a memory map into a sparse file kills the process with SIGBUS
@@ -49,17 +51,25 @@ def allocated_npy(path: Path, shape: tuple[int, ...], dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     with open(path, "wb") as f:
         np.lib.format.write_array_header_1_0(
-            f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
+            f, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+        )
         size = f.tell() + int(np.prod(shape)) * dtype.itemsize
         try:
             os.posix_fallocate(f.fileno(), 0, size)
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, str(path)) from None
-    return np.load(path, mmap_mode="r+")
+    mapped: np.memmap[Any, Any] = np.load(path, mmap_mode="r+")
+    return mapped
 
 
-def search_filtered(index: VectorIndex, exact: Callable[[], ExactIndex], query: np.ndarray, k: int,
-                    exclude: set[int] | None = None, allow: np.ndarray | None = None) -> SearchHits:
+def search_filtered(
+    index: VectorIndex,
+    exact: Callable[[], ExactIndex],
+    query: np.ndarray,
+    k: int,
+    exclude: set[int] | None = None,
+    allow: np.ndarray | None = None,
+) -> SearchHits:
     """Search ``index``; with a filter, pick the exact scan or the filtered walk by its share.
 
     ``exact`` opens the exact index only when it is needed. Either way the page holds the true
@@ -77,8 +87,7 @@ def search_filtered(index: VectorIndex, exact: Callable[[], ExactIndex], query: 
 
 
 class IndexManager:
-    def __init__(self, catalog: Catalog, index_dir: Path, model_id: str, space: str,
-                 ann_threshold: int = 20_000):
+    def __init__(self, catalog: Catalog, index_dir: Path, model_id: str, space: str, ann_threshold: int = 20_000):
         self.catalog = catalog
         self.folder = Path(index_dir) / _safe(model_id) / _safe(space)
         self.model_id = model_id
@@ -128,7 +137,7 @@ class IndexManager:
 
         old_pos = {int(i): p for p, i in enumerate(old_ids)}
         keep_src = np.full(len(ids), -1, dtype=np.int64)  # row in the old matrix, or -1 to fetch
-        for p, (i, s) in enumerate(zip(ids.tolist(), seqs.tolist())):
+        for p, (i, s) in enumerate(zip(ids.tolist(), seqs.tolist(), strict=True)):
             q = old_pos.get(i)
             if q is not None and old_seqs[q] == s:
                 keep_src[p] = q
@@ -145,7 +154,7 @@ class IndexManager:
             old_vectors = np.load(current / "vectors.npy", mmap_mode="r")
             rows = np.nonzero(keep_src >= 0)[0]
             for start in range(0, len(rows), 65536):
-                chunk = rows[start:start + 65536]
+                chunk = rows[start : start + 65536]
                 vectors[chunk] = old_vectors[keep_src[chunk]]
         position = {int(i): p for p, i in enumerate(ids)}
         fetched_ids, fetched_vecs = [], []
@@ -175,7 +184,7 @@ class IndexManager:
                 ann = HnswIndex(dim, None)
                 matrix = np.load(gen / "vectors.npy", mmap_mode="r")
                 for start in range(0, len(ids), 65536):
-                    ann.upsert(ids[start:start + 65536], np.asarray(matrix[start:start + 65536]))
+                    ann.upsert(ids[start : start + 65536], np.asarray(matrix[start : start + 65536]))
             ann.save(ann_path)
         self._publish(gen)
         self._loaded = None
@@ -193,8 +202,9 @@ class IndexManager:
         return 1
 
     # -- searching -------------------------------------------------------------------
-    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None,
-               allow: np.ndarray | None = None) -> SearchHits:
+    def search(
+        self, query: np.ndarray, k: int, exclude: set[int] | None = None, allow: np.ndarray | None = None
+    ) -> SearchHits:
         return search_filtered(self.index(), self._exact, query, k, exclude=exclude, allow=allow)
 
     def generation(self) -> str:

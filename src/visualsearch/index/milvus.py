@@ -15,18 +15,19 @@ import hashlib
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..catalog import Catalog
-from .base import SearchHits, VectorIndex, rank
+from .base import SearchHits, SyncProgress, VectorIndex, rank
 from .exact import ExactIndex
 
-_clients: dict[str, object] = {}
+_clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 
 
-def client_for(uri: str):
+def client_for(uri: str) -> Any:
     """One client per URI and process (Milvus Lite allows one opener per file)."""
     from pymilvus import MilvusClient
 
@@ -43,7 +44,7 @@ def collection_name(model_id: str, space: str) -> str:
 class MilvusIndex(VectorIndex):
     kind = "milvus"
 
-    def __init__(self, client, collection: str, count: int):
+    def __init__(self, client: Any, collection: str, count: int):
         self.client = client
         self.collection = collection
         self.count = count
@@ -51,15 +52,22 @@ class MilvusIndex(VectorIndex):
     def __len__(self) -> int:
         return self.count
 
-    def _search(self, queries: np.ndarray, k: int, allow: np.ndarray | None):
+    def _search(self, queries: np.ndarray, k: int, allow: np.ndarray | None) -> list[list[dict[str, Any]]]:
         expr = ""
         if allow is not None:
             expr = f"id in [{','.join(str(int(i)) for i in allow)}]"
-        return self.client.search(self.collection, data=[np.asarray(q, np.float32).tolist() for q in queries],
-                                  limit=k, filter=expr, search_params={"metric_type": "COSINE"})
+        hits: list[list[dict[str, Any]]] = self.client.search(
+            self.collection,
+            data=[np.asarray(q, np.float32).tolist() for q in queries],
+            limit=k,
+            filter=expr,
+            search_params={"metric_type": "COSINE"},
+        )
+        return hits
 
-    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None,
-               allow: np.ndarray | None = None) -> SearchHits:
+    def search(
+        self, query: np.ndarray, k: int, exclude: set[int] | None = None, allow: np.ndarray | None = None
+    ) -> SearchHits:
         if self.count == 0 or k <= 0 or (allow is not None and len(allow) == 0):
             return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
         want = min(self.count, k + (len(exclude) if exclude else 0), 16384)
@@ -78,9 +86,9 @@ class MilvusIndex(VectorIndex):
             return out_ids, out_scores
         want = min(k, self.count)
         for start in range(0, len(queries), 256):
-            for row, hits in enumerate(self._search(queries[start:start + 256], want, None)):
-                out_ids[start + row, :len(hits)] = [h["id"] for h in hits]
-                out_scores[start + row, :len(hits)] = [h["distance"] for h in hits]
+            for row, hits in enumerate(self._search(queries[start : start + 256], want, None)):
+                out_ids[start + row, : len(hits)] = [h["id"] for h in hits]
+                out_scores[start + row, : len(hits)] = [h["distance"] for h in hits]
         return out_ids, out_scores
 
 
@@ -112,25 +120,28 @@ class MilvusManager:
 
     def _ensure_collection(self, dim: int) -> None:
         if not self.client.has_collection(self.collection):
-            self.client.create_collection(self.collection, dimension=dim, metric_type="COSINE", auto_id=False,
-                                          id_type="int")
+            self.client.create_collection(
+                self.collection, dimension=dim, metric_type="COSINE", auto_id=False, id_type="int"
+            )
 
-    def sync(self, progress=None) -> dict[str, int]:
+    def sync(self, progress: SyncProgress | None = None) -> dict[str, int]:
         with self._lock:
             ids, seqs = self.catalog.embedding_ids(self.model_id, self.space)
             old_ids, old_seqs = self._load_state()
             if not self.client.has_collection(self.collection):
                 old_ids, old_seqs = np.empty(0, np.int64), np.empty(0, np.int64)
-            old = dict(zip(old_ids.tolist(), old_seqs.tolist()))
-            fetch = [i for i, s in zip(ids.tolist(), seqs.tolist()) if old.get(i) != s]
+            old = dict(zip(old_ids.tolist(), old_seqs.tolist(), strict=True))
+            fetch = [i for i, s in zip(ids.tolist(), seqs.tolist(), strict=True) if old.get(i) != s]
             removed = np.setdiff1d(old_ids, ids).tolist()
             if removed:
                 self.client.delete(self.collection, ids=removed)
             done = 0
             for chunk_ids, chunk in self.catalog.vectors(self.model_id, self.space, fetch):
                 self._ensure_collection(chunk.shape[1])
-                self.client.upsert(self.collection, [{"id": int(i), "vector": v.tolist()}
-                                                     for i, v in zip(chunk_ids, chunk)])
+                self.client.upsert(
+                    self.collection,
+                    [{"id": int(i), "vector": v.tolist()} for i, v in zip(chunk_ids, chunk, strict=True)],
+                )
                 done += len(chunk_ids)
                 if progress:
                     progress(done, len(fetch))
@@ -144,7 +155,9 @@ class MilvusManager:
         count = len(ids) if self.client.has_collection(self.collection) else 0
         return MilvusIndex(self.client, self.collection, count)
 
-    def search(self, query, k, exclude=None, allow=None) -> SearchHits:
+    def search(
+        self, query: np.ndarray, k: int, exclude: set[int] | None = None, allow: np.ndarray | None = None
+    ) -> SearchHits:
         return self.index().search(query, k, exclude=exclude, allow=allow)
 
     def exact(self) -> ExactIndex:

@@ -1,36 +1,33 @@
 """Vector search inside PostgreSQL (pgvector), for libraries whose catalog is a PostgreSQL database.
 
 Several API server processes on several hosts then share one library with no
-index files to keep in step: every vector lives in ``embeddings.vec`` and each
-(model, space) gets a partial HNSW expression index::
-
-    CREATE INDEX ... ON embeddings USING hnsw ((vec::vector(384)) vector_cosine_ops)
-        WHERE model_id = '...' AND space = '...'
-
-Filters are SQL conditions in the same query; pgvector's iterative index scan
-keeps walking the graph until ``k`` rows pass them, so a narrow filter still
+index files to keep in step: every vector lives in the catalog's ``embeddings``
+table, with one partial HNSW index per (model, space). The SQL is in
+:mod:`visualsearch.catalog.pgvector`; this module is the :class:`IndexBackend`
+around it. Filters are conditions of the same query, so a narrow filter still
 fills the page.
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Callable
 
 import numpy as np
-from sqlalchemy import text
 
 from ..catalog import Catalog
-from ..catalog.store import _pg_literal
 from .ann import default_ef_search
 from .base import SearchHits, VectorIndex, rank
 from .exact import ExactIndex
 
 
+def _empty() -> SearchHits:
+    return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
+
+
 class PgVectorIndex(VectorIndex):
     kind = "pgvector-hnsw"
 
-    def __init__(self, catalog: Catalog, model_id: str, space: str, dim: int, count: int,
-                 ef_search: int | None = None):
+    def __init__(self, catalog: Catalog, model_id: str, space: str, dim: int, count: int, ef_search: int | None = None):
         self.catalog = catalog
         self.model_id = model_id
         self.space = space
@@ -42,27 +39,17 @@ class PgVectorIndex(VectorIndex):
     def __len__(self) -> int:
         return self.count
 
-    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None,
-               allow: np.ndarray | None = None) -> SearchHits:
-        if self.count == 0 or k <= 0 or self.dim == 0:
-            return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
-        conditions = ["model_id = :model", "space = :space", "vec IS NOT NULL"]
-        params: dict = {"model": self.model_id, "space": self.space, "q": _pg_literal(np.asarray(query)),
-                        "k": int(k + (len(exclude) if exclude else 0))}
-        if allow is not None:
-            if len(allow) == 0:
-                return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
-            conditions.append("asset_id = ANY(:allow)")
-            params["allow"] = [int(i) for i in allow]
-        distance = f"(vec::vector({self.dim}) <=> CAST(:q AS vector({self.dim})))"
-        sql = (f"SELECT asset_id, 1 - {distance} AS score FROM embeddings WHERE {' AND '.join(conditions)} "
-               f"ORDER BY {distance} LIMIT :k")
-        with self.catalog.engine.begin() as conn:
-            conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, int(params['k']))}"))
-            conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            rows = conn.execute(text(sql), params).all()
+    def search(
+        self, query: np.ndarray, k: int, exclude: set[int] | None = None, allow: np.ndarray | None = None
+    ) -> SearchHits:
+        if self.count == 0 or k <= 0 or self.dim == 0 or (allow is not None and len(allow) == 0):
+            return _empty()
+        want = int(k + (len(exclude) if exclude else 0))
+        rows = self.catalog.pgvector.nearest(
+            self.model_id, self.space, self.dim, query, want, self.ef_search, allow=allow
+        )
         if not rows:
-            return SearchHits(np.empty(0, np.int64), np.empty(0, np.float32))
+            return _empty()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         scores = np.array([r[1] for r in rows], dtype=np.float32)
         if exclude:
@@ -75,49 +62,35 @@ class PgVectorIndex(VectorIndex):
         out_scores = np.full((len(queries), k), -np.inf, np.float32)
         for row, query in enumerate(queries):
             hits = self.search(query, k)
-            out_ids[row, :len(hits.ids)] = hits.ids
-            out_scores[row, :len(hits.ids)] = hits.scores
+            out_ids[row, : len(hits.ids)] = hits.ids
+            out_scores[row, : len(hits.ids)] = hits.scores
         return out_ids, out_scores
 
 
 class PgVectorManager:
-    """Same interface as :class:`IndexManager`, for vectors searched inside PostgreSQL."""
+    """The :class:`IndexBackend` for vectors searched inside PostgreSQL."""
 
     def __init__(self, catalog: Catalog, model_id: str, space: str):
         self.catalog = catalog
         self.model_id = model_id
         self.space = space
-        self._dim: int | None = None
         self._indexed_dim: int | None = None
 
-    def _stats(self) -> tuple[int, int, int]:
-        with self.catalog.engine.connect() as conn:
-            count, dim, newest = conn.execute(text(
-                "SELECT count(*), max(dim), coalesce(max(id), 0) FROM embeddings "
-                "WHERE model_id = :m AND space = :s"), {"m": self.model_id, "s": self.space}).one()
-        return int(count), int(dim or 0), int(newest)
-
-    def _index_name(self, dim: int) -> str:
-        digest = hashlib.sha1(f"{self.model_id}/{self.space}/{dim}".encode()).hexdigest()[:16]
-        return f"ix_embeddings_hnsw_{digest}"
-
-    def sync(self, progress=None) -> dict[str, int]:
+    def sync(self, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
         """Make sure the HNSW index for this model and space exists (PostgreSQL keeps it current)."""
-        count, dim, _ = self._stats()
+        count, dim, _ = self.catalog.pgvector.stats(self.model_id, self.space)
         if dim and self._indexed_dim != dim:
-            with self.catalog.engine.begin() as conn:
-                conn.execute(text(
-                    f"CREATE INDEX IF NOT EXISTS {self._index_name(dim)} ON embeddings "
-                    f"USING hnsw ((vec::vector({dim})) vector_cosine_ops) WITH (m = 16, ef_construction = 64) "
-                    f"WHERE model_id = '{_quote(self.model_id)}' AND space = '{_quote(self.space)}'"))
+            self.catalog.pgvector.ensure_hnsw_index(self.model_id, self.space, dim)
             self._indexed_dim = dim
         return {"added": 0, "removed": 0, "total": count}
 
     def index(self) -> PgVectorIndex:
-        count, dim, _ = self._stats()
+        count, dim, _ = self.catalog.pgvector.stats(self.model_id, self.space)
         return PgVectorIndex(self.catalog, self.model_id, self.space, dim, count)
 
-    def search(self, query, k, exclude=None, allow=None) -> SearchHits:
+    def search(
+        self, query: np.ndarray, k: int, exclude: set[int] | None = None, allow: np.ndarray | None = None
+    ) -> SearchHits:
         return self.index().search(query, k, exclude=exclude, allow=allow)
 
     def exact(self) -> ExactIndex:
@@ -133,9 +106,5 @@ class PgVectorManager:
         return ExactIndex(ids_all[order], np.concatenate(mats)[order])
 
     def generation(self) -> str:
-        count, dim, newest = self._stats()
+        count, _, newest = self.catalog.pgvector.stats(self.model_id, self.space)
         return f"pg-{count}-{newest}"
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "''")
