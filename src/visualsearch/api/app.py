@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from .. import __version__, web
 from ..config import Settings
+from ..models import Embedder
 from . import errors
 from .guard import HostPolicy, RequestGuard
 from .limits import BodySizeLimit
 from .memory import return_large_buffers
 from .routes import assets, duplicates, jobs, search, system
 from .state import ServerState
+from .uploads import fill_limits
 
 #: JSON bodies are small; only the upload routes accept big ones.
 JSON_BODY_LIMIT = 1024 * 1024
@@ -29,14 +34,20 @@ single-user mode.
 """
 
 
-def create_app(settings: Settings | None = None, *, embedder=None, loader=None, require_keys: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    embedder: Embedder | None = None,
+    loader: Callable[[str], Embedder] | None = None,
+    require_keys: bool = True,
+) -> FastAPI:
     """The ASGI app. ``embedder`` / ``loader`` replace the configured model / model loading (tests)."""
     settings = settings or Settings.from_env()
     return_large_buffers()  # a server decodes big images on many threads: give the memory back
     server = ServerState(settings, embedder=embedder, loader=loader, require_keys=require_keys)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         server.start()
         try:
             yield
@@ -44,13 +55,33 @@ def create_app(settings: Settings | None = None, *, embedder=None, loader=None, 
             server.stop()
 
     # /docs is served by the web package from a bundled Swagger UI; ReDoc would need a CDN.
-    app = FastAPI(title="visualsearch", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="visualsearch",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.server = server
     errors.install(app)
     for router in (system.router, search.router, assets.router, duplicates.router, jobs.router):
         app.include_router(router)
-    web.install(app)
+    web.install(
+        app,
+        web.PageConfig(
+            require_keys=require_keys, max_image_bytes=settings.max_image_bytes, max_page_size=settings.max_page_size
+        ),
+    )
+
+    def openapi() -> dict[str, Any]:
+        """The schema, with this server's limits written into the descriptions that mention them."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            app.openapi_schema = fill_limits(schema, settings.max_image_bytes)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     def limit_for(method: str, path: str) -> int:
         if method == "POST" and path in ("/api/search/image", "/api/duplicates/check"):

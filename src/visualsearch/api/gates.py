@@ -12,15 +12,16 @@ a queue that cannot grow without bound.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from ..errors import Busy
 
 
 class Gate:
-    def __init__(self, what: str, slots: int, *, max_waiting: int = 0, wait_seconds: float = 0.0,
-                 retry_after: float = 2.0):
+    def __init__(
+        self, what: str, slots: int, *, max_waiting: int = 0, wait_seconds: float = 0.0, retry_after: float = 2.0
+    ):
         self.what = what
         self.slots = max(1, slots)
         self.max_waiting = max(0, max_waiting)

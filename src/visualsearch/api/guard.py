@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,14 +38,22 @@ _TRUSTED_FETCH_SITES = frozenset({"same-origin", "none"})
 #: The page: scripts and styles only from the server itself, no framing, no plugins.
 #: Images may come from elsewhere: "search by image URL" shows the reference picture
 #: the user linked, and uploaded references are shown from ``blob:`` URLs.
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: http: https:; "
-            "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: http: https:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 #: Swagger UI (bundled, served from /static/docs) styles its widgets with inline styles.
-DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-            "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
-_COMMON_HEADERS = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
-                   (b"referrer-policy", b"same-origin"), (b"cross-origin-resource-policy", b"same-origin"),
-                   (b"cross-origin-opener-policy", b"same-origin")]
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+_COMMON_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
 
 
 def split_host(value: str) -> tuple[str, int | None]:
@@ -55,7 +63,7 @@ def split_host(value: str) -> tuple[str, int | None]:
         end = value.find("]")
         if end < 0:
             return value, None
-        name, rest = value[1:end], value[end + 1:]
+        name, rest = value[1:end], value[end + 1 :]
         port = rest[1:] if rest.startswith(":") else ""
     elif value.count(":") == 1:
         name, port = value.split(":")
@@ -135,9 +143,13 @@ class RequestGuard:
         host = headers.get("host")
         path: str = scope["path"]
         if not self.hosts.allows(host):
-            await _refuse(send, 421 if host else 400, "host_not_allowed",
-                          f"this server does not answer for host {host!r}; add it with "
-                          "`visualsearch serve --allowed-host NAME` (or VISUALSEARCH_ALLOWED_HOSTS)")
+            await _refuse(
+                send,
+                421 if host else 400,
+                "host_not_allowed",
+                f"this server does not answer for host {host!r}; add it with "
+                "`visualsearch serve --allowed-host NAME` (or VISUALSEARCH_ALLOWED_HOSTS)",
+            )
             return
         if path.startswith("/api/") or scope["method"] in UNSAFE_METHODS:
             reason = self._cross_origin(headers, scope)
@@ -171,7 +183,16 @@ class RequestGuard:
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps(error_body(code, message)).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *_COMMON_HEADERS, (b"content-security-policy", PAGE_CSP.encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *_COMMON_HEADERS,
+                (b"content-security-policy", PAGE_CSP.encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 MAX_URL_LENGTH = 2048
 #: Largest id the catalog can hold (SQLite INTEGER is 64-bit).
@@ -19,14 +19,22 @@ KeyId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="An API key id.")]
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable machine-readable error code.", examples=["unsupported_image"])
     message: str = Field(description="What went wrong, for people.", examples=["not a recognised image format"])
-    details: dict | None = Field(None, description="Extra facts: the URL refusal `reason`, a duplicate's `asset_id`...")
+    details: dict[str, Any] | None = Field(
+        None, description="Extra facts: the URL refusal `reason`, a duplicate's `asset_id`..."
+    )
 
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
-class AssetOut(BaseModel):
+class FromRecord(BaseModel):
+    """A response model read from a record's attributes (``Model.model_validate(record)``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class AssetOut(FromRecord):
     id: int
     name: str | None = Field(description="File name shown to people.")
     source: str = Field(description="Where the image came from: a path on the server, an uploaded copy, or a URL.")
@@ -40,15 +48,43 @@ class AssetOut(BaseModel):
     sha256: str | None = None
     added_at: datetime
     tags: list[str] = []
-    thumbnail_url: str | None = Field(description="256 px WebP preview (cacheable).")
-    original_url: str | None = Field(description="The image itself.")
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": 42, "name": "beach.jpg", "source": "/photos/2024/beach.jpg", "origin": "folder", "status": "indexed",
-        "error": None, "format": "JPEG", "width": 4032, "height": 3024, "byte_size": 2837465,
-        "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        "added_at": "2026-11-24T10:00:00Z", "tags": ["holiday"],
-        "thumbnail_url": "/api/assets/42/thumbnail?v=9f86d081884c", "original_url": "/api/assets/42/original"}]})
+    @computed_field(description="256 px WebP preview (cacheable).")  # type: ignore[prop-decorator]
+    @property
+    def thumbnail_url(self) -> str | None:
+        if self.status != "indexed" or not self.sha256:
+            return None
+        return f"/api/assets/{self.id}/thumbnail?v={self.sha256[:12]}"
+
+    @computed_field(description="The image itself.")  # type: ignore[prop-decorator]
+    @property
+    def original_url(self) -> str | None:
+        return f"/api/assets/{self.id}/original" if self.status == "indexed" else None
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "name": "beach.jpg",
+                    "source": "/photos/2024/beach.jpg",
+                    "origin": "folder",
+                    "status": "indexed",
+                    "error": None,
+                    "format": "JPEG",
+                    "width": 4032,
+                    "height": 3024,
+                    "byte_size": 2837465,
+                    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                    "added_at": "2026-11-24T10:00:00Z",
+                    "tags": ["holiday"],
+                    "thumbnail_url": "/api/assets/42/thumbnail?v=9f86d081884c",
+                    "original_url": "/api/assets/42/original",
+                }
+            ]
+        },
+    )
 
 
 class AssetPage(BaseModel):
@@ -59,8 +95,11 @@ class AssetPage(BaseModel):
 
 
 class TagsIn(BaseModel):
-    tags: list[str] = Field(max_length=100, examples=[["holiday", "beach"]],
-                            description="Replaces the asset's tags. Trimmed, lower-cased, at most 64 characters each.")
+    tags: list[str] = Field(
+        max_length=100,
+        examples=[["holiday", "beach"]],
+        description="Replaces the asset's tags. Trimmed, lower-cased, at most 64 characters each.",
+    )
 
 
 class TagsOut(BaseModel):
@@ -83,9 +122,11 @@ class UploadItem(BaseModel):
     status: Literal["created", "error"]
     asset: AssetOut | None = None
     error: ErrorDetail | None = None
-    near_duplicates: list[dict] = Field(
-        default=[], description="With the `warn` policy: images already in the library that this one copies "
-                                "(`asset_id`, `similarity`, `kind`).")
+    near_duplicates: list[dict[str, Any]] = Field(
+        default=[],
+        description="With the `warn` policy: images already in the library that this one copies "
+        "(`asset_id`, `similarity`, `kind`).",
+    )
 
 
 class UploadOut(BaseModel):
@@ -94,19 +135,25 @@ class UploadOut(BaseModel):
     failed: int
 
 
-class JobOut(BaseModel):
+class JobOut(FromRecord):
     id: str
     kind: str = Field(description="`folder` or `upload`.")
     status: str = Field(description="`queued`, `running`, `done` or `failed`.")
     total: int
     done: int
     failed: int
-    failures: list[dict] = Field(description="Files that could not be indexed, with the reason (first 1,000).")
+    failures: list[dict[str, Any]] = Field(
+        description="Files that could not be indexed, with the reason (first 1,000)."
+    )
     error: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    status_url: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_url(self) -> str:
+        return f"/api/jobs/{self.id}"
 
 
 class SearchFilters(BaseModel):
@@ -133,7 +180,7 @@ class SearchIn(SearchOptions):
     image_url: str | None = Field(None, max_length=MAX_URL_LENGTH)
 
     @model_validator(mode="after")
-    def _one_query(self):
+    def _one_query(self) -> Self:
         given = [n for n in ("text", "asset_id", "image_url") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of text, asset_id or image_url")
@@ -141,13 +188,18 @@ class SearchIn(SearchOptions):
             raise ValueError("text is empty")
         return self
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"text": "cold night", "limit": 20},
-        {"asset_id": 42, "limit": 10, "min_score": 0.5},
-        {"image_url": "https://example.org/shoe.jpg", "filters": {"tag": "catalogue"}}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"text": "cold night", "limit": 20},
+                {"asset_id": 42, "limit": 10, "min_score": 0.5},
+                {"image_url": "https://example.org/shoe.jpg", "filters": {"tag": "catalogue"}},
+            ]
+        }
+    )
 
 
-class SearchHit(BaseModel):
+class SearchHit(FromRecord):
     rank: int = Field(description="1 for the most similar.")
     score: float = Field(description="Cosine similarity, higher is more similar.")
     asset_id: int
@@ -178,7 +230,7 @@ class IndexStats(BaseModel):
     vectors: int
 
 
-class ModelChangeOut(BaseModel):
+class ModelChangeOut(FromRecord):
     """A new model is configured: images are being re-embedded; searches use ``from_model`` until done."""
 
     from_model: str
@@ -204,12 +256,17 @@ class HealthOut(BaseModel):
 
 
 class KeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100, pattern=r"\S", examples=["photo-frame"],
-                      description="Who or what uses the key (not only spaces).")
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"\S",
+        examples=["photo-frame"],
+        description="Who or what uses the key (not only spaces).",
+    )
     role: Literal["read", "admin"] = "read"
 
 
-class KeyOut(BaseModel):
+class KeyOut(FromRecord):
     id: int
     name: str
     role: str
@@ -223,14 +280,15 @@ class KeyCreated(KeyOut):
     key: str = Field(description="The secret. Shown once; store it now.")
 
 
-class MemberOut(BaseModel):
+class MemberOut(FromRecord):
     asset: AssetOut
     similarity: float = Field(description="Cosine similarity to the group's keeper.")
-    kind: str | None = Field(description="`exact_bytes`, `same_pixels`, `near_duplicate` or `lookalike`; "
-                                         "null for the keeper.")
+    kind: str | None = Field(
+        description="`exact_bytes`, `same_pixels`, `near_duplicate` or `lookalike`; null for the keeper."
+    )
 
 
-class GroupOut(BaseModel):
+class GroupOut(FromRecord):
     keeper: MemberOut = Field(description="The image to keep: largest resolution, then oldest, then largest file.")
     others: list[MemberOut]
     size: int
@@ -249,7 +307,7 @@ class TrashIn(BaseModel):
     asset_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=10_000)
 
 
-class TrashedOut(BaseModel):
+class TrashedOut(FromRecord):
     asset_id: int
     name: str
     original: str
@@ -261,7 +319,7 @@ class TrashOut(BaseModel):
     moved: list[TrashedOut]
 
 
-class MatchOut(BaseModel):
+class MatchOut(FromRecord):
     asset: AssetOut
     similarity: float
     kind: str
@@ -270,3 +328,11 @@ class MatchOut(BaseModel):
 class CheckOut(BaseModel):
     duplicate: bool = Field(description="True when the image (or a copy of it) is already in the library.")
     matches: list[MatchOut]
+
+
+#: OpenAPI responses every authenticated route can give (``responses=AUTH_ERRORS | {...}``).
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut},
+    403: {"model": ErrorOut},
+    429: {"model": ErrorOut},
+}

@@ -8,12 +8,14 @@ serve``) every request acts as admin.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ..auth import ADMIN, READ
+from .deps import ServerDep
 from .errors import ApiError
 
 COOKIE_NAME = "visualsearch_key"
@@ -36,38 +38,55 @@ class Principal:
         return f"key:{self.key_id}" if self.key_id is not None else f"addr:{self.client}"
 
 
-def _authenticate(request: Request, bearer: HTTPAuthorizationCredentials | None, header: str | None,
-                  cookie: str | None) -> Principal:
-    server = request.app.state.server
+def _authenticate(
+    request: Request,
+    server: ServerDep,
+    bearer: HTTPAuthorizationCredentials | None,
+    header: str | None,
+    cookie: str | None,
+) -> Principal:
     client = request.client.host if request.client else "unknown"
     if not server.require_keys:
         return Principal(None, "local user", ADMIN, client)
     secret = (bearer.credentials if bearer else None) or header or cookie
     if not secret:
-        raise ApiError(401, "missing_key", "this server needs an API key: send 'Authorization: Bearer <key>' "
-                                           "or 'X-API-Key: <key>'", headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "missing_key",
+            "this server needs an API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     info = server.keys.verify(secret)
     if info is None:
-        raise ApiError(401, "invalid_key", "the API key is unknown or has been revoked",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401, "invalid_key", "the API key is unknown or has been revoked", headers={"WWW-Authenticate": "Bearer"}
+        )
     return Principal(info.id, info.name, info.role, client)
 
 
-def _requirement(role: str, rate_limited: bool = True):
-    def check(request: Request,
-              bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
-              header: str | None = Security(_header),
-              cookie: str | None = Security(_cookie)) -> Principal:
-        principal = _authenticate(request, bearer, header, cookie)
+def _requirement(role: str, rate_limited: bool = True) -> Callable[..., Principal]:
+    def check(
+        request: Request,
+        server: ServerDep,
+        bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
+        header: str | None = Security(_header),
+        cookie: str | None = Security(_cookie),
+    ) -> Principal:
+        principal = _authenticate(request, server, bearer, header, cookie)
         if role == ADMIN and principal.role != ADMIN:
             raise ApiError(403, "forbidden", f"this needs an admin key; key {principal.name!r} can only read")
         # Limits are per key. The local single user (no keys, loopback only) is not limited.
         if not rate_limited or principal.key_id is None:
             return principal
-        wait = request.app.state.server.limiter.take(principal.bucket)
+        wait = server.limiter.take(principal.bucket)
         if wait > 0:
-            raise ApiError(429, "rate_limited", f"too many requests; retry in {wait:.1f} s",
-                           {"retry_after_seconds": round(wait, 2)}, headers={"Retry-After": str(max(1, round(wait)))})
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many requests; retry in {wait:.1f} s",
+                {"retry_after_seconds": round(wait, 2)},
+                headers={"Retry-After": str(max(1, round(wait)))},
+            )
         return principal
 
     return check

@@ -1,36 +1,47 @@
-"""What one server process holds: the library, its search engine, keys, jobs and limits."""
+"""What one server process holds: the library, the services on it, and the limits of this process."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 
-from ..auth import KeyStore, RateLimiter
-from ..catalog import Asset
+from ..auth import RateLimiter
 from ..config import Settings
-from ..ingest.jobs import JobInfo, JobQueue
-from ..library import Library
-from ..search import SearchEngine
+from ..models import Embedder
+from ..services import AssetService, DuplicatesService, JobQueue, KeyService, Library, SearchService
 from .gates import Gate
-from .schemas import AssetOut, JobOut
 
 log = logging.getLogger("visualsearch.api")
 
 
 class ServerState:
-    def __init__(self, settings: Settings, *, embedder=None, loader=None, require_keys: bool = True):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        loader: Callable[[str], Embedder] | None = None,
+        require_keys: bool = True,
+    ):
         self.settings = settings
         self.library = Library(settings, embedder=embedder, loader=loader)
-        self.engine = SearchEngine(self.library)
-        self.keys = KeyStore(self.library.catalog)
+        self.assets = AssetService(self.library)
+        self.search = SearchService(self.library)
+        self.duplicates = DuplicatesService(self.library)
+        self.keys = KeyService(self.library.catalog)
         self.jobs = JobQueue(self.library)
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.require_keys = require_keys
         # Decodes may wait a little for a slot (a page of uploads arrives at once); fetches never
         # queue: a slow URL holds its thread for the whole fetch deadline.
-        self.decodes = Gate("decoding other images", settings.max_concurrent_decodes,
-                            max_waiting=4 * settings.max_concurrent_decodes, wait_seconds=10.0)
+        self.decodes = Gate(
+            "decoding other images",
+            settings.max_concurrent_decodes,
+            max_waiting=4 * settings.max_concurrent_decodes,
+            wait_seconds=10.0,
+        )
         self.fetches = Gate("fetching other URLs", settings.max_concurrent_fetches)
         self.model_error: str | None = None
         self._warm_lock = threading.Lock()
@@ -83,23 +94,3 @@ class ServerState:
     @property
     def ready(self) -> bool:
         return self.library.model_loaded and not self._warm.is_alive() and self.model_error is None
-
-    # -- presenting ------------------------------------------------------------------
-    def asset_out(self, asset: Asset, tags: list[str] | None = None) -> AssetOut:
-        has_file = asset.status == "indexed"
-        return AssetOut(
-            id=asset.id, name=asset.name, source=asset.source, origin=asset.origin, status=asset.status,
-            error=asset.error, format=asset.format, width=asset.width, height=asset.height,
-            byte_size=asset.byte_size, sha256=asset.sha256, added_at=asset.added_at, tags=tags or [],
-            thumbnail_url=f"/api/assets/{asset.id}/thumbnail?v={asset.sha256[:12]}" if has_file and asset.sha256 else None,
-            original_url=f"/api/assets/{asset.id}/original" if has_file else None)
-
-    def assets_out(self, assets: list[Asset]) -> list[AssetOut]:
-        tags = self.library.catalog.tags_of([a.id for a in assets])
-        return [self.asset_out(a, tags.get(a.id)) for a in assets]
-
-    @staticmethod
-    def job_out(job: JobInfo) -> JobOut:
-        return JobOut(id=job.id, kind=job.kind, status=job.status, total=job.total, done=job.done,
-                      failed=job.failed, failures=job.failures, error=job.error, created_at=job.created_at,
-                      started_at=job.started_at, finished_at=job.finished_at, status_url=f"/api/jobs/{job.id}")

@@ -1,6 +1,7 @@
-"""Who may do what: API keys with roles, and per-key rate limits."""
+"""API key format, roles and hashing, and rate limiting per key (stored by the catalog, managed by
+:mod:`visualsearch.services.keys`)."""
 
-from .keys import ADMIN, READ, ROLES, ApiKeyInfo, KeyStore
+from .keys import ADMIN, READ, ROLES, allows, hash_secret, new_secret
 from .ratelimit import RateLimiter
 
-__all__ = ["ADMIN", "READ", "ROLES", "ApiKeyInfo", "KeyStore", "RateLimiter"]
+__all__ = ["ADMIN", "READ", "ROLES", "RateLimiter", "allows", "hash_secret", "new_secret"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 
 class RateLimiter:
@@ -13,7 +14,7 @@ class RateLimiter:
     starving the others, which is what a self-hosted server needs.
     """
 
-    def __init__(self, per_minute: int, burst: int | None = None, clock=time.monotonic):
+    def __init__(self, per_minute: int, burst: int | None = None, clock: Callable[[], float] = time.monotonic):
         self.rate = per_minute / 60.0
         self.capacity = float(burst if burst is not None else max(1, per_minute // 6))
         self._clock = clock

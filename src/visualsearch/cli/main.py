@@ -9,45 +9,67 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..config import Settings
-from ..errors import VisualSearchError
+from ..errors import ConfigError, VisualSearchError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Self-hosted visual search: find images by words or by another image.")
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs
+    from ..duplicates import DuplicateGroup, Member
+    from ..services import KeyService, Library, SearchResult
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Self-hosted visual search: find images by words or by another image.",
+)
 console = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
 
-LibraryOpt = Annotated[Optional[Path], typer.Option(
-    "--library", "-L", help="Library folder (default: per-user data folder, or $VISUALSEARCH_LIBRARY).")]
+LibraryOpt = Annotated[
+    Path | None,
+    typer.Option("--library", "-L", help="Library folder (default: per-user data folder, or $VISUALSEARCH_LIBRARY)."),
+]
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000, help="How many results.")]
-MinScoreOpt = Annotated[Optional[float], typer.Option(
-    "--min-score", min=-1.0, max=1.0, help="Leave out results below this cosine similarity.")]
+MinScoreOpt = Annotated[
+    float | None, typer.Option("--min-score", min=-1.0, max=1.0, help="Leave out results below this cosine similarity.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON.")]
-ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", help="Embedding model (default: bundled conse-efficientnet-lite0-minilm; or $VISUALSEARCH_MODEL).")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", help="Embedding model (default: bundled conse-efficientnet-lite0-minilm; or $VISUALSEARCH_MODEL)."
+    ),
+]
 
 
-def _open(library: Path | None, model: str | None = None):
-    from ..library import Library
+def _settings(library: Path | None, **overrides: Any) -> Settings:
+    """The settings, or a one-line error naming the bad VISUALSEARCH_* variable (no traceback)."""
+    try:
+        return Settings.from_env(library, **overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
 
-    return Library(Settings.from_env(library, model=model))
+
+def _open(library: Path | None, model: str | None = None) -> Library:
+    from ..services import Library
+
+    return Library(_settings(library, model=model))
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
 
 
-def _print_results(results, as_json: bool) -> None:
+def _print_results(results: Sequence[SearchResult], as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps([r.to_dict() for r in results]))
         return
@@ -60,9 +82,10 @@ def _print_results(results, as_json: bool) -> None:
             print(f"{r.rank:>4}  {r.score:>7.4f}  {r.asset_id:>6}  {r.source}")
         return
     table = Table(show_edge=False, pad_edge=False, box=None)
-    for name, kwargs in (("rank", {"justify": "right"}), ("score", {"justify": "right"}),
-                         ("id", {"justify": "right"}), ("path", {"overflow": "fold"})):
-        table.add_column(name, **kwargs)
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("id", justify="right")
+    table.add_column("path", overflow="fold")
     for r in results:
         table.add_row(str(r.rank), f"{r.score:.4f}", str(r.asset_id), r.source)
     out.print(table)
@@ -79,40 +102,54 @@ def index(
 ) -> None:
     """Walk FOLDER, decode and embed new or changed images, and store them. Resumable."""
     lib = _open(library, model)
-    progress = Progress(TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
-                        disable=as_json)
-    task = None
+    progress = Progress(
+        TextColumn("[bold]indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json,
+    )
+    task: TaskID | None = None
 
     def on_plan(todo: int, unchanged: int) -> None:
         nonlocal task
         change = lib.model_change()
         if change:
-            console.print(f"note: the library still uses {change.from_name}; new images are embedded with it. "
-                          f"Run `visualsearch reembed` to move to {change.to_name}.")
+            console.print(
+                f"note: the library still uses {change.from_name}; new images are embedded with it. "
+                f"Run `visualsearch reembed` to move to {change.to_name}."
+            )
         console.print(f"{todo} image(s) to index, {unchanged} unchanged")
         task = progress.add_task("index", total=todo, rate="")
 
     def on_progress(done: int, total: int) -> None:
+        assert task is not None  # on_plan runs before the first batch
         elapsed = progress.tasks[0].elapsed or 0
         progress.update(task, completed=done, rate=f"{done / elapsed:.1f} img/s" if elapsed else "")
 
     try:
         with progress:
-            report = lib.index_folder(folder, prune=prune, retry_failed=retry_failed,
-                                      progress=on_progress, on_plan=on_plan)
+            report = lib.index_folder(
+                folder, prune=prune, retry_failed=retry_failed, progress=on_progress, on_plan=on_plan
+            )
     except KeyboardInterrupt:
         counts = lib.catalog.counts()
-        console.print(f"\ninterrupted: {counts.get('indexed', 0)} image(s) are safely in the library; "
-                      "run the same command again to continue")
-        raise typer.Exit(130)
+        console.print(
+            f"\ninterrupted: {counts.get('indexed', 0)} image(s) are safely in the library; "
+            "run the same command again to continue"
+        )
+        raise typer.Exit(130) from None
     except VisualSearchError as exc:
         _fail(str(exc))
     if as_json:
         out.print_json(json.dumps(report.__dict__))
         return
-    console.print(f"indexed {report.indexed}, failed {report.failed}, unchanged {report.unchanged}, "
-                  f"pruned {report.pruned} (library: {lib.settings.library_dir})")
+    console.print(
+        f"indexed {report.indexed}, failed {report.failed}, unchanged {report.unchanged}, "
+        f"pruned {report.pruned} (library: {lib.settings.library_dir})"
+    )
     for source, reason in report.failures[:20]:
         console.print(f"  [yellow]failed[/] {source}: {reason}")
     if len(report.failures) > 20:
@@ -120,42 +157,50 @@ def index(
 
 
 @app.command()
-def reembed(
-    library: LibraryOpt = None,
-    model: ModelOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+def reembed(library: LibraryOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
     """Re-embed every image with the configured model, then switch searches to it. Resumable.
 
     Until it finishes, searches (here and in a running server) keep using the
     previous model's vectors. `visualsearch serve` starts this by itself.
     """
-    from ..ingest.reembed import reembed_library
+    from ..services import reembed_library
 
     lib = _open(library, model)
     change = lib.model_change()
     if change:
-        console.print(f"re-embedding {change.total} image(s): {change.from_name} -> {change.to_name} "
-                      f"({change.done} already done)")
-    progress = Progress(TextColumn("[bold]re-embedding"), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), console=console, disable=as_json)
+        console.print(
+            f"re-embedding {change.total} image(s): {change.from_name} -> {change.to_name} ({change.done} already done)"
+        )
+    progress = Progress(
+        TextColumn("[bold]re-embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json,
+    )
     task = progress.add_task("reembed", total=None)
     try:
         with progress:
-            report = reembed_library(lib, progress=lambda done, total: progress.update(task, completed=done,
-                                                                                       total=total))
+            report = reembed_library(
+                lib, progress=lambda done, total: progress.update(task, completed=done, total=total)
+            )
     except KeyboardInterrupt:
-        console.print("\ninterrupted: what was embedded is kept; run the same command again to continue "
-                      "(searches still use the previous model)")
-        raise typer.Exit(130)
+        console.print(
+            "\ninterrupted: what was embedded is kept; run the same command again to continue "
+            "(searches still use the previous model)"
+        )
+        raise typer.Exit(130) from None
     except VisualSearchError as exc:
         _fail(str(exc))
     if as_json:
         out.print_json(json.dumps(report.__dict__))
         return
     if report.switched:
-        console.print(f"done: {report.embedded} image(s) re-embedded in {report.seconds:.0f} s; "
-                      f"searches now use {lib.settings.model}")
+        console.print(
+            f"done: {report.embedded} image(s) re-embedded in {report.seconds:.0f} s; "
+            f"searches now use {lib.settings.model}"
+        )
     elif report.embedded or report.failed:
         console.print(f"embedded {report.embedded} image(s) that had no vector")
     else:
@@ -176,11 +221,11 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Find images by describing them. Scores are cosine similarities, best first."""
-    from ..search import SearchEngine
+    from ..services import SearchService
 
     lib = _open(library, model)
     try:
-        results = SearchEngine(lib).text(query, limit=limit, min_score=min_score)
+        results = SearchService(lib).text(query, limit=limit, min_score=min_score)
     except (VisualSearchError, ValueError) as exc:
         _fail(str(exc))
     _print_results(results, as_json)
@@ -188,9 +233,9 @@ def search(
 
 @app.command()
 def similar(
-    image: Annotated[Optional[Path], typer.Argument(help="Reference image file (up to 40 MB).")] = None,
-    asset_id: Annotated[Optional[int], typer.Option("--id", help="Reference: an asset already in the library.")] = None,
-    url: Annotated[Optional[str], typer.Option("--url", help="Reference: an image at an http(s) URL.")] = None,
+    image: Annotated[Path | None, typer.Argument(help="Reference image file (up to 40 MB).")] = None,
+    asset_id: Annotated[int | None, typer.Option("--id", help="Reference: an asset already in the library.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Reference: an image at an http(s) URL.")] = None,
     library: LibraryOpt = None,
     model: ModelOpt = None,
     limit: LimitOpt = 20,
@@ -201,19 +246,20 @@ def similar(
 
     With --id, the reference asset itself is left out of the results.
     """
-    from ..search import SearchEngine
+    from ..services import SearchService
 
     given = [x is not None for x in (image, asset_id, url)]
     if sum(given) != 1:
         _fail("give exactly one reference: an image file, --id N or --url URL", code=2)
     lib = _open(library, model)
-    engine = SearchEngine(lib)
+    engine = SearchService(lib)
     try:
         if image is not None:
             results = engine.similar_to_file(image, limit=limit, min_score=min_score)
         elif asset_id is not None:
             results = engine.similar_to_asset(asset_id, limit=limit, min_score=min_score)
         else:
+            assert url is not None  # exactly one reference was given (checked above)
             results = engine.similar_to_url(url, limit=limit, min_score=min_score)
     except (VisualSearchError, ValueError) as exc:
         _fail(str(exc))
@@ -231,14 +277,15 @@ def status(
     lib = _open(library, model)
     counts = lib.catalog.counts()
     change = lib.model_change()
-    info = {
+    info: dict[str, Any] = {
         "library": str(lib.settings.library_dir),
         "indexed": counts.get("indexed", 0),
         "failed": counts.get("failed", 0),
         "model": change.from_name if change else lib.settings.model,
         "model_id": change.from_model if change else lib.requested_embedder.model_id,
-        "reembedding": None if change is None else {
-            "to": change.to_name, "to_model_id": change.to_model, "done": change.done, "total": change.total},
+        "reembedding": None
+        if change is None
+        else {"to": change.to_name, "to_model_id": change.to_model, "done": change.done, "total": change.total},
     }
     if failures:
         info["failures"] = [{"id": a.id, "source": a.source, "error": a.error} for a in lib.catalog.failures(1000)]
@@ -248,23 +295,33 @@ def status(
     for key in ("library", "indexed", "failed", "model"):
         out.print(f"{key:8} {info[key]}")
     if change:
-        out.print(f"pending  {change.to_name}: {change.done}/{change.total} images re-embedded "
-                  "(run `visualsearch reembed`; `visualsearch serve` does it in the background)")
+        out.print(
+            f"pending  {change.to_name}: {change.done}/{change.total} images re-embedded "
+            "(run `visualsearch reembed`; `visualsearch serve` does it in the background)"
+        )
     for f in info.get("failures", []):
         out.print(f"  {f['id']:>6} {f['source']}: {f['error']}")
 
 
-def _group_dict(group) -> dict:
-    def member(m) -> dict:
+def _group_dict(group: DuplicateGroup) -> dict[str, Any]:
+    def member(m: Member) -> dict[str, Any]:
         a = m.asset
-        return {"id": a.id, "source": a.source, "name": a.name, "width": a.width, "height": a.height,
-                "byte_size": a.byte_size, "added_at": a.added_at.isoformat() if a.added_at else None,
-                "similarity": m.similarity, "kind": m.kind}
+        return {
+            "id": a.id,
+            "source": a.source,
+            "name": a.name,
+            "width": a.width,
+            "height": a.height,
+            "byte_size": a.byte_size,
+            "added_at": a.added_at.isoformat() if a.added_at else None,
+            "similarity": m.similarity,
+            "kind": m.kind,
+        }
 
     return {"keep": member(group.keeper), "others": [member(m) for m in group.others]}
 
 
-def _print_groups(groups, as_json: bool, label: str) -> None:
+def _print_groups(groups: Sequence[DuplicateGroup], as_json: bool, label: str) -> None:
     if as_json:
         out.print_json(json.dumps([_group_dict(g) for g in groups]))
         return
@@ -277,65 +334,85 @@ def _print_groups(groups, as_json: bool, label: str) -> None:
         print(f"  keep   {k.id:>6}  {k.width}x{k.height}  {k.byte_size or 0:>9} B  {k.source}")
         for m in g.others:
             a = m.asset
-            print(f"  extra  {a.id:>6}  {a.width}x{a.height}  {a.byte_size or 0:>9} B  "
-                  f"{m.similarity:.3f} {m.kind:14} {a.source}")
+            print(
+                f"  extra  {a.id:>6}  {a.width}x{a.height}  {a.byte_size or 0:>9} B  "
+                f"{m.similarity:.3f} {m.kind:14} {a.source}"
+            )
 
 
 @app.command()
 def duplicates(
     library: LibraryOpt = None,
     model: ModelOpt = None,
-    threshold: Annotated[Optional[float], typer.Option(
-        min=0.0, max=1.0, help="Visual similarity for near-duplicates (default 0.85; higher = stricter).")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Visual similarity for near-duplicates (default 0.85; higher = stricter)."),
+    ] = None,
     as_json: JsonOpt = False,
-    delete_extras: Annotated[bool, typer.Option(
-        "--delete-extras", help="Move every non-keeper to the library's trash folder (asks first; undo with "
-                                "`visualsearch trash restore BATCH`).")] = False,
+    delete_extras: Annotated[
+        bool,
+        typer.Option(
+            "--delete-extras",
+            help="Move every non-keeper to the library's trash folder (asks first; undo with "
+            "`visualsearch trash restore BATCH`).",
+        ),
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --delete-extras.")] = False,
 ) -> None:
     """List exact copies and near-duplicates, with the image to keep in each group. Dry run unless --delete-extras."""
-    from ..duplicates import DEFAULT_THRESHOLD, Trash, find_duplicates
+    from ..duplicates import DEFAULT_THRESHOLD
+    from ..services import DuplicatesService
 
     lib = _open(library, model)
-    groups = find_duplicates(lib, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+    service = DuplicatesService(lib)
+    groups = service.duplicates(DEFAULT_THRESHOLD if threshold is None else threshold)
     if not (as_json and delete_extras):  # with both, the JSON report of what moved is the output
         _print_groups(groups, as_json, "duplicates")
     extras = [m.asset.id for g in groups for m in g.others]
     if not delete_extras:
         if groups and not as_json:
-            console.print(f"{len(groups)} group(s), {len(extras)} extra image(s). Dry run: nothing was moved "
-                          "(use --delete-extras to move the extras to the trash).")
+            console.print(
+                f"{len(groups)} group(s), {len(extras)} extra image(s). Dry run: nothing was moved "
+                "(use --delete-extras to move the extras to the trash)."
+            )
         return
     if not extras:
         return
     if not yes and not typer.confirm(f"Move {len(extras)} extra image(s) to the trash folder?", err=True):
         raise typer.Exit(1)
     try:
-        batch, moved = Trash(lib).move(extras)
+        batch, moved = service.trash(extras)
     except VisualSearchError as exc:
         _fail(str(exc))
     if as_json:
         out.print_json(json.dumps({"batch": batch, "moved": [e.__dict__ for e in moved]}))
         return
-    console.print(f"moved {len(moved)} file(s) to {lib.settings.library_dir / 'trash' / batch}; "
-                  f"undo with: visualsearch trash restore {batch}")
+    console.print(
+        f"moved {len(moved)} file(s) to {lib.settings.library_dir / 'trash' / batch}; "
+        f"undo with: visualsearch trash restore {batch}"
+    )
 
 
 @app.command()
 def groups(
     library: LibraryOpt = None,
     model: ModelOpt = None,
-    threshold: Annotated[Optional[float], typer.Option(
-        min=0.0, max=1.0, help="Visual similarity that joins two images (default 0.75).")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Visual similarity that joins two images (default 0.75).")
+    ] = None,
     min_size: Annotated[int, typer.Option(min=2, help="Smallest group to show.")] = 2,
     as_json: JsonOpt = False,
 ) -> None:
     """Groups of look-alike images (series, the same object from other angles), largest first."""
-    from ..duplicates import DEFAULT_GROUP_THRESHOLD, find_lookalikes
+    from ..duplicates import DEFAULT_GROUP_THRESHOLD
+    from ..services import DuplicatesService
 
     lib = _open(library, model)
-    found = [g for g in find_lookalikes(lib, threshold=DEFAULT_GROUP_THRESHOLD if threshold is None else threshold)
-             if g.size >= min_size]
+    found = [
+        g
+        for g in DuplicatesService(lib).lookalikes(DEFAULT_GROUP_THRESHOLD if threshold is None else threshold)
+        if g.size >= min_size
+    ]
     _print_groups(found, as_json, "look-alike groups")
 
 
@@ -346,9 +423,9 @@ app.add_typer(trash_app, name="trash")
 @trash_app.command("list")
 def trash_list(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
     """Files in the trash, by batch."""
-    from ..duplicates import Trash
+    from ..services import DuplicatesService
 
-    entries = Trash(_open(library)).entries()
+    entries = DuplicatesService(_open(library)).trash_entries()
     if as_json:
         out.print_json(json.dumps([e.__dict__ for e in entries]))
         return
@@ -359,13 +436,14 @@ def trash_list(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @trash_app.command("restore")
-def trash_restore(batch: Annotated[str, typer.Argument(help="Batch name from `trash list`.")],
-                  library: LibraryOpt = None) -> None:
+def trash_restore(
+    batch: Annotated[str, typer.Argument(help="Batch name from `trash list`.")], library: LibraryOpt = None
+) -> None:
     """Move a batch's files back where they were, and index them again."""
-    from ..duplicates import Trash
+    from ..services import DuplicatesService
 
     try:
-        restored = Trash(_open(library)).restore(batch)
+        restored = DuplicatesService(_open(library)).restore(batch)
     except VisualSearchError as exc:
         _fail(str(exc))
     console.print(f"restored {len(restored)} file(s)")
@@ -384,49 +462,74 @@ def _is_loopback(host: str) -> bool:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on. Anything but loopback requires API keys.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. Anything but loopback requires API keys.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     library: LibraryOpt = None,
     model: ModelOpt = None,
-    require_keys: Annotated[bool, typer.Option(
-        "--require-keys", help="Require API keys even on 127.0.0.1 (automatic once a key exists).")] = False,
-    rate_limit: Annotated[Optional[int], typer.Option(
-        min=0, help="Requests per minute per API key (0 = unlimited; default 600).")] = None,
-    allowed_host: Annotated[Optional[list[str]], typer.Option(
-        "--allowed-host", help="Another host name the server answers to (repeat for several), e.g. the name "
-                               "of this machine on your network. Loopback names always work.")] = None,
-    folder_root: Annotated[Optional[list[Path]], typer.Option(
-        "--folder-root", help="A folder the API may index, with its subfolders (repeat for several). "
-                              "Default: your Pictures folder, or $VISUALSEARCH_FOLDER_ROOTS.")] = None,
+    require_keys: Annotated[
+        bool, typer.Option("--require-keys", help="Require API keys even on 127.0.0.1 (automatic once a key exists).")
+    ] = False,
+    rate_limit: Annotated[
+        int | None, typer.Option(min=0, help="Requests per minute per API key (0 = unlimited; default 600).")
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Another host name the server answers to (repeat for several), e.g. the name "
+            "of this machine on your network. Loopback names always work.",
+        ),
+    ] = None,
+    folder_root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--folder-root",
+            help="A folder the API may index, with its subfolders (repeat for several). "
+            "Default: your Pictures folder, or $VISUALSEARCH_FOLDER_ROOTS.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the REST API server (FastAPI + uvicorn) on this library."""
     import uvicorn
 
     from ..api import create_app
-    from ..auth import KeyStore
     from ..catalog import Catalog
+    from ..services import KeyService
 
-    settings = Settings.from_env(library, model=model, rate_limit_per_minute=rate_limit, bind_host=host,
-                                 folder_roots=tuple(folder_root) if folder_root else None)
+    settings = _settings(
+        library,
+        model=model,
+        rate_limit_per_minute=rate_limit,
+        bind_host=host,
+        folder_roots=tuple(folder_root) if folder_root else None,
+    )
     if allowed_host:
         settings.allowed_hosts = (*settings.allowed_hosts, *allowed_host)
     catalog = Catalog(settings.database_url or settings.catalog_path)
-    keys = KeyStore(catalog).active_count()
+    keys = KeyService(catalog).active_count()
     catalog.close()
     if keys or require_keys:
         if not keys:
-            _fail("--require-keys, but no API key exists yet: create one with "
-                  "`visualsearch keys create NAME --role admin`")
+            _fail(
+                "--require-keys, but no API key exists yet: create one with "
+                "`visualsearch keys create NAME --role admin`"
+            )
         console.print(f"API keys required ({keys} active).")
         required = True
     elif _is_loopback(host):
-        console.print(f"[bold yellow]Local single-user mode:[/] no API key needed, because the server only "
-                      f"listens on {host}. Create a key with `visualsearch keys create` to require keys.")
+        console.print(
+            f"[bold yellow]Local single-user mode:[/] no API key needed, because the server only "
+            f"listens on {host}. Create a key with `visualsearch keys create` to require keys."
+        )
         required = False
     else:
-        _fail(f"refusing to listen on {host} without API keys: create one with "
-              "`visualsearch keys create NAME --role admin`, or listen on 127.0.0.1")
+        _fail(
+            f"refusing to listen on {host} without API keys: create one with "
+            "`visualsearch keys create NAME --role admin`, or listen on 127.0.0.1"
+        )
     console.print(f"library {settings.library_dir}; API docs at http://{host}:{port}/docs")
     console.print("folders the API may index: " + (", ".join(map(str, settings.folder_roots)) or "none"))
     uvicorn.run(create_app(settings, require_keys=required), host=host, port=port, log_level=log_level)
@@ -436,18 +539,20 @@ keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API k
 app.add_typer(keys_app, name="keys")
 
 
-def _key_store(library: Path | None):
-    from ..auth import KeyStore
+def _key_store(library: Path | None) -> KeyService:
     from ..catalog import Catalog
+    from ..services import KeyService
 
-    settings = Settings.from_env(library)
-    return KeyStore(Catalog(settings.database_url or settings.catalog_path))
+    settings = _settings(library)
+    return KeyService(Catalog(settings.database_url or settings.catalog_path))
 
 
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="Who or what will use the key.")],
-    role: Annotated[str, typer.Option(help="read (search, view) or admin (also upload, delete, folders, keys).")] = "read",
+    role: Annotated[
+        str, typer.Option(help="read (search, view) or admin (also upload, delete, folders, keys).")
+    ] = "read",
     library: LibraryOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -464,13 +569,29 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(library: LibraryOpt = None, as_json: JsonOpt = False,
-              all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False) -> None:
+def keys_list(
+    library: LibraryOpt = None,
+    as_json: JsonOpt = False,
+    all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+) -> None:
     """List keys (never their secrets)."""
     rows = _key_store(library).list(include_revoked=all_keys)
     if as_json:
-        out.print_json(json.dumps([{"id": k.id, "name": k.name, "role": k.role, "prefix": k.prefix,
-                                    "created_at": k.created_at.isoformat(), "revoked": k.revoked} for k in rows]))
+        out.print_json(
+            json.dumps(
+                [
+                    {
+                        "id": k.id,
+                        "name": k.name,
+                        "role": k.role,
+                        "prefix": k.prefix,
+                        "created_at": k.created_at.isoformat(),
+                        "revoked": k.revoked,
+                    }
+                    for k in rows
+                ]
+            )
+        )
         return
     if not rows:
         console.print("no keys: the server runs in local single-user mode on 127.0.0.1")
@@ -479,8 +600,9 @@ def keys_list(library: LibraryOpt = None, as_json: JsonOpt = False,
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[int, typer.Argument(help="Key id from `keys list`.")],
-                library: LibraryOpt = None) -> None:
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="Key id from `keys list`.")], library: LibraryOpt = None
+) -> None:
     """Revoke a key: it stops working at once."""
     try:
         info = _key_store(library).revoke(key_id)
@@ -495,4 +617,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()  # exits with the command's status (typer calls sys.exit)

@@ -1,8 +1,28 @@
-"""Exact copies, near-duplicates and look-alike groups, and moving extras to a trash folder."""
+"""Exact copies, near-duplicates and look-alike groups, and the trash folder extras are moved to."""
 
-from .finder import (DEFAULT_GROUP_THRESHOLD, DEFAULT_THRESHOLD, DuplicateGroup, Match, Member, find_duplicates,
-                     find_lookalikes, keeper_order, matches_for)
-from .trash import Trash
+from .finder import (
+    DEFAULT_GROUP_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    DuplicateGroup,
+    Match,
+    Member,
+    find_duplicates,
+    find_lookalikes,
+    keeper_order,
+    matches_for,
+)
+from .trash import TrashedFile, TrashFolder
 
-__all__ = ["DEFAULT_GROUP_THRESHOLD", "DEFAULT_THRESHOLD", "DuplicateGroup", "Match", "Member", "Trash", "find_duplicates",
-           "find_lookalikes", "keeper_order", "matches_for"]
+__all__ = [
+    "DEFAULT_GROUP_THRESHOLD",
+    "DEFAULT_THRESHOLD",
+    "DuplicateGroup",
+    "Match",
+    "Member",
+    "TrashFolder",
+    "TrashedFile",
+    "find_duplicates",
+    "find_lookalikes",
+    "keeper_order",
+    "matches_for",
+]

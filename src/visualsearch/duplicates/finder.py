@@ -24,15 +24,16 @@ whichever is earlier), then the largest file, then the smallest id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import UTC
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sqlalchemy import select
 
-from ..catalog import INDEXED, Asset
+from ..catalog import Asset, Catalog
+from ..index import ExactIndex, IndexBackend
 from ..ingest.fingerprint import hamming_many
 
 #: Cosine similarity of visual vectors at or above which two images are near-duplicates.
@@ -79,7 +80,7 @@ class DuplicateGroup:
         return [self.keeper.asset.id] + [m.asset.id for m in self.others]
 
 
-def keeper_order(asset: Asset):
+def keeper_order(asset: Asset) -> tuple[int, float, int, int]:
     """Sort key: the first asset of a group by this key is the one to keep.
 
     "Oldest" is the earlier of the file's modification time (for files indexed in
@@ -88,15 +89,14 @@ def keeper_order(asset: Asset):
     added = asset.added_at
     when = float("inf")
     if added is not None:
-        when = (added if added.tzinfo else added.replace(tzinfo=timezone.utc)).timestamp()
+        when = (added if added.tzinfo else added.replace(tzinfo=UTC)).timestamp()
     if asset.mtime is not None:
         when = min(when, asset.mtime)
     return (-(asset.width or 0) * (asset.height or 0), when, -(asset.byte_size or 0), asset.id)
 
 
-def _neighbours(library, k: int):
+def _neighbours(manager: IndexBackend, k: int) -> tuple[ExactIndex, np.ndarray, np.ndarray]:
     """(exact index, neighbour ids [n, k+1], scores [n, k+1]) for every vector of the similarity space."""
-    manager = library.similarity_index
     exact = manager.exact()
     if len(exact) == 0:
         return exact, np.empty((0, k + 1), np.int64), np.empty((0, k + 1), np.float32)
@@ -106,8 +106,9 @@ def _neighbours(library, k: int):
     return exact, ids, scores
 
 
-def _pairs(exact, nbr_ids: np.ndarray, nbr_scores: np.ndarray, min_score: float,
-           mutual: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pairs(
+    exact: ExactIndex, nbr_ids: np.ndarray, nbr_scores: np.ndarray, min_score: float, mutual: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(a, b, score) per neighbour pair scoring >= min_score, each pair once with a < b.
 
     ``mutual``: keep a pair only when each image is among the other's neighbours.
@@ -124,11 +125,6 @@ def _pairs(exact, nbr_ids: np.ndarray, nbr_scores: np.ndarray, min_score: float,
     if mutual:
         pairs, first = pairs[counts >= 2], first[counts >= 2]
     return pairs[:, 0], pairs[:, 1], s[first]
-
-
-def _assets(library) -> dict[int, Asset]:
-    with library.catalog.session() as s:
-        return {a.id: a for a in s.scalars(select(Asset).where(Asset.status == INDEXED))}
 
 
 def _components(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
@@ -160,7 +156,7 @@ def _exact_edges(assets: dict[int, Asset], attr: str) -> tuple[np.ndarray, np.nd
     return np.asarray(a, np.int64), np.asarray(b, np.int64)
 
 
-def _cosine(exact, x: int, y: int) -> float:
+def _cosine(exact: ExactIndex, x: int, y: int) -> float:
     rows = exact.rows_of(np.array(sorted({x, y}), np.int64))
     if len(rows) < 2:
         return 1.0 if x == y else float("nan")
@@ -168,7 +164,9 @@ def _cosine(exact, x: int, y: int) -> float:
     return float(v[0] @ v[1])
 
 
-def _build_groups(components, assets, exact, kind_of) -> list[DuplicateGroup]:
+def _build_groups(
+    components: list[np.ndarray], assets: dict[int, Asset], exact: ExactIndex, kind_of: Callable[[Asset, Asset], str]
+) -> list[DuplicateGroup]:
     groups = []
     for ids in components:
         members = sorted((assets[int(i)] for i in ids if int(i) in assets), key=keeper_order)
@@ -185,32 +183,36 @@ def _build_groups(components, assets, exact, kind_of) -> list[DuplicateGroup]:
 
 
 def _phash_close(assets: dict[int, Asset], a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    def hashes(ids):
-        return np.array([int(assets[i].phash, 16) if i in assets and assets[i].phash else 0 for i in ids.tolist()],
-                        dtype=np.uint64)
+    def hashes(ids: np.ndarray) -> np.ndarray:
+        phashes = [assets[i].phash if i in assets else None for i in ids.tolist()]
+        return np.array([int(h, 16) if h else 0 for h in phashes], dtype=np.uint64)
 
-    def known(ids):
+    def known(ids: np.ndarray) -> np.ndarray:
         return np.array([i in assets and informative(assets[i].phash) for i in ids.tolist()], dtype=bool)
 
-    return known(a) & known(b) & (hamming_many(hashes(a), hashes(b)) <= PHASH_BITS)
+    close: np.ndarray = known(a) & known(b) & (hamming_many(hashes(a), hashes(b)) <= PHASH_BITS)
+    return close
 
 
 def informative(phash: str | None) -> bool:
     """pHash sets about half its bits (it thresholds at the median); flat or blank images do not,
     and their hashes say nothing, so they are never used as evidence."""
-    return bool(phash) and 16 <= int(phash, 16).bit_count() <= 48
+    if not phash:
+        return False
+    return 16 <= int(phash, 16).bit_count() <= 48
 
 
-def _hash_pairs(assets: dict[int, Asset], exact) -> tuple[np.ndarray, np.ndarray]:
+def _hash_pairs(assets: dict[int, Asset], exact: ExactIndex) -> tuple[np.ndarray, np.ndarray]:
     """Pairs whose perceptual hashes differ in at most PHASH_STRONG_BITS bits, by hash bucketing.
 
     The 64 bits are cut into PHASH_STRONG_BITS + 1 bands; two hashes that close agree
     exactly on at least one band (pigeonhole), so only same-bucket pairs are compared.
     """
-    ids = np.array([i for i, a in assets.items() if informative(a.phash)], dtype=np.int64)
+    phashes = {i: a.phash for i, a in assets.items() if a.phash is not None and informative(a.phash)}
+    ids = np.array(list(phashes), dtype=np.int64)
     if len(ids) < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    hashes = np.array([int(assets[int(i)].phash, 16) for i in ids], dtype=np.uint64)
+    hashes = np.array([int(h, 16) for h in phashes.values()], dtype=np.uint64)
     bands = PHASH_STRONG_BITS + 1
     width = -(-64 // bands)
     found: set[tuple[int, int]] = set()
@@ -222,7 +224,7 @@ def _hash_pairs(assets: dict[int, Asset], exact) -> tuple[np.ndarray, np.ndarray
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
         ends = np.r_[starts[1:], len(order)]
-        for start, end in zip(starts, ends):
+        for start, end in zip(starts, ends, strict=True):
             if 2 <= end - start <= MAX_BUCKET:
                 members = order[start:end]
                 for x in range(len(members)):
@@ -237,10 +239,15 @@ def _hash_pairs(assets: dict[int, Asset], exact) -> tuple[np.ndarray, np.ndarray
     return pairs[keep, 0], pairs[keep, 1]
 
 
-def find_duplicates(library, threshold: float = DEFAULT_THRESHOLD, k: int = NEIGHBOURS) -> list[DuplicateGroup]:
-    """Groups of copies: identical bytes, identical pixels, and near-duplicates at ``threshold``."""
-    assets = _assets(library)
-    exact, nbr_ids, nbr_scores = _neighbours(library, k)
+def find_duplicates(
+    catalog: Catalog, index: IndexBackend, threshold: float = DEFAULT_THRESHOLD, k: int = NEIGHBOURS
+) -> list[DuplicateGroup]:
+    """Groups of copies: identical bytes, identical pixels, and near-duplicates at ``threshold``.
+
+    ``index`` is the similarity space's index of the active model.
+    """
+    assets = catalog.indexed_assets()
+    exact, nbr_ids, nbr_scores = _neighbours(index, k)
     a, b, s = _pairs(exact, nbr_ids, nbr_scores, threshold - PHASH_RELIEF)
     if len(a):
         near = (s >= threshold) | _phash_close(assets, a, b)
@@ -261,14 +268,16 @@ def find_duplicates(library, threshold: float = DEFAULT_THRESHOLD, k: int = NEIG
     return _build_groups(components, assets, exact, kind_of)
 
 
-def find_lookalikes(library, threshold: float = DEFAULT_GROUP_THRESHOLD, k: int = NEIGHBOURS) -> list[DuplicateGroup]:
+def find_lookalikes(
+    catalog: Catalog, index: IndexBackend, threshold: float = DEFAULT_GROUP_THRESHOLD, k: int = NEIGHBOURS
+) -> list[DuplicateGroup]:
     """Clusters of visually similar images (copies included), joined through *mutual* neighbours.
 
     Requiring both images to have each other among their ``k`` nearest keeps a
     chain of slightly similar pictures from merging into one huge group.
     """
-    assets = _assets(library)
-    exact, nbr_ids, nbr_scores = _neighbours(library, k)
+    assets = catalog.indexed_assets()
+    exact, nbr_ids, nbr_scores = _neighbours(index, k)
     a, b, _ = _pairs(exact, nbr_ids, nbr_scores, threshold, mutual=True)
     return _build_groups(_components(a, b), assets, exact, lambda keeper, other: LOOKALIKE)
 
@@ -280,26 +289,38 @@ class Match:
     kind: str
 
 
-def matches_for(library, sha256: str, pixel_sha256: str | None, phash: str | None, vector: np.ndarray | None,
-                threshold: float = DEFAULT_THRESHOLD, limit: int = 5) -> list[Match]:
+def matches_for(
+    catalog: Catalog,
+    index: IndexBackend,
+    sha256: str,
+    pixel_sha256: str | None,
+    phash: str | None,
+    vector: np.ndarray | None,
+    threshold: float = DEFAULT_THRESHOLD,
+    limit: int = 5,
+) -> list[Match]:
     """Images already in the library that this one (not yet added) copies: exact, same pixels, or near."""
-    catalog = library.catalog
     found: dict[int, Match] = {}
     same_bytes = catalog.find_by_sha256(sha256)
     if same_bytes is not None:
         found[same_bytes.id] = Match(same_bytes, 1.0, EXACT_BYTES)
     if pixel_sha256:
-        for asset in catalog.find_by_pixels(pixel_sha256):
-            found.setdefault(asset.id, Match(asset, 1.0, SAME_PIXELS))
+        for twin in catalog.find_by_pixels(pixel_sha256):
+            found.setdefault(twin.id, Match(twin, 1.0, SAME_PIXELS))
     if vector is not None:
-        hits = library.similarity_index.search(vector, limit)
+        hits = index.search(vector, limit)
         candidates = catalog.get_many(hits.ids.tolist())
-        for asset_id, score in zip(hits.ids.tolist(), hits.scores.tolist()):
+        for asset_id, score in zip(hits.ids.tolist(), hits.scores.tolist(), strict=True):
             asset = candidates.get(asset_id)
             if asset is None or asset_id in found or score < threshold - PHASH_RELIEF:
                 continue
-            close = (informative(phash) and informative(asset.phash)
-                     and (int(phash, 16) ^ int(asset.phash, 16)).bit_count() <= PHASH_BITS)
+            close = (
+                phash is not None
+                and asset.phash is not None
+                and informative(phash)
+                and informative(asset.phash)
+                and (int(phash, 16) ^ int(asset.phash, 16)).bit_count() <= PHASH_BITS
+            )
             if score >= threshold or close:
                 found[asset_id] = Match(asset, round(float(score), 6), NEAR)
     order = {EXACT_BYTES: 0, SAME_PIXELS: 1, NEAR: 2}

@@ -35,10 +35,11 @@ import io
 import os
 import stat
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
+from typing import TypedDict, Unpack
 
 import numpy as np
 from PIL import Image, ImageFile, ImageMode, UnidentifiedImageError
@@ -70,12 +71,21 @@ STRIP_PIXELS = 1 << 21
 _DEEP_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 #: EXIF orientation -> the transposition that displays the picture upright.
 _ORIENTATION = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 
 
 @dataclass
@@ -112,8 +122,9 @@ def read_file(path: Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
-            raise DecodeError("is a symbolic link; only regular files are read "
-                              "(give the path of the file it points to)") from exc
+            raise DecodeError(
+                "is a symbolic link; only regular files are read (give the path of the file it points to)"
+            ) from exc
         raise
     try:
         st = os.fstat(fd)
@@ -145,9 +156,14 @@ def bytes_per_pixel(mode: str) -> int:
     return len(info.bands) * int(info.typestr[2:])
 
 
-def decode_bytes(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS,
-                 max_decoded_bytes: int = MAX_DECODED_BYTES,
-                 working_size: int | None = WORKING_SIZE) -> DecodedImage:
+def decode_bytes(
+    data: bytes,
+    *,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_decoded_bytes: int = MAX_DECODED_BYTES,
+    working_size: int | None = WORKING_SIZE,
+) -> DecodedImage:
     """Decode image bytes into RGB. Raises :class:`DecodeError` with a readable reason."""
     if len(data) > max_bytes:
         raise ImageTooLarge(f"image is {megabytes(len(data))}; the limit is {megabytes(max_bytes)}")
@@ -163,8 +179,9 @@ def decode_bytes(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: i
             fmt = image.format or "unknown"
             w, h = image.size
             if w * h > max_pixels:
-                raise ImageTooLarge(f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels; "
-                                    f"the limit is {max_pixels / 1e6:.0f} megapixels")
+                raise ImageTooLarge(
+                    f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels; the limit is {max_pixels / 1e6:.0f} megapixels"
+                )
             if working_size and fmt == "JPEG":
                 # Ask libjpeg for a cheaper DCT-scaled decode that stays above the working size.
                 image.draft("RGB", (working_size, working_size))
@@ -174,8 +191,10 @@ def decode_bytes(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: i
             dw, dh = image.size
             needed = dw * dh * bytes_per_pixel(image.mode)
             if needed > max_decoded_bytes:
-                raise ImageTooLarge(f"image is {dw}x{dh} in mode {image.mode} = {megabytes(needed)} "
-                                    f"once decoded; the limit is {megabytes(max_decoded_bytes)}")
+                raise ImageTooLarge(
+                    f"image is {dw}x{dh} in mode {image.mode} = {megabytes(needed)} "
+                    f"once decoded; the limit is {megabytes(max_decoded_bytes)}"
+                )
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)
             orientation = image.getexif().get(0x0112, 1)
@@ -196,7 +215,16 @@ def decode_bytes(data: bytes, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: i
     return DecodedImage(rgb, w, h, fmt, digest, len(data))
 
 
-def decode_file(path: Path, **kwargs) -> DecodedImage:
+class DecodeLimits(TypedDict, total=False):
+    """The keyword arguments of :func:`decode_bytes`, also taken by :func:`decode_file`."""
+
+    max_bytes: int
+    max_pixels: int
+    max_decoded_bytes: int
+    working_size: int | None
+
+
+def decode_file(path: Path, **kwargs: Unpack[DecodeLimits]) -> DecodedImage:
     return decode_bytes(read_file(Path(path), kwargs.get("max_bytes", MAX_IMAGE_BYTES)), **kwargs)
 
 
@@ -205,7 +233,7 @@ def shrink(image: Image.Image, short_side: int) -> Image.Image:
     w, h = image.size
     if min(w, h) <= short_side:
         return image
-    return image.resize(shrunk_size(w, h, short_side), Image.BILINEAR, reducing_gap=2.0)
+    return image.resize(shrunk_size(w, h, short_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def shrunk_size(w: int, h: int, short_side: int) -> tuple[int, int]:
@@ -243,7 +271,7 @@ def working_rgb(image: Image.Image, working_size: int | None, orientation: int =
     if target:
         # The box is the part of the reduced picture that covers the original (its last row
         # and column may average fewer pixels): what Image.resize passes on after reducing.
-        rgb = rgb.resize(target, Image.BILINEAR, box=(0, 0, dw / factor[0], dh / factor[1]))
+        rgb = rgb.resize(target, Image.Resampling.BILINEAR, box=(0, 0, dw / factor[0], dh / factor[1]))
     return rgb
 
 
@@ -266,16 +294,22 @@ def _reduced_rgb(image: Image.Image, factor: tuple[int, int], method: Image.Tran
         elif mode in ("I", "F"):
             reduced = _by_strips(image, mode, factor, method, lambda strip: strip)
         else:
-            reduced = _by_strips(image, "I", factor, method,
-                                 lambda strip: Image.fromarray(np.asarray(strip).astype(np.int32)))
+            reduced = _by_strips(
+                image, "I", factor, method, lambda strip: Image.fromarray(np.asarray(strip).astype(np.int32))
+            )
         return _grey_to_l(reduced, levels).convert("RGB")
     if mode == "RGB" and method is None:
         return image.reduce(factor)
     return _by_strips(image, "RGB", factor, method, to_rgb)
 
 
-def _by_strips(image: Image.Image, out_mode: str, factor: tuple[int, int], method: Image.Transpose | None,
-               convert: Callable[[Image.Image], Image.Image]) -> Image.Image:
+def _by_strips(
+    image: Image.Image,
+    out_mode: str,
+    factor: tuple[int, int],
+    method: Image.Transpose | None,
+    convert: Callable[[Image.Image], Image.Image],
+) -> Image.Image:
     """``convert(image.transpose(method)).reduce(factor)``, a band of whole reduction blocks at a time.
 
     Box reduction only averages inside blocks, and conversions and transpositions
@@ -283,11 +317,18 @@ def _by_strips(image: Image.Image, out_mode: str, factor: tuple[int, int], metho
     """
     fx, fy = factor
     sw, sh = image.size
-    turned = method in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
-                        Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
+    turned = method in (
+        Image.Transpose.TRANSPOSE,
+        Image.Transpose.TRANSVERSE,
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_270,
+    )
     dw, dh = (sh, sw) if turned else (sw, sh)
-    inverse = {Image.Transpose.ROTATE_90: Image.Transpose.ROTATE_270,
-               Image.Transpose.ROTATE_270: Image.Transpose.ROTATE_90}.get(method, method)
+    # The transposition that undoes another: these two swap, the rest undo themselves.
+    inverse = {
+        Image.Transpose.ROTATE_90: Image.Transpose.ROTATE_270,
+        Image.Transpose.ROTATE_270: Image.Transpose.ROTATE_90,
+    }
     out = Image.new(out_mode, (-(-dw // fx), -(-dh // fy)))
     rows = max(fy, STRIP_PIXELS // max(1, dw) // fy * fy)
     for top in range(0, dh, rows):
@@ -295,7 +336,7 @@ def _by_strips(image: Image.Image, out_mode: str, factor: tuple[int, int], metho
         if method is None:
             strip = image.crop(box)
         else:
-            strip = image.crop(_transposed_box(box, (dw, dh), inverse)).transpose(method)
+            strip = image.crop(_transposed_box(box, (dw, dh), inverse.get(method, method))).transpose(method)
         strip = convert(strip)
         if factor != (1, 1):
             strip = strip.reduce(factor)
@@ -304,8 +345,9 @@ def _by_strips(image: Image.Image, out_mode: str, factor: tuple[int, int], metho
     return out
 
 
-def _transposed_box(box: tuple[int, int, int, int], size: tuple[int, int],
-                    method: Image.Transpose) -> tuple[int, int, int, int]:
+def _transposed_box(
+    box: tuple[int, int, int, int], size: tuple[int, int], method: Image.Transpose
+) -> tuple[int, int, int, int]:
     """Where ``box`` of a ``size`` picture lands in ``picture.transpose(method)``."""
     x0, y0, x1, y1 = box
     w, h = size
@@ -321,7 +363,7 @@ def _transposed_box(box: tuple[int, int, int, int], size: tuple[int, int],
     }[method]
 
 
-def _row_chunks(image: Image.Image):
+def _row_chunks(image: Image.Image) -> Iterator[tuple[int, np.ndarray]]:
     """Numpy arrays of successive bands of rows of ``image``, about STRIP_PIXELS each."""
     w, h = image.size
     rows = max(1, STRIP_PIXELS // max(1, w))
@@ -359,7 +401,7 @@ def _grey_to_l(image: Image.Image, levels: tuple[float, float]) -> Image.Image:
             x *= gain
             x += np.float32(0.5)
             np.clip(x, 0, 255, out=x)
-            out[top:top + len(x)] = x
+            out[top : top + len(x)] = x
     return Image.fromarray(out)
 
 

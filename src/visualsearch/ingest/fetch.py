@@ -40,27 +40,42 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import httpcore
 import httpx
 
+if TYPE_CHECKING:
+    import ssl
+
 from ..config import MAX_IMAGE_BYTES, megabytes
 from ..errors import FetchError, FetchTooLarge
 
 _MAGIC: list[tuple[int, bytes, str]] = [
-    (0, b"\xff\xd8\xff", "JPEG"), (0, b"\x89PNG\r\n\x1a\n", "PNG"), (0, b"GIF87a", "GIF"), (0, b"GIF89a", "GIF"),
-    (8, b"WEBP", "WEBP"), (0, b"BM", "BMP"), (0, b"II*\x00", "TIFF"), (0, b"MM\x00*", "TIFF"),
-    (4, b"ftypheic", "HEIF"), (4, b"ftypheix", "HEIF"), (4, b"ftypmif1", "HEIF"), (4, b"ftypmsf1", "HEIF"),
-    (4, b"ftypavif", "AVIF"), (4, b"ftypavis", "AVIF"),
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"GIF87a", "GIF"),
+    (0, b"GIF89a", "GIF"),
+    (8, b"WEBP", "WEBP"),
+    (0, b"BM", "BMP"),
+    (0, b"II*\x00", "TIFF"),
+    (0, b"MM\x00*", "TIFF"),
+    (4, b"ftypheic", "HEIF"),
+    (4, b"ftypheix", "HEIF"),
+    (4, b"ftypmif1", "HEIF"),
+    (4, b"ftypmsf1", "HEIF"),
+    (4, b"ftypavif", "AVIF"),
+    (4, b"ftypavis", "AVIF"),
 ]
 
 
 def sniff_image_format(head: bytes) -> str | None:
     """The image format named by the first bytes, or None."""
     for offset, magic, name in _MAGIC:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             return name
     return None
 
@@ -103,12 +118,15 @@ def _embedded_ipv4(addr: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv
 def _refusal_label(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """What is wrong with one address (no unwrapping), or None when it is globally routable."""
     checks = (
-        (addr.is_loopback, "loopback"), (addr.is_link_local, "link-local"),
-        (addr.is_multicast, "multicast"), (addr.is_unspecified, "unspecified"),
+        (addr.is_loopback, "loopback"),
+        (addr.is_link_local, "link-local"),
+        (addr.is_multicast, "multicast"),
+        (addr.is_unspecified, "unspecified"),
         (isinstance(addr, ipaddress.IPv4Address) and addr in _SHARED_V4, "shared (carrier-grade NAT, 100.64.0.0/10)"),
         (isinstance(addr, ipaddress.IPv6Address) and addr in _SITE_LOCAL_V6, "site-local"),
         (isinstance(addr, ipaddress.IPv6Address) and addr in _V4_COMPATIBLE, "IPv4-compatible (deprecated)"),
-        (addr.is_private, "private"), (addr.is_reserved, "reserved"),
+        (addr.is_private, "private"),
+        (addr.is_reserved, "reserved"),
         (not addr.is_global, "non-global"),
     )
     for refused, label in checks:
@@ -146,6 +164,7 @@ def address_refusal(ip: str) -> str | None:
 
 # --- one deadline for the whole fetch --------------------------------------------------------------
 
+
 def _time_left(deadline: float | None, timeout: float | None, exc_class: type[Exception]) -> float | None:
     """The timeout to give one network operation: ``timeout`` cut to what is left before the deadline."""
     if deadline is None:
@@ -176,16 +195,23 @@ class _DeadlineStream(httpcore.NetworkStream):
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
-        inner = self._inner.start_tls(ssl_context, server_hostname,
-                                      _time_left(self._deadline, timeout, httpcore.ConnectTimeout))
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(
+            ssl_context, server_hostname, _time_left(self._deadline, timeout, httpcore.ConnectTimeout)
+        )
         return _DeadlineStream(inner, self._deadline)
 
-    def get_extra_info(self, info: str):
+    def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
 
 
-def _resolve(host: str, port: int, timeout: float | None) -> list:
+#: One ``socket.getaddrinfo`` entry: (family, type, proto, canonname, sockaddr); sockaddr[0] is the address.
+_AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+
+
+def _resolve(host: str, port: int, timeout: float | None) -> Sequence[_AddrInfo]:
     """``getaddrinfo`` within ``timeout`` (the system resolver has no timeout of its own to give).
 
     A lookup that outlives the deadline is left to finish in its daemon thread, which the
@@ -227,7 +253,14 @@ class _GuardedBackend(httpcore.SyncBackend):
         self.allow_private = allow_private
         self.deadline = deadline
 
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
         try:
             infos = _resolve(host, port, _time_left(self.deadline, timeout, httpcore.ConnectTimeout))
         except socket.gaierror as exc:
@@ -241,8 +274,9 @@ class _GuardedBackend(httpcore.SyncBackend):
         last: Exception | None = None
         for ip in addresses:
             try:
-                stream = super().connect_tcp(ip, port, _time_left(self.deadline, timeout, httpcore.ConnectTimeout),
-                                             local_address, socket_options)
+                stream = super().connect_tcp(
+                    ip, port, _time_left(self.deadline, timeout, httpcore.ConnectTimeout), local_address, socket_options
+                )
             except httpcore.ConnectError as exc:
                 last = exc
                 continue
@@ -251,6 +285,7 @@ class _GuardedBackend(httpcore.SyncBackend):
 
 
 # --- content encodings -------------------------------------------------------------------------------
+
 
 class _Inflater:
     """Incremental gzip/deflate decoding that never produces more than ``max_bytes`` + 1 bytes."""
@@ -304,8 +339,11 @@ def _decoder_for(header: str | None, max_bytes: int) -> _Inflater | None:
         return None
     if len(codings) == 1 and codings[0] in ("gzip", "x-gzip", "deflate"):
         return _Inflater(codings[0], max_bytes)
-    raise FetchError(f"the server sent the image with content encoding {header!r}, which is refused "
-                     "(only uncompressed, gzip or deflate bodies are accepted)", "encoding")
+    raise FetchError(
+        f"the server sent the image with content encoding {header!r}, which is refused "
+        "(only uncompressed, gzip or deflate bodies are accepted)",
+        "encoding",
+    )
 
 
 @dataclass
@@ -319,8 +357,15 @@ class FetchedImage:
 class ImageFetcher:
     """Fetches one image per :meth:`fetch` call; safe to share between threads (no per-fetch state)."""
 
-    def __init__(self, *, max_bytes: int = MAX_IMAGE_BYTES, allow_private: bool = False,
-                 timeout: float = 10.0, max_redirects: int = 5, user_agent: str = "visualsearch/0.1"):
+    def __init__(
+        self,
+        *,
+        max_bytes: int = MAX_IMAGE_BYTES,
+        allow_private: bool = False,
+        timeout: float = 10.0,
+        max_redirects: int = 5,
+        user_agent: str = "visualsearch/0.1",
+    ):
         self.max_bytes = max_bytes
         self.allow_private = allow_private
         self.timeout = timeout  # the overall deadline of a fetch, redirects included
@@ -331,12 +376,15 @@ class ImageFetcher:
         transport = httpx.HTTPTransport(retries=0)
         # httpx does not expose httpcore's network backend; swap the pool for one that uses ours.
         transport._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(), max_connections=4,
-            network_backend=_GuardedBackend(self.allow_private, deadline))
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=4,
+            network_backend=_GuardedBackend(self.allow_private, deadline),
+        )
         timeout = httpx.Timeout(self.timeout, connect=min(5.0, self.timeout))
         headers = {"User-Agent": self.user_agent, "Accept": "image/*", "Accept-Encoding": "identity"}
-        return httpx.Client(transport=transport, timeout=timeout, follow_redirects=False,
-                            headers=headers, trust_env=False)
+        return httpx.Client(
+            transport=transport, timeout=timeout, follow_redirects=False, headers=headers, trust_env=False
+        )
 
     @staticmethod
     def _check_url(url: str) -> httpx.URL:
@@ -345,7 +393,9 @@ class ImageFetcher:
         except Exception as exc:
             raise FetchError(f"not a valid URL: {url!r}", "invalid_url") from exc
         if parsed.scheme not in ("http", "https"):
-            raise FetchError(f"scheme {parsed.scheme or '(none)'!r} refused: only http and https URLs are fetched", "scheme")
+            raise FetchError(
+                f"scheme {parsed.scheme or '(none)'!r} refused: only http and https URLs are fetched", "scheme"
+            )
         if not parsed.host:
             raise FetchError(f"URL has no host: {url!r}", "invalid_url")
         return parsed
@@ -402,5 +452,7 @@ class ImageFetcher:
         fmt = sniff_image_format(data[:32])
         if fmt is None:
             kind = (content_type or "unknown").split(";")[0]
-            raise FetchError(f"the URL did not return an image (content type {kind}, unrecognised bytes)", "content_type")
+            raise FetchError(
+                f"the URL did not return an image (content type {kind}, unrecognised bytes)", "content_type"
+            )
         return FetchedImage(url, data, content_type, fmt)

@@ -39,4 +39,5 @@ def hash_matrix(hashes: list[str]) -> np.ndarray:
 def hamming_many(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Element-wise Hamming distance between two uint64 arrays."""
     x = np.bitwise_xor(a, b)
-    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+    distances: np.ndarray = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+    return distances

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TypeVar, cast
 
 import numpy as np
+from PIL import Image
 
 from ..catalog import FAILED, INDEXED, Catalog, ImageRecord
 from ..config import Settings
@@ -24,6 +26,8 @@ from ..errors import VisualSearchError
 from ..models import Embedder
 from .pipeline import Prepared, prepared_stream
 from .scan import FoundFile, scan_folder
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -44,8 +48,9 @@ class IndexReport:
 Progress = Callable[[int, int], None]
 
 
-def plan(catalog: Catalog, found: list[FoundFile], model_id: str, spaces: Iterable[str],
-         retry_failed: bool = False) -> tuple[list[FoundFile], int]:
+def plan(
+    catalog: Catalog, found: list[FoundFile], model_id: str, spaces: Iterable[str], retry_failed: bool = False
+) -> tuple[list[FoundFile], int]:
     """Which files need work: new, changed, or not yet embedded by this model."""
     states = catalog.file_states()
     missing = set()
@@ -55,17 +60,18 @@ def plan(catalog: Catalog, found: list[FoundFile], model_id: str, spaces: Iterab
     for f in found:
         state = states.get(str(f.path))
         same = state is not None and state.byte_size == f.byte_size and state.mtime == f.mtime
-        if same and state.status == INDEXED and str(f.path) not in missing:
+        status = state.status if state is not None and same else None  # None: new or changed
+        if status == INDEXED and str(f.path) not in missing:
             unchanged += 1
-        elif same and state.status == FAILED and not retry_failed:
+        elif status == FAILED and not retry_failed:
             unchanged += 1
         else:
             todo.append(f)
     return todo, unchanged
 
 
-def _batched(items: Iterable, size: int) -> Iterator[list]:
-    batch = []
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) == size:
@@ -76,61 +82,127 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
 
 
 def _encode(embedder: Embedder, good: list[Prepared]) -> dict[str, np.ndarray]:
+    # One preprocessor (or none) for the whole stream: every decoded file has a model
+    # input, or every one has an image; the first file says which.
     if good[0].model_input is not None:
-        return embedder.encode_prepared(np.stack([p.model_input for p in good]))
-    return embedder.encode_images([p.image for p in good])
+        return embedder.encode_prepared(np.stack(cast(list[np.ndarray], [p.model_input for p in good])))
+    return embedder.encode_images(cast(list[Image.Image], [p.image for p in good]))
 
 
-def index_files(catalog: Catalog, embedder: Embedder, files: list[FoundFile], settings: Settings,
-                report: IndexReport, progress: Progress | None = None, *, processes: bool | None = None) -> None:
-    """Decode, embed and store ``files`` in batches of ``settings.batch_size``.
+def _add(timings: dict[str, float], stage: str, seconds: float) -> None:
+    timings[stage] = timings.get(stage, 0.0) + seconds
 
-    Adds the seconds spent in each stage to ``report.timings``: worker stages
-    (decode, fingerprint, preprocess) summed over workers, and the main
-    process's model, write and wait (blocked on workers) times.
+
+@dataclass
+class EmbeddedBatch:
+    """One batch of files after decoding and the model: what worked, with vectors, and what failed."""
+
+    #: Every file of the batch, in the order they were given.
+    batch: list[Prepared]
+    #: The files that decoded and were embedded; row ``n`` of each ``vectors`` matrix is ``good[n]``.
+    good: list[Prepared]
+    vectors: dict[str, np.ndarray]
+    #: (file, reason) for files that could not be read, decoded or embedded.
+    failed: list[tuple[Prepared, str]]
+
+
+def embed_batches(
+    embedder: Embedder,
+    files: list[FoundFile],
+    settings: Settings,
+    *,
+    fingerprints: bool = True,
+    processes: bool | None = None,
+    timings: dict[str, float] | None = None,
+) -> Iterator[EmbeddedBatch]:
+    """The one decode -> embed loop of the library (folder indexing and re-embedding both use it).
+
+    Files are read, decoded and resampled in worker processes ahead of the model
+    (:mod:`.pipeline`); batches of ``settings.batch_size`` go through the model in
+    input order. A batch the model fails on fails its files, never the run.
+    ``timings`` collects seconds per stage: worker stages (decode, fingerprint,
+    preprocess) summed over workers, and the main process's model and wait times.
     """
-    get_preprocessor = getattr(embedder, "image_preprocessor", None)
-    preprocessor = get_preprocessor() if get_preprocessor else None
-    stream = prepared_stream(files, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
-                             max_decoded_bytes=settings.max_decoded_bytes,
-                             preprocessor=preprocessor, workers=settings.decode_workers,
-                             batch_size=settings.batch_size, processes=processes)
-    timings = report.timings
-    started = time.perf_counter()
-    done = 0
+    stream = prepared_stream(
+        files,
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        max_decoded_bytes=settings.max_decoded_bytes,
+        preprocessor=embedder.image_preprocessor(),
+        workers=settings.decode_workers,
+        batch_size=settings.batch_size,
+        processes=processes,
+        fingerprints=fingerprints,
+    )
+    timings = {} if timings is None else timings
     try:
         for batch in _batched(stream, settings.batch_size):
             for p in batch:
                 for stage, seconds in p.timings.items():
-                    timings[stage] = timings.get(stage, 0.0) + seconds
+                    _add(timings, stage, seconds)
             good = [p for p in batch if p.error is None]
-            failed = [(str(p.found.path), p.error, p.found.byte_size, p.found.mtime) for p in batch if p.error]
-            records: list[tuple[ImageRecord, dict]] = []
+            failed = [(p, p.error) for p in batch if p.error is not None]
+            vectors: dict[str, np.ndarray] = {}
             if good:
                 t = time.perf_counter()
                 try:
                     vectors = _encode(embedder, good)
                 except Exception as exc:  # one bad batch must not lose the run
-                    vectors = None
-                    failed += [(str(p.found.path), f"embedding failed: {exc}", p.found.byte_size, p.found.mtime)
-                               for p in good]
-                timings["model"] = timings.get("model", 0.0) + time.perf_counter() - t
-                if vectors is not None:
-                    for n, p in enumerate(good):
-                        record = ImageRecord(str(p.found.path), p.sha256, p.width, p.height, p.format, p.byte_size,
-                                             p.found.mtime, pixel_sha256=p.pixel_sha256, phash=p.phash)
-                        records.append((record, {space: vectors[space][n] for space in vectors}))
+                    failed += [(p, f"embedding failed: {exc}") for p in good]
+                    good = []
+                _add(timings, "model", time.perf_counter() - t)
+            yield EmbeddedBatch(batch, good, vectors, failed)
+    finally:
+        _add(timings, "wait", stream.wait)
+
+
+def index_files(
+    catalog: Catalog,
+    embedder: Embedder,
+    files: list[FoundFile],
+    settings: Settings,
+    report: IndexReport,
+    progress: Progress | None = None,
+    *,
+    processes: bool | None = None,
+) -> None:
+    """Decode, embed and store ``files`` in batches of ``settings.batch_size``, one transaction each.
+
+    Adds the seconds spent in each stage to ``report.timings`` (see :func:`embed_batches`),
+    plus the catalog write time.
+    """
+    timings = report.timings
+    started = time.perf_counter()
+    done = 0
+    try:
+        for step in embed_batches(embedder, files, settings, processes=processes, timings=timings):
+            failed: list[tuple[str, str, int | None, float | None]] = [
+                (str(p.found.path), reason, p.found.byte_size, p.found.mtime) for p, reason in step.failed
+            ]
+            records: list[tuple[ImageRecord, dict[str, np.ndarray]]] = []
+            for n, p in enumerate(step.good):
+                record = ImageRecord(
+                    str(p.found.path),
+                    p.sha256,
+                    p.width,
+                    p.height,
+                    p.format,
+                    p.byte_size,
+                    p.found.mtime,
+                    pixel_sha256=p.pixel_sha256,
+                    phash=p.phash,
+                )
+                records.append((record, {space: v[n] for space, v in step.vectors.items()}))
             t = time.perf_counter()
             catalog.write_batch(records, failed, embedder.model_id)
-            timings["write"] = timings.get("write", 0.0) + time.perf_counter() - t
+            _add(timings, "write", time.perf_counter() - t)
             report.indexed += len(records)
             report.failed += len(failed)
             report.failures.extend((src, reason) for src, reason, _, _ in failed)
-            done += len(batch)
+            done += len(step.batch)
             if progress:
                 progress(done, len(files))
     finally:
-        timings["wait"] = timings.get("wait", 0.0) + stream.wait
         report.seconds += time.perf_counter() - started
 
 
@@ -141,9 +213,17 @@ def prune_missing(catalog: Catalog, root: Path, present: set[str]) -> int:
     return catalog.remove(gone)
 
 
-def index_folder(catalog: Catalog, embedder: Embedder, root: Path, settings: Settings, *,
-                 prune: bool = False, retry_failed: bool = False, progress: Progress | None = None,
-                 on_plan: Callable[[int, int], None] | None = None) -> IndexReport:
+def index_folder(
+    catalog: Catalog,
+    embedder: Embedder,
+    root: Path,
+    settings: Settings,
+    *,
+    prune: bool = False,
+    retry_failed: bool = False,
+    progress: Progress | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+) -> IndexReport:
     """Index every image under ``root``. Safe to re-run; safe to interrupt."""
     root = Path(root).expanduser()
     if not root.is_dir():

@@ -17,8 +17,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Callable
 
 from PIL import Image
 
@@ -27,11 +28,30 @@ from ..errors import ImageTooLarge
 from .decode import decode_file
 
 THUMBNAIL_SIZE = 256
-_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif",
-               "HEIF": ".heic", "AVIF": ".avif", "MPO": ".jpg"}
-MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
-               ".gif": "image/gif", ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff",
-               ".heic": "image/heic", ".heif": "image/heif", ".avif": "image/avif"}
+_EXTENSIONS = {
+    "JPEG": ".jpg",
+    "PNG": ".png",
+    "WEBP": ".webp",
+    "GIF": ".gif",
+    "BMP": ".bmp",
+    "TIFF": ".tif",
+    "HEIF": ".heic",
+    "AVIF": ".avif",
+    "MPO": ".jpg",
+}
+MEDIA_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".bmp": "image/bmp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".heic": "image/heic",
+    ".heif": "image/heif",
+    ".avif": "image/avif",
+}
 
 
 def media_type(path: Path) -> str:
@@ -46,7 +66,7 @@ class MediaStore:
         self.thumbnails = self.root / "thumbnails"
 
     # -- receiving -------------------------------------------------------------------
-    def stage(self, chunks, max_bytes: int = MAX_IMAGE_BYTES, folder: Path | None = None) -> Path:
+    def stage(self, chunks: Iterable[bytes], max_bytes: int = MAX_IMAGE_BYTES, folder: Path | None = None) -> Path:
         """Write an incoming stream to a staging file, stopping as soon as it is over ``max_bytes``.
 
         ``chunks`` is an iterable of bytes. Nothing is left behind on failure.
@@ -86,7 +106,7 @@ class MediaStore:
         if self.originals in p.parents:
             p.unlink(missing_ok=True)
 
-    def clean_staging(self, older_than: float = 3600.0, keep: set[str] = frozenset()) -> int:
+    def clean_staging(self, older_than: float = 3600.0, keep: AbstractSet[str] = frozenset()) -> int:
         """Remove staging leftovers of crashed or abandoned uploads. Returns how many."""
         if not self.staging.is_dir():
             return 0

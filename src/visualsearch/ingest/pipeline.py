@@ -22,12 +22,12 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -66,17 +66,29 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def prepare(found: FoundFile, max_bytes: int, max_pixels: int,
-            preprocessor: Callable[[Image.Image], np.ndarray] | None = None, fingerprints: bool = True,
-            max_decoded_bytes: int = MAX_DECODED_BYTES) -> Prepared:
+def prepare(
+    found: FoundFile,
+    max_bytes: int,
+    max_pixels: int,
+    preprocessor: Callable[[Image.Image], np.ndarray] | None = None,
+    fingerprints: bool = True,
+    max_decoded_bytes: int = MAX_DECODED_BYTES,
+) -> Prepared:
     """Read, decode, fingerprint and preprocess one file. Never raises: failures are data."""
     t0 = time.thread_time()
     try:
-        decoded = decode_file(found.path, max_bytes=max_bytes, max_pixels=max_pixels,
-                              max_decoded_bytes=max_decoded_bytes)
+        decoded = decode_file(
+            found.path, max_bytes=max_bytes, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes
+        )
         t1 = time.thread_time()
-        out = Prepared(found, sha256=decoded.sha256, width=decoded.width, height=decoded.height,
-                       format=decoded.format, byte_size=decoded.byte_size)
+        out = Prepared(
+            found,
+            sha256=decoded.sha256,
+            width=decoded.width,
+            height=decoded.height,
+            format=decoded.format,
+            byte_size=decoded.byte_size,
+        )
         if fingerprints:
             out.pixel_sha256, out.phash = decoded.pixel_sha256, decoded.phash
         t2 = time.thread_time()
@@ -90,8 +102,11 @@ def prepare(found: FoundFile, max_bytes: int, max_pixels: int,
     except VisualSearchError as exc:
         return Prepared(found, error=str(exc), timings={"decode": time.thread_time() - t0})
     except Exception as exc:  # a decoder bug must not stop a long run
-        return Prepared(found, error=f"unexpected decoding error: {type(exc).__name__}: {exc}",
-                        timings={"decode": time.thread_time() - t0})
+        return Prepared(
+            found,
+            error=f"unexpected decoding error: {type(exc).__name__}: {exc}",
+            timings={"decode": time.thread_time() - t0},
+        )
 
 
 def crashed(found: FoundFile) -> Prepared:
@@ -115,6 +130,7 @@ def exit_with_parent(parent_pid: int, interval: float = PARENT_POLL_SECONDS) -> 
     kill healthy workers and turn their files into "crashed" failures. Polling costs
     one wake-up every ``interval`` seconds per worker.
     """
+
     def watch() -> None:
         while True:
             if os.getppid() != parent_pid:
@@ -147,8 +163,16 @@ class PreparedStream:
     zero when the model is the bottleneck, large when decoding is.
     """
 
-    def __init__(self, files: Iterable[FoundFile], job: Callable[[FoundFile], Prepared], *,
-                 workers: int, processes: bool, window: int, file_timeout: float = FILE_TIMEOUT):
+    def __init__(
+        self,
+        files: Iterable[FoundFile],
+        job: Callable[[FoundFile], Prepared],
+        *,
+        workers: int,
+        processes: bool,
+        window: int,
+        file_timeout: float = FILE_TIMEOUT,
+    ):
         self.file_timeout = file_timeout
         self.files = iter(files)
         self.job = job
@@ -162,13 +186,17 @@ class PreparedStream:
         if self.processes:
             # spawn: a clean interpreter, never a fork of a process that holds
             # ONNX Runtime's or the server's threads (forking those can deadlock).
-            return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=exit_with_parent, initargs=(os.getpid(),))
+            return ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return ThreadPoolExecutor(self.workers, thread_name_prefix="decode")
 
     def __iter__(self) -> Iterator[Prepared]:
         pool = self._new_pool()
-        pending: deque[tuple[FoundFile, Future]] = deque()
+        pending: deque[tuple[FoundFile, Future[Prepared]]] = deque()
         try:
             while True:
                 while len(pending) < self.window:
@@ -194,7 +222,7 @@ class PreparedStream:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _isolate(self, suspects: list[FoundFile]):
+    def _isolate(self, suspects: list[FoundFile]) -> Generator[Prepared, None, Executor]:
         """Retry files one by one in fresh pools; blame only the ones that kill a worker again."""
         pool = self._new_pool()
         self.pool_restarts += 1
@@ -211,8 +239,11 @@ class PreparedStream:
                     _stop(pool)
                     pool = self._new_pool()
                     self.pool_restarts += 1
-                    result = Prepared(f, error=f"reading or decoding took over {self.file_timeout:.0f} s; "
-                                               "skipped (a hung disk or network mount?)")
+                    result = Prepared(
+                        f,
+                        error=f"reading or decoding took over {self.file_timeout:.0f} s; "
+                        "skipped (a hung disk or network mount?)",
+                    )
                 yield result
         except BaseException:  # the consumer stopped (Ctrl-C, error): do not leak workers
             pool.shutdown(wait=True, cancel_futures=True)
@@ -220,10 +251,18 @@ class PreparedStream:
         return pool
 
 
-def prepared_stream(files: list[FoundFile], *, max_bytes: int, max_pixels: int,
-                    preprocessor: Callable[[Image.Image], np.ndarray] | None, workers: int,
-                    batch_size: int, processes: bool | None = None, fingerprints: bool = True,
-                    max_decoded_bytes: int = MAX_DECODED_BYTES) -> PreparedStream:
+def prepared_stream(
+    files: list[FoundFile],
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    preprocessor: Callable[[Image.Image], np.ndarray] | None,
+    workers: int,
+    batch_size: int,
+    processes: bool | None = None,
+    fingerprints: bool = True,
+    max_decoded_bytes: int = MAX_DECODED_BYTES,
+) -> PreparedStream:
     """The stream :func:`~visualsearch.ingest.indexer.index_files` consumes.
 
     ``workers`` = 0 decodes in one helper thread. Processes are used for runs of
@@ -231,8 +270,14 @@ def prepared_stream(files: list[FoundFile], *, max_bytes: int, max_pixels: int,
     """
     if processes is None:
         processes = workers > 0 and len(files) >= PROCESS_POOL_MIN_FILES
-    job = partial(prepare, max_bytes=max_bytes, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes,
-                  preprocessor=preprocessor, fingerprints=fingerprints)
+    job = partial(
+        prepare,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        max_decoded_bytes=max_decoded_bytes,
+        preprocessor=preprocessor,
+        fingerprints=fingerprints,
+    )
     # Two batches per worker in flight keeps workers busy while the model runs,
     # and bounds memory (a 224 px uint8 input is 150 KB).
     window = max(2 * batch_size, 2 * batch_size * max(1, workers))

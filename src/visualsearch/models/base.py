@@ -10,7 +10,7 @@ pooled ``visual`` features (chosen by measurement, see the README).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -23,7 +23,8 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation that leaves all-zero rows at zero."""
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    normalized: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return normalized
 
 
 class Embedder(ABC):

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from .base import SEMANTIC, Embedder, l2_normalize
 
+if TYPE_CHECKING:
+    import torch
+
 
 class _TorchEmbedder(Embedder):
     similarity_space = SEMANTIC
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loaded = False
 
@@ -40,11 +44,21 @@ class _TorchEmbedder(Embedder):
 class OpenClipEmbedder(_TorchEmbedder):
     """``open_clip`` model by architecture and pretrained tag (or checkpoint path)."""
 
-    def __init__(self, architecture: str, pretrained: str | None, model=None, preprocess=None, tokenizer=None):
+    def __init__(
+        self,
+        architecture: str,
+        pretrained: str | None,
+        model: Any = None,
+        preprocess: Callable[[Image.Image], torch.Tensor] | None = None,
+        tokenizer: Callable[[list[str]], torch.Tensor] | None = None,
+    ):
         super().__init__()
         self.architecture, self.pretrained = architecture, pretrained
         self.model_id = f"open_clip:{architecture}/{pretrained or 'random'}"
-        self._model, self._preprocess, self._tokenizer = model, preprocess, tokenizer
+        # open_clip's model, image transform and tokenizer (the package has no type information).
+        self._model: Any = model
+        self._preprocess: Any = preprocess
+        self._tokenizer: Any = tokenizer
         if model is not None:
             self._loaded = True
             self._set_spaces()
@@ -53,7 +67,8 @@ class OpenClipEmbedder(_TorchEmbedder):
         import open_clip
 
         self._model, _, self._preprocess = open_clip.create_model_and_transforms(
-            self.architecture, pretrained=self.pretrained)
+            self.architecture, pretrained=self.pretrained
+        )
         self._model.eval()
         self._tokenizer = open_clip.get_tokenizer(self.architecture)
         self._set_spaces()
@@ -63,7 +78,7 @@ class OpenClipEmbedder(_TorchEmbedder):
         self.spaces = {SEMANTIC: dim}
 
     @property
-    def spaces(self) -> dict[str, int]:  # type: ignore[override]
+    def spaces(self) -> dict[str, int]:
         self._ensure()
         return self._spaces
 
@@ -92,11 +107,13 @@ class OpenClipEmbedder(_TorchEmbedder):
 class HFClipEmbedder(_TorchEmbedder):
     """Hugging Face ``transformers`` CLIP/SigLIP from a hub id or a local folder."""
 
-    def __init__(self, name_or_path: str, model=None, processor=None):
+    def __init__(self, name_or_path: str, model: Any = None, processor: Any = None):
         super().__init__()
         self.name_or_path = name_or_path
         self.model_id = f"hf-clip:{name_or_path}"
-        self._model, self._processor = model, processor
+        # AutoModel / AutoProcessor pick the class (CLIP, SigLIP...) at run time.
+        self._model: Any = model
+        self._processor: Any = processor
         if model is not None:
             self._loaded = True
         self._spaces: dict[str, int] | None = None
@@ -105,7 +122,7 @@ class HFClipEmbedder(_TorchEmbedder):
         from transformers import AutoModel, AutoProcessor
 
         self._model = AutoModel.from_pretrained(self.name_or_path).eval()
-        self._processor = AutoProcessor.from_pretrained(self.name_or_path)
+        self._processor = AutoProcessor.from_pretrained(self.name_or_path)  # type: ignore[no-untyped-call]
 
     @property
     def spaces(self) -> dict[str, int]:  # type: ignore[override]
@@ -115,9 +132,10 @@ class HFClipEmbedder(_TorchEmbedder):
         return {SEMANTIC: int(dim)}
 
     @staticmethod
-    def _tensor(out):
+    def _tensor(out: Any) -> torch.Tensor:
         # transformers >= 5 may return a model output object rather than a tensor.
-        return out if hasattr(out, "numpy") else out.pooler_output
+        tensor: torch.Tensor = out if hasattr(out, "numpy") else out.pooler_output
+        return tensor
 
     def encode_images(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
         import torch
@@ -134,6 +152,9 @@ class HFClipEmbedder(_TorchEmbedder):
         self._ensure()
         inputs = self._processor(text=list(texts), return_tensors="pt", padding=True, truncation=True)
         with torch.inference_mode():
-            out = self._tensor(self._model.get_text_features(
-                input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask")))
+            out = self._tensor(
+                self._model.get_text_features(
+                    input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask")
+                )
+            )
         return l2_normalize(out.float().numpy())

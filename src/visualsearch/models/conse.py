@@ -17,8 +17,8 @@ import functools
 import hashlib
 import json
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -35,8 +35,15 @@ class ConSEEmbedder(Embedder):
 
     similarity_space = VISUAL
 
-    def __init__(self, variant: str = "lite0", top_k: int = 10, temperature: float = 2.0,
-                 group_weight: float = 0.5, cache_dir: Path | None = None, runtime: str = "onnx"):
+    def __init__(
+        self,
+        variant: str = "lite0",
+        top_k: int = 10,
+        temperature: float = 2.0,
+        group_weight: float = 0.5,
+        cache_dir: Path | None = None,
+        runtime: str = "onnx",
+    ):
         self.variant = variant
         self.top_k = top_k
         self.temperature = temperature

@@ -12,14 +12,18 @@ import importlib
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
-from .onnx import cached_onnx_path, export_onnx, open_session
+from .onnx import OnnxSession, cached_onnx_path, export_onnx, open_session
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ def center_crop(image: Image.Image, size: int) -> np.ndarray:
     resize_to = round(size / 0.875)
     scale = resize_to / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    image = image.resize((nw, nh), Image.BICUBIC, reducing_gap=3.0)
+    image = image.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
     left, top = (nw - size) // 2, (nh - size) // 2
     return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
@@ -78,23 +82,24 @@ def normalize(batch: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def _features_and_logits(net):
+def _features_and_logits(net: torch.nn.Module) -> torch.nn.Module:
     """Wrap the network so one pass gives pooled features and class logits."""
     import torch
 
     class FeaturesAndLogits(torch.nn.Module):
-        def __init__(self, inner):
+        def __init__(self, inner: torch.nn.Module):
             super().__init__()
-            self.inner = inner
+            # An efficientnet_lite_pytorch.EfficientNet, whose package has no type information.
+            self.inner: Any = inner
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             pooled = self.inner.extract_features(x).mean(dim=(2, 3))
             return pooled, self.inner._fc(pooled)
 
     return FeaturesAndLogits(net)
 
 
-def _build_torch(variant: str):
+def _build_torch(variant: str) -> torch.nn.Module:
     import torch
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -107,16 +112,17 @@ def _build_torch(variant: str):
 class EfficientNetLite:
     """Pooled 1280-d features and 1000 ImageNet logits for a batch of images."""
 
-    def __init__(self, variant: str = "lite0", cache_dir: Path | None = None, runtime: str = "onnx",
-                 threads: int | None = None):
+    def __init__(
+        self, variant: str = "lite0", cache_dir: Path | None = None, runtime: str = "onnx", threads: int | None = None
+    ):
         self.variant = variant
         weights_path(variant)  # fail early, with a clear message, on an unknown variant
         self.size = VARIANTS[variant][0]
         self.threads = threads or os.cpu_count() or 1
         self.runtime = runtime
         self.cache_dir = cache_dir
-        self._session = None
-        self._torch = None
+        self._session: OnnxSession | None = None
+        self._torch: torch.nn.Module | None = None
         self._lock = threading.Lock()
 
     # -- loading -----------------------------------------------------------------
@@ -136,16 +142,22 @@ class EfficientNetLite:
         import torch
 
         torch.set_num_threads(self.threads)
-        self._torch = _build_torch(self.variant).to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time; torch's overloads of it do not list it.
+        self._torch = _build_torch(self.variant).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
-    def _load_onnx(self):
+    def _load_onnx(self) -> OnnxSession:
         import torch
 
         path = self._onnx_path()
         if not path.exists():
-            export_onnx(_build_torch(self.variant), (torch.zeros(1, 3, self.size, self.size),), path,
-                        input_names=["image"], output_names=["features", "logits"],
-                        dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}, "logits": {0: "batch"}})
+            export_onnx(
+                _build_torch(self.variant),
+                (torch.zeros(1, 3, self.size, self.size),),
+                path,
+                input_names=["image"],
+                output_names=["features", "logits"],
+                dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}, "logits": {0: "batch"}},
+            )
         return open_session(path, self.threads)
 
     # -- inference ---------------------------------------------------------------
@@ -162,6 +174,7 @@ class EfficientNetLite:
             return features, logits
         import torch
 
+        assert self._torch is not None  # _load set up one runtime or the other
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(memory_format=torch.channels_last)
             features, logits = self._torch(x)

@@ -10,6 +10,17 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+
+class OnnxSession(Protocol):
+    """What we use of ``onnxruntime.InferenceSession`` (onnxruntime ships no type information)."""
+
+    def run(self, output_names: list[str] | None, input_feed: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
 
 def cached_onnx_path(cache_dir: Path | None, prefix: str, stamp: str) -> Path:
@@ -20,8 +31,14 @@ def cached_onnx_path(cache_dir: Path | None, prefix: str, stamp: str) -> Path:
     return (cache_dir or default_cache_dir()) / "onnx" / f"{prefix}-{digest}.onnx"
 
 
-def export_onnx(module, example_args: tuple, path: Path, input_names: list[str], output_names: list[str],
-                dynamic_axes: dict[str, dict[int, str]]) -> None:
+def export_onnx(
+    module: torch.nn.Module,
+    example_args: tuple[torch.Tensor, ...],
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+) -> None:
     """Export atomically: a crash never leaves a half-written model behind."""
     import torch
 
@@ -29,15 +46,24 @@ def export_onnx(module, example_args: tuple, path: Path, input_names: list[str],
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's constant-folding notes are not for users
-        torch.onnx.export(module, example_args, str(tmp), input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic_axes, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            module,
+            example_args,
+            str(tmp),
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            opset_version=17,
+            dynamo=False,
+        )
     os.replace(tmp, path)
 
 
-def open_session(path: Path, threads: int):
+def open_session(path: Path, threads: int) -> OnnxSession:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session: OnnxSession = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session

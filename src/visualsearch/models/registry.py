@@ -38,4 +38,5 @@ def load_embedder(name: str, cache_dir: Path | None = None) -> Embedder:
         return HFClipEmbedder(name.removeprefix("hf-clip:"))
     raise ConfigError(
         f"unknown model {name!r}; use conse-efficientnet-lite0-minilm (default), "
-        "open_clip:<arch>/<pretrained> or hf-clip:<hub id or folder>")
+        "open_clip:<arch>/<pretrained> or hf-clip:<hub id or folder>"
+    )

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .base import l2_normalize
-from .onnx import cached_onnx_path, export_onnx, open_session
+from .onnx import OnnxSession, cached_onnx_path, export_onnx, open_session
+
+if TYPE_CHECKING:
+    import torch
+    from tokenizers import Tokenizer
 
 MAX_TOKENS = 256  # the model's max_seq_length
 
@@ -38,8 +43,8 @@ class SentenceEncoder:
         self.model_path = Path(model_path) if model_path else bundled_minilm_path()
         self.cache_dir = cache_dir
         self.threads = threads or os.cpu_count() or 1
-        self._session = None
-        self._tokenizer = None
+        self._session: OnnxSession | None = None
+        self._tokenizer: Tokenizer | None = None
         self._lock = threading.Lock()
 
     def _onnx_path(self) -> Path:
@@ -47,9 +52,9 @@ class SentenceEncoder:
         size = weights.stat().st_size if weights.exists() else 0
         return cached_onnx_path(self.cache_dir, "sentence-encoder", f"{self.model_path}:{size}:v1")
 
-    def _load(self):
+    def _load(self) -> tuple[OnnxSession, Tokenizer]:
         with self._lock:
-            if self._session is None:
+            if self._session is None or self._tokenizer is None:  # both are set together
                 from tokenizers import Tokenizer
 
                 tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
@@ -71,28 +76,39 @@ class SentenceEncoder:
         bert = AutoModel.from_pretrained(str(self.model_path)).eval()
 
         class Hidden(torch.nn.Module):
-            def __init__(self):
+            def __init__(self) -> None:
                 super().__init__()
                 self.bert = bert
 
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                                 token_type_ids=token_type_ids).last_hidden_state
+            def forward(
+                self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+            ) -> torch.Tensor:
+                hidden: torch.Tensor = self.bert(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                ).last_hidden_state
+                return hidden
 
         ids = torch.ones(1, 8, dtype=torch.long)
         names = ["input_ids", "attention_mask", "token_type_ids"]
-        export_onnx(Hidden().eval(), (ids, ids, torch.zeros_like(ids)), path, input_names=names,
-                    output_names=["hidden"], dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "hidden"]})
+        export_onnx(
+            Hidden().eval(),
+            (ids, ids, torch.zeros_like(ids)),
+            path,
+            input_names=names,
+            output_names=["hidden"],
+            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "hidden"]},
+        )
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         session, tokenizer = self._load()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
-            encodings = tokenizer.encode_batch(list(texts[start:start + batch_size]))
+            encodings = tokenizer.encode_batch(list(texts[start : start + batch_size]))
             ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
             mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-            hidden = session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                        "token_type_ids": np.zeros_like(ids)})[0]
+            hidden = session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            )[0]
             weights = mask[:, :, None].astype(np.float32)
-            out[start:start + len(encodings)] = (hidden * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
+            out[start : start + len(encodings)] = (hidden * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
         return l2_normalize(out)

@@ -1,5 +1,5 @@
-"""Queries -> ranked results."""
+"""Ranking vector hits into pages of results (the query side is :mod:`visualsearch.services.search`)."""
 
-from .engine import SearchEngine, SearchResult
+from .ranking import SearchResult, ranked
 
-__all__ = ["SearchEngine", "SearchResult"]
+__all__ = ["SearchResult", "ranked"]

@@ -1,4 +1,4 @@
-"""Add images that arrive one by one (uploads, URLs) rather than from a folder walk.
+"""Adding images that arrive one by one (uploads, URLs) rather than from a folder walk.
 
 Each file is checked (decodes, not too large, not already in the library),
 moved into the library's own store, embedded and recorded in batches; one bad
@@ -7,15 +7,20 @@ file only fails itself. The result of every file is reported, in order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
+
 from ..catalog import Asset, ImageRecord
+from ..duplicates import matches_for
 from ..errors import DecodeError, Duplicate, NearDuplicate, SourceChanged, VisualSearchError
-from .decode import DecodedImage, decode_bytes, read_file
-from .fetch import ImageFetcher
+from ..ingest.decode import DecodedImage, decode_bytes, read_file
+from ..ingest.fetch import ImageFetcher
+from .library import Library
 
 #: progress(done, total, failed)
 Progress = Callable[[int, int, int], None]
@@ -37,7 +42,7 @@ class Outcome:
     name: str
     asset: Asset | None = None
     error: VisualSearchError | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -49,8 +54,13 @@ def name_from_url(url: str) -> str:
     return name or urlsplit(url).hostname or "image"
 
 
-def add_incoming(library, items: list[Incoming], progress: Progress | None = None,
-                 allow_duplicates: bool = False, near_duplicates: str | None = None) -> list[Outcome]:
+def add_incoming(
+    library: Library,
+    items: list[Incoming],
+    progress: Progress | None = None,
+    allow_duplicates: bool = False,
+    near_duplicates: str | None = None,
+) -> list[Outcome]:
     """Ingest staged files in batches; staging files are consumed or removed either way.
 
     Identical bytes are refused unless ``allow_duplicates``. ``near_duplicates``
@@ -62,7 +72,7 @@ def add_incoming(library, items: list[Incoming], progress: Progress | None = Non
     outcomes: list[Outcome] = []
     done = failed = 0
     for start in range(0, len(items), settings.batch_size):
-        batch = items[start:start + settings.batch_size]
+        batch = items[start : start + settings.batch_size]
         ready: list[tuple[Incoming, DecodedImage, Outcome]] = []
         seen: dict[str, Outcome] = {}
         for item in batch:
@@ -73,14 +83,18 @@ def add_incoming(library, items: list[Incoming], progress: Progress | None = Non
                 decoded = decode_bytes(data, **settings.decode_limits)
                 existing = None if allow_duplicates else library.catalog.find_by_sha256(decoded.sha256)
                 if existing is not None:
-                    raise Duplicate(f"identical to asset {existing.id} ({existing.name or existing.source})",
-                                    existing.id)
+                    raise Duplicate(
+                        f"identical to asset {existing.id} ({existing.name or existing.source})", existing.id
+                    )
                 if item.origin == "url" and item.url:
                     previous = library.catalog.get_by_sources([item.url]).get(item.url)
                     if previous is not None and previous.status == "indexed" and previous.sha256 != decoded.sha256:
-                        raise SourceChanged(f"asset {previous.id} was added from this URL and the image there has "
-                                            "changed since; the library keeps the image it has (delete asset "
-                                            f"{previous.id} first to add the new one)", previous.id)
+                        raise SourceChanged(
+                            f"asset {previous.id} was added from this URL and the image there has "
+                            "changed since; the library keeps the image it has (delete asset "
+                            f"{previous.id} first to add the new one)",
+                            previous.id,
+                        )
                 if decoded.sha256 in seen:
                     raise Duplicate(f"identical to {seen[decoded.sha256].name} in the same upload", -1)
                 seen[decoded.sha256] = outcome
@@ -101,9 +115,7 @@ def add_incoming(library, items: list[Incoming], progress: Progress | None = Non
     return outcomes
 
 
-def _store(library, ready: list[tuple[Incoming, DecodedImage, Outcome]], policy: str) -> None:
-    from ..duplicates import matches_for
-
+def _store(library: Library, ready: list[tuple[Incoming, DecodedImage, Outcome]], policy: str) -> None:
     embedder, media = library.embedder, library.media
     try:
         vectors = embedder.encode_images([d.image for _, d, _ in ready])
@@ -116,32 +128,57 @@ def _store(library, ready: list[tuple[Incoming, DecodedImage, Outcome]], policy:
     kept = []
     for n, (item, decoded, outcome) in enumerate(ready):
         if policy != "allow":
-            matches = [m for m in matches_for(library, decoded.sha256, decoded.pixel_sha256, decoded.phash,
-                                              vectors[space][n]) if m.kind != "exact_bytes"]
+            matches = [
+                m
+                for m in matches_for(
+                    library.catalog,
+                    library.similarity_index,
+                    decoded.sha256,
+                    decoded.pixel_sha256,
+                    decoded.phash,
+                    vectors[space][n],
+                )
+                if m.kind != "exact_bytes"
+            ]
             if matches and policy == "reject":
                 best = matches[0]
                 outcome.error = NearDuplicate(
                     f"a {'copy with the same pixels' if best.kind == 'same_pixels' else 'near-duplicate'} of asset "
                     f"{best.asset.id} ({best.asset.name or best.asset.source}) is already in the library",
-                    best.asset.id, best.similarity)
+                    best.asset.id,
+                    best.similarity,
+                )
                 item.staged.unlink(missing_ok=True)
                 continue
             if matches:
                 outcome.extra["near_duplicates"] = [
-                    {"asset_id": m.asset.id, "similarity": m.similarity, "kind": m.kind} for m in matches]
+                    {"asset_id": m.asset.id, "similarity": m.similarity, "kind": m.kind} for m in matches
+                ]
         kept.append(n)
     ready = [ready[n] for n in kept]
     vectors = {sp: v[kept] for sp, v in vectors.items()}
     if not ready:
         return
-    records = []
+    records: list[tuple[ImageRecord, dict[str, np.ndarray]]] = []
     for n, (item, decoded, _) in enumerate(ready):
         stored = media.keep(item.staged, decoded.sha256, decoded.format)
         media.make_thumbnail(decoded.sha256, decoded.image)
         source = item.url if item.origin == "url" and item.url else str(stored)
-        record = ImageRecord(source, decoded.sha256, decoded.width, decoded.height, decoded.format,
-                             decoded.byte_size, None, name=item.name, origin=item.origin, path=str(stored),
-                             tags=item.tags, pixel_sha256=decoded.pixel_sha256, phash=decoded.phash)
+        record = ImageRecord(
+            source,
+            decoded.sha256,
+            decoded.width,
+            decoded.height,
+            decoded.format,
+            decoded.byte_size,
+            None,
+            name=item.name,
+            origin=item.origin,
+            path=str(stored),
+            tags=item.tags,
+            pixel_sha256=decoded.pixel_sha256,
+            phash=decoded.phash,
+        )
         records.append((record, {space: vectors[space][n] for space in vectors}))
     try:
         library.catalog.write_batch(records, [], embedder.model_id)
@@ -151,14 +188,18 @@ def _store(library, ready: list[tuple[Incoming, DecodedImage, Outcome]], policy:
                 media.discard_original(record.path)
         raise
     by_source = library.catalog.get_by_sources([r.source for r, _ in records])
-    for (record, _), (_, _, outcome) in zip(records, ready):
+    for (record, _), (_, _, outcome) in zip(records, ready, strict=True):
         outcome.asset = by_source.get(record.source)
 
 
-def fetch_to_staging(library, url: str) -> Incoming:
+def fetch_to_staging(library: Library, url: str) -> Incoming:
     """Fetch ``url`` with the hardened fetcher and stage its bytes."""
     s = library.settings
-    fetched = ImageFetcher(max_bytes=s.max_image_bytes, allow_private=s.allow_private_urls,
-                           timeout=s.fetch_timeout, max_redirects=s.max_redirects).fetch(url)
+    fetched = ImageFetcher(
+        max_bytes=s.max_image_bytes,
+        allow_private=s.allow_private_urls,
+        timeout=s.fetch_timeout,
+        max_redirects=s.max_redirects,
+    ).fetch(url)
     staged = library.media.stage([fetched.data], s.max_image_bytes)
     return Incoming(staged, name_from_url(fetched.url), origin="url", url=url)

@@ -11,53 +11,33 @@ the next one starts (indexing is idempotent: finished files are skipped).
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
 import uuid
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select, update
-
-from ..catalog import Job
-from ..catalog.schema import utcnow
+from ..catalog import DONE, JOB_FAILED, QUEUED, RUNNING, JobRecord
 from ..errors import NotFound, VisualSearchError
-from .add import Incoming, add_incoming
+from .adding import Incoming, add_incoming
+from .library import Library
+from .reembed import reembed_library
 
 log = logging.getLogger(__name__)
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+FAILED = JOB_FAILED
 FOLDER, UPLOAD, REEMBED = "folder", "upload", "reembed"
 MAX_RECORDED_FAILURES = 1000
 
-
-@dataclass
-class JobInfo:
-    id: str
-    kind: str
-    status: str
-    total: int
-    done: int
-    failed: int
-    failures: list[dict]
-    error: str | None
-    created_at: object
-    started_at: object
-    finished_at: object
-    params: dict
-
-
-def _info(row: Job) -> JobInfo:
-    return JobInfo(row.id, row.kind, row.status, row.total, row.done, row.failed, json.loads(row.failures),
-                   row.error, row.created_at, row.started_at, row.finished_at, json.loads(row.params))
+__all__ = ["DONE", "FAILED", "FOLDER", "QUEUED", "REEMBED", "RUNNING", "UPLOAD", "JobQueue", "JobRecord"]
 
 
 class JobQueue:
-    def __init__(self, library, workers: int = 2):
+    def __init__(self, library: Library, workers: int = 2):
         self.library = library
-        self.catalog = library.catalog
+        self.jobs = library.catalog.jobs
         self.workers = max(1, workers)
         self._wake = threading.Condition()
         self._signals = 0  # bumped on every submit/stop; a worker sleeps only while it is unchanged
@@ -71,34 +51,29 @@ class JobQueue:
     def new_id(self) -> str:
         return uuid.uuid4().hex
 
-    def submit(self, kind: str, params: dict, total: int = 0, job_id: str | None = None) -> JobInfo:
-        job_id = job_id or self.new_id()
-        with self.catalog.write_session() as s, s.begin():
-            row = Job(id=job_id, kind=kind, status=QUEUED, params=json.dumps(params), total=total, done=0,
-                      failed=0, failures="[]")
-            s.add(row)
-            s.flush()
-            info = _info(row)
+    def submit(self, kind: str, params: dict[str, Any], total: int = 0, job_id: str | None = None) -> JobRecord:
+        job = self.jobs.add(job_id or self.new_id(), kind, params, total)
         self._signal()
-        return info
+        return job
 
-    def get(self, job_id: str) -> JobInfo:
-        with self.catalog.session() as s:
-            row = s.get(Job, job_id)
-        if row is None:
+    def get(self, job_id: str) -> JobRecord:
+        job = self.jobs.get(job_id)
+        if job is None:
             raise NotFound(f"no job with id {job_id}")
-        return _info(row)
+        return job
 
-    def list(self, limit: int = 50) -> list[JobInfo]:
-        with self.catalog.session() as s:
-            return [_info(r) for r in s.scalars(select(Job).order_by(Job.created_at.desc()).limit(limit))]
+    def list(self, limit: int = 50) -> list[JobRecord]:
+        return self.jobs.list(limit)
+
+    def active_count(self) -> int:
+        return self.jobs.count_active()
 
     # -- running ---------------------------------------------------------------------
     def start(self) -> None:
-        with self.catalog.write_session() as s, s.begin():
-            s.execute(update(Job).where(Job.status == RUNNING).values(status=QUEUED))
-        self._threads = [threading.Thread(target=self._loop, name=f"visualsearch-jobs-{n}", daemon=True)
-                         for n in range(self.workers)]
+        self.jobs.requeue_running()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"visualsearch-jobs-{n}", daemon=True) for n in range(self.workers)
+        ]
         for thread in self._threads:
             thread.start()
         self._signal()
@@ -110,43 +85,27 @@ class JobQueue:
             thread.join(timeout)
 
     def active_staging(self) -> set[str]:
-        with self.catalog.session() as s:
-            ids = s.scalars(select(Job.id).where(Job.status.in_((QUEUED, RUNNING)))).all()
-        return {f"job-{i}" for i in ids}
-
-    def _claim(self) -> str | None:
-        """The oldest queued job, marked running by this worker; None when there is none."""
-        while True:
-            with self.catalog.write_session() as s, s.begin():
-                job_id = s.scalars(select(Job.id).where(Job.status == QUEUED)
-                                   .order_by(Job.created_at).limit(1)).first()
-                if job_id is None:
-                    return None
-                claimed = s.execute(update(Job).where(Job.id == job_id, Job.status == QUEUED)
-                                    .values(status=RUNNING, started_at=utcnow(), error=None)).rowcount
-            if claimed:
-                return job_id
+        return {f"job-{i}" for i in self.jobs.active_ids()}
 
     def _signal(self) -> None:
         with self._wake:
             self._signals += 1
             self._wake.notify_all()
 
+    def _changed_since(self, seen: int) -> bool:
+        return self._signals != seen
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             with self._wake:
                 seen = self._signals
-            job_id = self._claim()
+            job_id = self.jobs.claim_next()
             if job_id is None:
                 with self._wake:  # sleep unless something was submitted since we looked
-                    self._wake.wait_for(lambda: self._signals != seen, timeout=5.0)
+                    self._wake.wait_for(partial(self._changed_since, seen), timeout=5.0)
                 continue
             self._signal()  # another worker may take the next job
             self._run(job_id)
-
-    def _set(self, job_id: str, **values) -> None:
-        with self.catalog.write_session() as s, s.begin():
-            s.execute(update(Job).where(Job.id == job_id).values(**values))
 
     def _run(self, job_id: str) -> None:
         job = self.get(job_id)
@@ -159,59 +118,66 @@ class JobQueue:
                 self._run_reembed(job)
             else:
                 raise VisualSearchError(f"unknown job kind {job.kind!r}")
-            self._set(job_id, status=DONE, finished_at=utcnow())
+            self.jobs.update(job_id, status=DONE, finished=True)
         except Exception as exc:  # recorded on the job; the worker carries on with the next one
             log.exception("job %s failed", job_id)
             message = str(exc) if isinstance(exc, VisualSearchError) else f"{type(exc).__name__}: {exc}"
-            self._set(job_id, status=FAILED, error=message, finished_at=utcnow())
+            self.jobs.update(job_id, status=FAILED, error=message, finished=True)
         finally:
             if job.kind == UPLOAD:
                 shutil.rmtree(self.staging_folder(job_id), ignore_errors=True)
 
-    def _run_folder(self, job: JobInfo) -> None:
-        failed = 0
-
+    def _run_folder(self, job: JobRecord) -> None:
         def on_plan(todo: int, unchanged: int) -> None:
-            self._set(job.id, total=todo)
+            self.jobs.update(job.id, total=todo)
 
         def progress(done: int, total: int) -> None:
-            self._set(job.id, done=done, total=total)
+            self.jobs.update(job.id, done=done, total=total)
 
-        report = self.library.index_folder(Path(job.params["path"]), prune=bool(job.params.get("prune")),
-                                           progress=progress, on_plan=on_plan)
-        failed = report.failed
+        report = self.library.index_folder(
+            Path(job.params["path"]), prune=bool(job.params.get("prune")), progress=progress, on_plan=on_plan
+        )
         failures = [{"name": src, "error": reason} for src, reason in report.failures[:MAX_RECORDED_FAILURES]]
-        self._set(job.id, failed=failed, failures=json.dumps(failures))
+        self.jobs.update(job.id, failed=report.failed, failures=failures)
 
-    def _run_reembed(self, job: JobInfo) -> None:
-        from .reembed import reembed_library
-
-        report = reembed_library(self.library, progress=lambda done, total: self._set(job.id, done=done, total=total))
+    def _run_reembed(self, job: JobRecord) -> None:
+        report = reembed_library(
+            self.library, progress=lambda done, total: self.jobs.update(job.id, done=done, total=total)
+        )
         failures = [{"name": src, "error": reason} for src, reason in report.failures[:MAX_RECORDED_FAILURES]]
-        self._set(job.id, failed=report.failed, failures=json.dumps(failures))
+        self.jobs.update(job.id, failed=report.failed, failures=failures)
 
-    def ensure_reembedding(self) -> JobInfo | None:
+    def ensure_reembedding(self) -> JobRecord | None:
         """Queue a re-embedding job when the configured model is not the library's active one yet."""
         change = self.library.model_change()
         if change is None:
             return None
-        with self.catalog.session() as s:
-            existing = s.scalars(select(Job).where(Job.kind == REEMBED, Job.status.in_((QUEUED, RUNNING)))).first()
-            if existing is not None:
-                return _info(existing)
-        log.info("re-embedding %d images: %s -> %s; searches use %s until it is done",
-                 change.total, change.from_model, change.to_model, change.from_model)
+        existing = self.jobs.active_of_kind(REEMBED)
+        if existing is not None:
+            return existing
+        log.info(
+            "re-embedding %d images: %s -> %s; searches use %s until it is done",
+            change.total,
+            change.from_model,
+            change.to_model,
+            change.from_model,
+        )
         return self.submit(REEMBED, {"from": change.from_model, "to": change.to_model}, total=change.total)
 
-    def _run_upload(self, job: JobInfo) -> None:
-        items = [Incoming(Path(f["staged"]), f["name"], tags=tuple(job.params.get("tags", ())))
-                 for f in job.params["files"] if Path(f["staged"]).exists()]
+    def _run_upload(self, job: JobRecord) -> None:
+        items = [
+            Incoming(Path(f["staged"]), f["name"], tags=tuple(job.params.get("tags", ())))
+            for f in job.params["files"]
+            if Path(f["staged"]).exists()
+        ]
 
         def progress(done: int, total: int, failed: int) -> None:
-            self._set(job.id, done=done, total=total, failed=failed)
+            self.jobs.update(job.id, done=done, total=total, failed=failed)
 
         outcomes = add_incoming(self.library, items, progress=progress, near_duplicates=job.params.get("duplicates"))
-        failures = [{"name": o.name, "error": str(o.error), "code": o.error.code}
-                    for o in outcomes if o.error is not None][:MAX_RECORDED_FAILURES]
-        self._set(job.id, failed=sum(not o.ok for o in outcomes), done=len(outcomes), total=len(outcomes),
-                  failures=json.dumps(failures))
+        failures = [
+            {"name": o.name, "error": str(o.error), "code": o.error.code} for o in outcomes if o.error is not None
+        ][:MAX_RECORDED_FAILURES]
+        self.jobs.update(
+            job.id, failed=sum(not o.ok for o in outcomes), done=len(outcomes), total=len(outcomes), failures=failures
+        )

@@ -1,7 +1,10 @@
-"""One library: its settings, catalog, model and indexes, opened together.
+"""One library: its settings, catalog, media store, model and indexes, opened together.
 
-The CLI (and later the API server) talk to a :class:`Library`; the parts
-underneath never talk to each other except in the direction data flows.
+:class:`Library` is the composition root the services share: it opens the engine
+parts of one library and hands them out, and it owns the two things that must be
+decided in one place for every surface: which model is active (a switch made by
+another process is noticed within seconds) and which vector backend serves each
+(model, space).
 """
 
 from __future__ import annotations
@@ -9,18 +12,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
-from .catalog import Catalog
-from .config import Settings, default_cache_dir
-from .errors import ConfigError
-from .index import IndexManager
-from .ingest.indexer import IndexReport, Progress, index_folder
-from .ingest.media import MediaStore
-from .models import SEMANTIC, Embedder, load_embedder
-
+from ..catalog import Catalog
+from ..config import Settings, default_cache_dir
+from ..errors import ConfigError
+from ..index import IndexBackend, open_backend
+from ..ingest.indexer import IndexReport, Progress, index_folder
+from ..ingest.media import MediaStore
+from ..models import SEMANTIC, Embedder, load_embedder
 
 #: Catalog key of the model whose vectors searches use: {"name": ..., "model_id": ...}.
 ACTIVE_MODEL = "active_model"
@@ -54,8 +57,9 @@ class Library:
     catalog write.
     """
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None,
-                 loader: Callable[[str], Embedder] | None = None):
+    def __init__(
+        self, settings: Settings, embedder: Embedder | None = None, loader: Callable[[str], Embedder] | None = None
+    ):
         self.settings = settings
         self.settings.library_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(settings.database_url or settings.catalog_path)
@@ -68,7 +72,7 @@ class Library:
         # thread at a time move the on-disk indexes to a new generation.
         self._model_lock = threading.RLock()
         self._sync_lock = threading.Lock()
-        self._managers: dict[tuple[str, str], IndexManager] = {}
+        self._managers: dict[tuple[str, str], IndexBackend] = {}
 
     # -- models --------------------------------------------------------------------
     @property
@@ -83,13 +87,15 @@ class Library:
     @property
     def embedder(self) -> Embedder:
         """The active model: the one searches and newly added images use right now."""
-        if self._active is None or time.monotonic() - self._active_checked > ACTIVE_MODEL_REFRESH_SECONDS:
+        active = self._active
+        if active is None or time.monotonic() - self._active_checked > ACTIVE_MODEL_REFRESH_SECONDS:
             with self._model_lock:
-                if self._active is None or time.monotonic() - self._active_checked > ACTIVE_MODEL_REFRESH_SECONDS:
-                    self._refresh_active()
-        return self._active
+                active = self._active
+                if active is None or time.monotonic() - self._active_checked > ACTIVE_MODEL_REFRESH_SECONDS:
+                    active = self._refresh_active()
+        return active
 
-    def _refresh_active(self) -> None:
+    def _refresh_active(self) -> Embedder:
         requested = self.requested_embedder
         state = self.catalog.get_state(ACTIVE_MODEL)
         if state is None:  # a new library (or one from before models were recorded)
@@ -104,16 +110,21 @@ class Library:
         if self._active is not None and active is not self._active:
             self._managers.clear()
         self._active, self._active_checked = active, time.monotonic()
+        return active
 
-    def _load_previous(self, state: dict, requested: Embedder) -> Embedder:
+    def _load_previous(self, state: dict[str, Any], requested: Embedder) -> Embedder:
         try:
             previous = self._loader(state["name"])
             if previous.model_id != state["model_id"]:
                 raise ConfigError(f"{state['name']} now loads as {previous.model_id}, not {state['model_id']}")
             return previous
         except Exception as exc:  # the old model is gone: serve what is re-embedded so far
-            log.warning("cannot load the library's previous model %s (%s); searching with %s while "
-                        "re-embedding", state["model_id"], exc, requested.model_id)
+            log.warning(
+                "cannot load the library's previous model %s (%s); searching with %s while re-embedding",
+                state["model_id"],
+                exc,
+                requested.model_id,
+            )
             return requested
 
     @property
@@ -139,47 +150,43 @@ class Library:
             self._managers = {k: m for k, m in self._managers.items() if k[0] == requested.model_id}
 
     # -- indexes -------------------------------------------------------------------
-    def indexes(self, space: str, embedder: Embedder | None = None) -> IndexManager:
+    def indexes(self, space: str, embedder: Embedder | None = None) -> IndexBackend:
         """The vector index of ``space`` for the active model (or for ``embedder``)."""
         model_id = (embedder or self.embedder).model_id
         with self._model_lock:
             manager = self._managers.get((model_id, space))
             if manager is None:
-                manager = self._managers[(model_id, space)] = self._make_manager(model_id, space)
+                manager = self._managers[(model_id, space)] = open_backend(self.catalog, self.settings, model_id, space)
             return manager
 
-    def _make_manager(self, model_id: str, space: str):
-        backend = self.settings.vector_backend
-        if backend == "auto":
-            backend = "pgvector" if self.catalog.in_database_vectors else "local"
-        if backend == "pgvector":
-            if not self.catalog.in_database_vectors:
-                raise ConfigError("the pgvector backend needs a PostgreSQL catalog (VISUALSEARCH_DATABASE_URL)")
-            from .index.pgvector import PgVectorManager
-
-            return PgVectorManager(self.catalog, model_id, space)
-        if backend == "milvus":
-            from .index.milvus import MilvusManager
-
-            uri = self.settings.milvus_uri or str(self.settings.library_dir / "milvus.db")
-            return MilvusManager(self.catalog, uri, self.settings.index_dir, model_id, space)
-        if backend == "local":
-            return IndexManager(self.catalog, self.settings.index_dir, model_id, space, self.settings.ann_threshold)
-        raise ConfigError(f"unknown vector backend {backend!r}: choose auto, local, pgvector or milvus")
-
     @property
-    def text_index(self) -> IndexManager:
+    def text_index(self) -> IndexBackend:
         return self.indexes(SEMANTIC)
 
     @property
-    def similarity_index(self) -> IndexManager:
+    def similarity_index(self) -> IndexBackend:
         return self.indexes(self.embedder.similarity_space)
 
-    def index_folder(self, root: Path, *, prune: bool = False, retry_failed: bool = False,
-                     progress: Progress | None = None, on_plan=None) -> IndexReport:
+    def index_folder(
+        self,
+        root: Path,
+        *,
+        prune: bool = False,
+        retry_failed: bool = False,
+        progress: Progress | None = None,
+        on_plan: Callable[[int, int], None] | None = None,
+    ) -> IndexReport:
         try:
-            return index_folder(self.catalog, self.embedder, root, self.settings, prune=prune,
-                                retry_failed=retry_failed, progress=progress, on_plan=on_plan)
+            return index_folder(
+                self.catalog,
+                self.embedder,
+                root,
+                self.settings,
+                prune=prune,
+                retry_failed=retry_failed,
+                progress=progress,
+                on_plan=on_plan,
+            )
         finally:
             # Even after Ctrl-C, what was committed becomes searchable.
             self.sync_indexes()

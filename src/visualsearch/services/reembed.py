@@ -13,15 +13,16 @@ catches any that arrived in between.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from .indexer import _batched, _encode
-from .pipeline import prepared_stream
-from .scan import FoundFile
+from ..ingest.indexer import embed_batches
+from ..ingest.scan import FoundFile
+from ..models import Embedder
+from .library import Library
 
 
 @dataclass
@@ -38,41 +39,35 @@ class ReembedReport:
 Progress = Callable[[int, int], None]
 
 
-def embed_assets(library, embedder, todo: list[tuple[int, str]], report: ReembedReport,
-                 progress: Callable[[int], None] | None = None) -> set[int]:
+def embed_assets(
+    library: Library,
+    embedder: Embedder,
+    todo: list[tuple[int, str]],
+    report: ReembedReport,
+    progress: Callable[[int], None] | None = None,
+) -> set[int]:
     """Give ``todo`` (asset id, file) vectors from ``embedder``; returns the ids that failed."""
-    settings = library.settings
-    get_preprocessor = getattr(embedder, "image_preprocessor", None)
     files = [FoundFile(Path(path), 0, 0.0) for _, path in todo]
-    stream = prepared_stream(files, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
-                             max_decoded_bytes=settings.max_decoded_bytes,
-                             preprocessor=get_preprocessor() if get_preprocessor else None,
-                             workers=settings.decode_workers, batch_size=settings.batch_size, fingerprints=False)
     failed_ids: set[int] = set()
     ids = iter(todo)
-    for batch in _batched(stream, settings.batch_size):
-        pairs = [(next(ids)[0], p) for p in batch]
-        good = [(asset_id, p) for asset_id, p in pairs if p.error is None]
-        bad = [(asset_id, p.found.path, p.error) for asset_id, p in pairs if p.error is not None]
-        if good:
-            try:
-                vectors = _encode(embedder, [p for _, p in good])
-            except Exception as exc:  # one bad batch must not lose the run
-                bad += [(asset_id, p.found.path, f"embedding failed: {exc}") for asset_id, p in good]
-                good, vectors = [], {}
-            rows = [(asset_id, {space: np.asarray(v[n]) for space, v in vectors.items()})
-                    for n, (asset_id, _) in enumerate(good)]
+    for step in embed_batches(embedder, files, library.settings, fingerprints=False):
+        asset_of = {id(p): next(ids)[0] for p in step.batch}
+        rows = [
+            (asset_of[id(p)], {space: np.asarray(v[n]) for space, v in step.vectors.items()})
+            for n, p in enumerate(step.good)
+        ]
+        if rows:
             library.catalog.write_embeddings(embedder.model_id, rows)
-        report.embedded += len(good)
-        report.failed += len(bad)
-        report.failures.extend((str(path), reason) for _, path, reason in bad)
-        failed_ids.update(asset_id for asset_id, _, _ in bad)
+        report.embedded += len(rows)
+        report.failed += len(step.failed)
+        report.failures.extend((str(p.found.path), reason) for p, reason in step.failed)
+        failed_ids.update(asset_of[id(p)] for p, _ in step.failed)
         if progress:
-            progress(len(batch))
+            progress(len(step.batch))
     return failed_ids
 
 
-def reembed_library(library, *, progress: Progress | None = None) -> ReembedReport:
+def reembed_library(library: Library, *, progress: Progress | None = None) -> ReembedReport:
     """Bring every image onto the requested model, then switch to it. Safe to interrupt and re-run.
 
     With no model change pending this still embeds images that lack a vector
@@ -94,7 +89,7 @@ def reembed_library(library, *, progress: Progress | None = None) -> ReembedRepo
             if progress:
                 progress(done, total)
 
-            def advance(n: int) -> None:
+            def advance(n: int, total: int = total) -> None:
                 nonlocal done
                 done += n
                 if progress:

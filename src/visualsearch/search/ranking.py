@@ -1,0 +1,85 @@
+"""Every kind of query, ranked the same way.
+
+Scores are cosine similarities between L2-normalised vectors, in [-1, 1]
+(higher is more similar). Results are ordered by score, most similar first;
+equal scores are ordered by ascending asset id, so the same query always
+gives the same order. Filters are resolved by the catalog into allowed ids and
+applied inside the vector search, so a narrow filter still fills the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..catalog import Asset, AssetFilter, Catalog
+from ..index import IndexBackend
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    rank: int
+    asset_id: int
+    score: float
+    source: str
+    width: int | None
+    height: int | None
+    format: str | None
+    #: The catalog record, for callers that show more than the basics (the API).
+    asset: Asset | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "asset_id": self.asset_id,
+            "score": self.score,
+            "source": self.source,
+            "width": self.width,
+            "height": self.height,
+            "format": self.format,
+        }
+
+
+def ranked(
+    catalog: Catalog,
+    index: IndexBackend,
+    vector: np.ndarray,
+    *,
+    limit: int = 20,
+    min_score: float | None = None,
+    offset: int = 0,
+    filters: AssetFilter | None = None,
+    exclude: set[int] | None = None,
+) -> list[SearchResult]:
+    """The page ``offset .. offset + limit`` of assets nearest to ``vector``, best first."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    if offset < 0:
+        raise ValueError("offset cannot be negative")
+    allow = None
+    if filters is not None and not filters.is_empty():
+        allow = catalog.filter_ids(filters)
+    hits = index.search(vector, offset + limit, exclude=exclude, allow=allow)
+    keep = np.ones(len(hits.ids), dtype=bool) if min_score is None else hits.scores >= min_score
+    ids, scores = hits.ids[keep][offset:], hits.scores[keep][offset:]
+    assets = catalog.get_many(ids.tolist())
+    results: list[SearchResult] = []
+    for asset_id, score in zip(ids.tolist(), scores.tolist(), strict=True):
+        asset = assets.get(asset_id)
+        if asset is None:  # removed since the index was last synced
+            continue
+        results.append(
+            SearchResult(
+                offset + len(results) + 1,
+                asset_id,
+                round(float(score), 6),
+                asset.source,
+                asset.width,
+                asset.height,
+                asset.format,
+                asset,
+            )
+        )
+    return results

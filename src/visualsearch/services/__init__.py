@@ -1,0 +1,34 @@
+"""Use cases of the product, between the surfaces (CLI, API, page) and the engine parts.
+
+Surfaces call these; these call the catalog, indexes, models and ingestion. One
+service per use case: adding images (:mod:`.adding`), search (:mod:`.search`),
+duplicates and trash (:mod:`.duplicates`), background jobs (:mod:`.jobs`),
+re-embedding (:mod:`.reembed`) and API keys (:mod:`.keys`), all on one
+:class:`~.library.Library` (the composition root of one library).
+"""
+
+from .adding import Incoming, Outcome, add_incoming, fetch_to_staging
+from .assets import AssetService
+from .duplicates import DuplicatesService
+from .jobs import JobQueue
+from .keys import KeyService
+from .library import Library, ModelChange
+from .reembed import ReembedReport, reembed_library
+from .search import SearchResult, SearchService
+
+__all__ = [
+    "AssetService",
+    "DuplicatesService",
+    "Incoming",
+    "JobQueue",
+    "KeyService",
+    "Library",
+    "ModelChange",
+    "Outcome",
+    "ReembedReport",
+    "SearchResult",
+    "SearchService",
+    "add_incoming",
+    "fetch_to_staging",
+    "reembed_library",
+]

@@ -1,0 +1,78 @@
+"""The library's assets: listing, one asset, tags, removal, and the files behind them."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from ..catalog import INDEXED, Asset, AssetFilter
+from ..errors import NotFound
+from .library import Library
+
+
+class AssetService:
+    def __init__(self, library: Library):
+        self.library = library
+
+    def page(
+        self, filters: AssetFilter, limit: int, offset: int = 0, before_id: int | None = None
+    ) -> tuple[list[Asset], int]:
+        """(assets with their tags, newest first; how many match in all)."""
+        catalog = self.library.catalog
+        rows = catalog.list_assets(filters, limit=limit, offset=offset, before_id=before_id)
+        return catalog.with_tags(rows), catalog.count_assets(filters)
+
+    def get(self, asset_id: int) -> Asset:
+        """The asset with its tags; NotFound when there is none."""
+        asset = self.library.catalog.get(asset_id)
+        if asset is None:
+            raise NotFound(f"no asset with id {asset_id}")
+        return self.library.catalog.with_tags([asset])[0]
+
+    def with_tags(self, assets: list[Asset]) -> list[Asset]:
+        return self.library.catalog.with_tags(assets)
+
+    def set_tags(self, asset_id: int, tags: list[str]) -> list[str]:
+        self.get(asset_id)
+        return self.library.catalog.set_tags(asset_id, tags)
+
+    def delete(self, asset_id: int) -> None:
+        """Forget the asset and its vectors. Copies the library made (uploads, URLs) are deleted;
+        files in indexed folders are never touched."""
+        library = self.library
+        asset = self.get(asset_id)
+        library.catalog.remove([asset_id])
+        if asset.path and asset.sha256 and library.catalog.find_by_sha256(asset.sha256) is None:
+            library.media.discard_original(asset.path)
+            library.media.thumbnail_path(asset.sha256).unlink(missing_ok=True)
+        library.sync_indexes()
+
+    def image_file(self, asset: Asset) -> Path:
+        """The asset's file, only if it is still the regular file that was indexed.
+
+        A file (or a folder above it) replaced by a symbolic link after indexing is
+        not served: the link could point anywhere on the server.
+        """
+        if asset.status != INDEXED:
+            raise NotFound(f"asset {asset.id} has no image ({asset.error or asset.status})")
+        path = Path(asset.path or asset.source)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            raise NotFound(f"the file of asset {asset.id} is no longer on disk") from None
+        if not stat.S_ISREG(st.st_mode) or os.path.realpath(path) != str(path):
+            raise NotFound(f"the file of asset {asset.id} is no longer the file that was indexed")
+        return path
+
+    def thumbnail(self, asset: Asset) -> Path:
+        """The 256 px WebP preview, made on first use (callers hold a decode slot for that)."""
+        media = self.library.media
+        assert asset.sha256 is not None  # indexed assets always have one (image_file checked the status)
+        path = media.thumbnail_path(asset.sha256)
+        if not path.exists():
+            path = media.thumbnail_from_file(asset.sha256, self.image_file(asset), self.library.settings.decode_limits)
+        return path
+
+    def thumbnail_missing(self, asset: Asset) -> bool:
+        return asset.sha256 is None or not self.library.media.thumbnail_path(asset.sha256).exists()
