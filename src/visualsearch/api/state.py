@@ -82,6 +82,7 @@ class ServerState:
             self.library.sync_indexes()
             for space in self.library.embedder.spaces:
                 self.library.indexes(space).index()
+            self.library.embedder.warm_up()  # /readyz says ready only once a query is as fast as the next
         except Exception as exc:  # reported by /readyz; searches will report it too
             log.exception("could not load the model")
             self.model_error = f"{type(exc).__name__}: {exc}"

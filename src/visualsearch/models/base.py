@@ -58,6 +58,20 @@ class Embedder(ABC):
         """Like :meth:`encode_images`, for a stack of :meth:`image_preprocessor` outputs."""
         raise NotImplementedError(f"{type(self).__name__} has no separate preprocessing step")
 
+    def warm_up(self) -> None:
+        """Run the image and text paths once, so the first real query is as fast as the rest.
+
+        Runtimes initialise lazily (ONNX Runtime picks kernels and allocates arenas on the
+        first run): measured on 2 cores, a server's first search by image took 1.1 s and the
+        next ones 35 ms; the first text search 240 ms, the next 10 ms.
+        """
+        self.embed_texts(["a photo"])
+        image = Image.new("RGB", (320, 240), (128, 128, 128))
+        preprocess = self.image_preprocessor()
+        if preprocess is not None:
+            self.encode_prepared(np.stack([preprocess(image)]))
+        self.encode_images([image])
+
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """float32[n, d] in the ``semantic`` (shared text-image) space."""
         return self.encode_images(images)[SEMANTIC]

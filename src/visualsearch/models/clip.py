@@ -120,6 +120,9 @@ class HFClipEmbedder(_TorchEmbedder):
 
     def _load(self) -> None:
         from transformers import AutoModel, AutoProcessor
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our surfaces show their own progress
 
         self._model = AutoModel.from_pretrained(self.name_or_path).eval()
         self._processor = AutoProcessor.from_pretrained(self.name_or_path)  # type: ignore[no-untyped-call]

@@ -72,7 +72,9 @@ class SentenceEncoder:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         import torch
         from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar leaked into our CLI output
         bert = AutoModel.from_pretrained(str(self.model_path)).eval()
 
         class Hidden(torch.nn.Module):

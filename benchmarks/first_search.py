@@ -1,0 +1,140 @@
+"""How long a new user waits: first index, first CLI search, server start-up, first searches.
+
+Runs the installed ``visualsearch`` command as a user would (subprocesses, a real server on
+loopback), on a library built from a folder of photos (default: the repository's test photos).
+
+    .venv/bin/python benchmarks/first_search.py [--photos DIR] [--repeat 3]
+
+"cold" is the first run on a machine (a fresh model cache: the text encoder is exported to
+ONNX first); "warm" is any run after that. Figures are wall-clock seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXE = [sys.executable, "-m", "visualsearch"]
+
+
+def run(args: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run([*EXE, *args], capture_output=True, text=True, env=env, timeout=900)
+    if proc.returncode != 0:
+        raise SystemExit(f"visualsearch {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def request(url: str, body: bytes | None = None, content_type: str = "application/json") -> float:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": content_type} if body else {})
+    started = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=120) as r:
+        r.read()
+    return time.perf_counter() - started
+
+
+def multipart(name: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "benchmark-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def serve_figures(library: Path, photo: Path, env: dict[str, str]) -> dict[str, float]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [*EXE, "serve", "--library", str(library), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.perf_counter() - started > 300:
+                raise SystemExit("the server did not become ready in 300 s")
+            time.sleep(0.05)
+        ready = time.perf_counter() - started
+        text = [
+            request(f"{base}/api/search", json.dumps({"text": q}).encode())
+            for q in ("a cat", "a cup of coffee", "flowers in a garden")
+        ]
+        body, ctype = multipart(photo.name, photo.read_bytes())
+        image = [request(f"{base}/api/search/image", body, ctype) for _ in range(3)]
+        return {
+            "ready": ready,
+            "text first": text[0],
+            "text next": statistics.median(text[1:]),
+            "image first": image[0],
+            "image next": statistics.median(image[1:]),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", type=Path, default=REPO / "tests" / "data" / "photos")
+    parser.add_argument("--repeat", type=int, default=3, help="warm CLI searches to time")
+    args = parser.parse_args()
+    photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    if not photos:
+        raise SystemExit(f"no photos in {args.photos}")
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, VISUALSEARCH_CACHE_DIR=str(Path(tmp) / "cache"))
+        env.pop("VISUALSEARCH_LIBRARY", None)
+        library = Path(tmp) / "lib"
+        index_cold = run(["index", str(args.photos), "--library", str(library)], env)
+        search_first = run(["search", "a cat", "--library", str(library)], env)
+        warm = [
+            run(["search", q, "--library", str(library)], env)
+            for q in ("a cup of coffee", "a rocket", "flowers", "a storm", "a butterfly")[: args.repeat]
+        ]
+        server = serve_figures(library, photos[0], env)
+    print(f"{len(photos)} photos from {args.photos}, {os.cpu_count()} cores")
+    print(f"CLI  index, cold (exports the text model) : {index_cold:6.2f} s")
+    print(f"CLI  first search after index            : {search_first:6.2f} s")
+    print(f"CLI  search, warm (median of {len(warm)})          : {statistics.median(warm):6.2f} s")
+    print(f"serve: start to /readyz 200              : {server['ready']:6.2f} s")
+    print(
+        f"serve: first text search / next          : {server['text first'] * 1000:6.0f} ms / "
+        f"{server['text next'] * 1000:.0f} ms"
+    )
+    print(
+        f"serve: first search by image / next      : {server['image first'] * 1000:6.0f} ms / "
+        f"{server['image next'] * 1000:.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
