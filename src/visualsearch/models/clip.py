@@ -122,7 +122,7 @@ class HFClipEmbedder(_TorchEmbedder):
         from transformers import AutoModel, AutoProcessor
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # our surfaces show their own progress
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # we show our own progress
 
         self._model = AutoModel.from_pretrained(self.name_or_path).eval()
         self._processor = AutoProcessor.from_pretrained(self.name_or_path)  # type: ignore[no-untyped-call]

@@ -74,7 +74,7 @@ class SentenceEncoder:
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # its "Loading weights" bar leaked into our CLI output
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # its "Loading weights" bar leaked
         bert = AutoModel.from_pretrained(str(self.model_path)).eval()
 
         class Hidden(torch.nn.Module):
