@@ -62,7 +62,18 @@ def multipart(name: str, data: bytes) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def serve_figures(library: Path, photo: Path, env: dict[str, str]) -> dict[str, float]:
+def grid_seconds(base: str) -> tuple[float, int]:
+    """Seconds to list the first page of the library and fetch every thumbnail on it, in order."""
+    started = time.perf_counter()
+    with urllib.request.urlopen(f"{base}/api/assets?limit=200", timeout=120) as r:
+        items = json.loads(r.read())["items"]
+    for item in items:
+        with urllib.request.urlopen(base + item["thumbnail_url"], timeout=120) as r:
+            r.read()
+    return time.perf_counter() - started, len(items)
+
+
+def serve_figures(library: Path, photo: Path, env: dict[str, str], searches: bool = True) -> dict[str, float]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
@@ -84,6 +95,10 @@ def serve_figures(library: Path, photo: Path, env: dict[str, str]) -> dict[str, 
                 raise SystemExit("the server did not become ready in 300 s")
             time.sleep(0.05)
         ready = time.perf_counter() - started
+        grid_cold, cards = grid_seconds(base)
+        grid_warm, _ = grid_seconds(base)
+        if not searches:
+            return {"ready": ready, "grid cold": grid_cold, "grid warm": grid_warm, "cards": cards}
         text = [
             request(f"{base}/api/search", json.dumps({"text": q}).encode())
             for q in ("a cat", "a cup of coffee", "flowers in a garden")
@@ -121,6 +136,11 @@ def main() -> None:
             for q in ("a cup of coffee", "a rocket", "flowers", "a storm", "a butterfly")[: args.repeat]
         ]
         server = serve_figures(library, photos[0], env)
+        # The same library indexed without previews: the grid makes them on first view.
+        off_env = dict(env, VISUALSEARCH_THUMBNAILS_AT_INDEX="false")
+        off_library = Path(tmp) / "lib-no-previews"
+        run(["index", str(args.photos), "--library", str(off_library)], off_env)
+        off = serve_figures(off_library, photos[0], off_env, searches=False)
     print(f"{len(photos)} photos from {args.photos}, {os.cpu_count()} cores")
     print(f"CLI  index, cold (exports the text model) : {index_cold:6.2f} s")
     print(f"CLI  first search after index            : {search_first:6.2f} s")
@@ -133,6 +153,14 @@ def main() -> None:
     print(
         f"serve: first search by image / next      : {server['image first'] * 1000:6.0f} ms / "
         f"{server['image next'] * 1000:.0f} ms"
+    )
+    print(
+        f"grid of {server['cards']:.0f} cards, first load / again      : {server['grid cold']:6.2f} s / "
+        f"{server['grid warm']:.2f} s (previews made while indexing)"
+    )
+    print(
+        f"grid of {off['cards']:.0f} cards, first load / again      : {off['grid cold']:6.2f} s / "
+        f"{off['grid warm']:.2f} s (VISUALSEARCH_THUMBNAILS_AT_INDEX=false: made on first view)"
     )
 
 

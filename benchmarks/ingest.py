@@ -10,7 +10,8 @@ prints images/s and seconds per image for each stage:
 
   decode       read the file + JPEG decode (+ EXIF orientation)      } in the worker
   fingerprint  SHA-256 of the pixels + pHash                         } processes,
-  preprocess   resample and centre-crop to the model's input         } summed over workers
+  thumbnail    the 256 px WebP preview the page shows                } summed
+  preprocess   resample and centre-crop to the model's input         } over workers
   model        the forward pass + the ConSE mix (main process)
   write        catalog transaction per batch (main process)
   wait         main process blocked on workers (0 = model-bound)
@@ -88,7 +89,7 @@ def build_folder(folder: Path, count: int, eval_dir: Path) -> list[Path]:
     return paths
 
 
-def run_index(folder: Path, workers: int, batch: int, processes: bool | None) -> dict:
+def run_index(folder: Path, workers: int, batch: int, processes: bool | None, thumbnails: bool = True) -> dict:
     from visualsearch.ingest.indexer import IndexReport, index_files
     from visualsearch.ingest.scan import scan_folder
 
@@ -98,7 +99,8 @@ def run_index(folder: Path, workers: int, batch: int, processes: bool | None) ->
         embedder.encode_images([Image.new("RGB", SIZE)])  # load weights + class matrix outside the timing
         files = list(scan_folder(folder))
         report = IndexReport()
-        index_files(lib.catalog, embedder, files, lib.settings, report, processes=processes)
+        index_files(lib.catalog, embedder, files, lib.settings, report, processes=processes,
+                    thumbnails=lib.media.thumbnails if thumbnails else None)
         lib.close()
     assert report.indexed == len(files), report.failures[:3]
     return {"images": report.indexed, "seconds": report.seconds, **report.timings}
@@ -122,7 +124,8 @@ def model_only(paths: list[Path], batch: int, runtime: str, count: int) -> float
 
 def print_row(name: str, r: dict) -> None:
     n, wall = r["images"], r["seconds"]
-    per = {k: r.get(k, 0.0) / n * 1000 for k in ("decode", "fingerprint", "preprocess", "model", "write", "wait")}
+    stages = ("decode", "fingerprint", "thumbnail", "preprocess", "model", "write", "wait")
+    per = {k: r.get(k, 0.0) / n * 1000 for k in stages}
     print(
         f"{name:<28} {n / wall:7.1f} img/s   "
         + "  ".join(f"{k} {v:5.2f}" for k, v in per.items())
@@ -147,10 +150,11 @@ def main() -> None:
     print(f"{len(paths)} JPEGs 640x480 q90 ({size_mb:.0f} MB) in {folder} ({time.perf_counter() - t:.0f} s to prepare)")
     print(
         f"{os.cpu_count()} cores; batch {args.batch}; times in ms per image "
-        "(decode/fingerprint/preprocess: worker time summed over workers)\n"
+        "(decode/fingerprint/thumbnail/preprocess: worker time summed over workers)\n"
     )
 
     print_row(f"processes x{args.workers} (default)", run_index(folder, args.workers, args.batch, True))
+    print_row("  same, no thumbnails", run_index(folder, args.workers, args.batch, True, thumbnails=False))
     print_row(f"threads x{args.workers} (no processes)", run_index(folder, args.workers, args.batch, False))
 
     print()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
+from PIL import Image
 
 from tests.support.catalog import alembic_head
 from tests.support.images import solid
 from visualsearch.catalog import AssetFilter, Catalog
-from visualsearch.services import SearchService
+from visualsearch.services import AssetService, SearchService
 
 
 def make_folder(root, n=10):
@@ -145,3 +147,25 @@ def test_catalog_upgrades_an_older_schema_keeping_its_assets(tmp_path):
     assert catalog.set_tags(asset.id, ["  Beach ", "beach", "Sunset"]) == ["beach", "sunset"]
     assert catalog.count_assets(AssetFilter(tag="BEACH")) == 1
     catalog.close()
+
+
+def test_previews_are_made_in_the_indexing_pass_and_backfilled_when_missing(tiny_library, tmp_path):
+    folder = make_folder(tmp_path / "pics")
+    tiny_library.index_folder(folder)
+    assets = tiny_library.catalog.list_assets(AssetFilter(), limit=100)
+    media = tiny_library.media
+    assert assets and all(media.thumbnail_path(a.sha256).is_file() for a in assets)  # no decode on first view
+    # A library indexed without them (older version, or the setting off) gets them filled in.
+    for a in assets:
+        media.thumbnail_path(a.sha256).unlink()
+    tiny_library.settings.thumbnails_at_index = False
+    extra = tmp_path / "more"
+    extra.mkdir()
+    solid((10, 200, 10), (300, 200)).save(extra / "late.png")
+    tiny_library.index_folder(extra)
+    [late] = tiny_library.catalog.list_assets(AssetFilter(q="late.png"), limit=5)
+    assert not media.thumbnail_path(late.sha256).exists()
+    made = AssetService(tiny_library).fill_thumbnails(threading.Event())
+    assert made == len(assets) + 1
+    with Image.open(media.thumbnail_path(late.sha256)) as thumb:
+        assert thumb.format == "WEBP" and max(thumb.size) == 256

@@ -70,7 +70,7 @@ def test_indexing_through_processes_matches_in_process_indexing_and_reports_stag
         report = IndexReport()
         index_files(lib.catalog, lib.embedder, files, lib.settings, report, processes=processes)
         assert (report.indexed, report.failed) == (30, 1)
-        assert set(report.timings) == {"decode", "fingerprint", "preprocess", "model", "write", "wait"}
+        assert set(report.timings) == {"decode", "fingerprint", "thumbnail", "preprocess", "model", "write", "wait"}
         assert all(v >= 0 for v in report.timings.values()) and report.timings["decode"] > 0
         assert report.seconds > 0
         libs.append(lib)

@@ -51,6 +51,7 @@ TODAYS_DEFAULTS: dict[str, Any] = {
     "max_files_per_upload": 100,
     "max_request_bytes": 1024 * 1024 * 1024,
     "sync_upload_files": 8,
+    "thumbnails_at_index": True,
     "duplicate_policy": "warn",
     "folder_roots": default_folder_roots(),
     "allowed_hosts": (),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +45,7 @@ class ServerState:
         )
         self.fetches = Gate("fetching other URLs", settings.max_concurrent_fetches)
         self.model_error: str | None = None
+        self._stopping = threading.Event()
         self._warm_lock = threading.Lock()
         self._warm_started = 0.0
         self._warm = self._warm_thread()
@@ -73,6 +75,7 @@ class ServerState:
             self._warm.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self.jobs.stop()
         self.library.close()
 
@@ -91,6 +94,21 @@ class ServerState:
             self.jobs.ensure_reembedding()
         except Exception:
             log.exception("could not start re-embedding")
+        self._fill_thumbnails()
+
+    def _fill_thumbnails(self) -> None:
+        """Previews for a library indexed without them, one at a time at low priority, so the grid
+        stops waiting on first views. Runs after readiness; a server stop interrupts it."""
+        try:  # Linux lowers the priority of this thread only; elsewhere it is a no-op
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
+        try:
+            made = self.assets.fill_thumbnails(self._stopping)
+            if made:
+                log.info("made %d missing thumbnail(s)", made)
+        except Exception:
+            log.exception("could not make missing thumbnails")
 
     @property
     def ready(self) -> bool:

@@ -114,6 +114,7 @@ def embed_batches(
     fingerprints: bool = True,
     processes: bool | None = None,
     timings: dict[str, float] | None = None,
+    thumbnails: Path | None = None,
 ) -> Iterator[EmbeddedBatch]:
     """The one decode -> embed loop of the library (folder indexing and re-embedding both use it).
 
@@ -121,7 +122,8 @@ def embed_batches(
     (:mod:`.pipeline`); batches of ``settings.batch_size`` go through the model in
     input order. A batch the model fails on fails its files, never the run.
     ``timings`` collects seconds per stage: worker stages (decode, fingerprint,
-    preprocess) summed over workers, and the main process's model and wait times.
+    thumbnail, preprocess) summed over workers, and the main process's model and wait
+    times. ``thumbnails``: write each picture's preview there in the same decode pass.
     """
     stream = prepared_stream(
         files,
@@ -133,6 +135,7 @@ def embed_batches(
         batch_size=settings.batch_size,
         processes=processes,
         fingerprints=fingerprints,
+        thumbnails=thumbnails,
     )
     timings = {} if timings is None else timings
     try:
@@ -165,6 +168,7 @@ def index_files(
     progress: Progress | None = None,
     *,
     processes: bool | None = None,
+    thumbnails: Path | None = None,
 ) -> None:
     """Decode, embed and store ``files`` in batches of ``settings.batch_size``, one transaction each.
 
@@ -175,7 +179,9 @@ def index_files(
     started = time.perf_counter()
     done = 0
     try:
-        for step in embed_batches(embedder, files, settings, processes=processes, timings=timings):
+        for step in embed_batches(
+            embedder, files, settings, processes=processes, timings=timings, thumbnails=thumbnails
+        ):
             failed: list[tuple[str, str, int | None, float | None]] = [
                 (str(p.found.path), reason, p.found.byte_size, p.found.mtime) for p, reason in step.failed
             ]
@@ -223,8 +229,12 @@ def index_folder(
     retry_failed: bool = False,
     progress: Progress | None = None,
     on_plan: Callable[[int, int], None] | None = None,
+    thumbnails: Path | None = None,
 ) -> IndexReport:
-    """Index every image under ``root``. Safe to re-run; safe to interrupt."""
+    """Index every image under ``root``. Safe to re-run; safe to interrupt.
+
+    ``thumbnails``: the media store's preview folder, filled in the same decode pass.
+    """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise VisualSearchError(f"not a folder: {root}")
@@ -236,5 +246,5 @@ def index_folder(
     todo, report.unchanged = plan(catalog, found, embedder.model_id, embedder.spaces, retry_failed)
     if on_plan:
         on_plan(len(todo), report.unchanged)
-    index_files(catalog, embedder, todo, settings, report, progress)
+    index_files(catalog, embedder, todo, settings, report, progress, thumbnails=thumbnails)
     return report

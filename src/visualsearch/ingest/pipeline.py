@@ -28,6 +28,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -35,13 +36,14 @@ from PIL import Image
 from ..config import MAX_DECODED_BYTES
 from ..errors import VisualSearchError
 from .decode import decode_file
+from .media import write_thumbnail
 from .scan import FoundFile
 
 #: Below this many files a process pool costs more to start (about a second) than it saves.
 PROCESS_POOL_MIN_FILES = 64
 #: Stages measured inside the workers, in CPU seconds of the worker thread (not wall time,
 #: which would count the time a worker waits for a core the model is using).
-WORKER_STAGES = ("decode", "fingerprint", "preprocess")
+WORKER_STAGES = ("decode", "fingerprint", "thumbnail", "preprocess")
 #: How often a worker process checks that the process that started it is still there.
 PARENT_POLL_SECONDS = 0.5
 
@@ -73,8 +75,14 @@ def prepare(
     preprocessor: Callable[[Image.Image], np.ndarray] | None = None,
     fingerprints: bool = True,
     max_decoded_bytes: int = MAX_DECODED_BYTES,
+    thumbnails: Path | None = None,
 ) -> Prepared:
-    """Read, decode, fingerprint and preprocess one file. Never raises: failures are data."""
+    """Read, decode, fingerprint and preprocess one file. Never raises: failures are data.
+
+    With ``thumbnails`` (the media store's thumbnail folder) the 256 px preview is written
+    from the same decoded picture, so a freshly indexed library's grid needs no decoding.
+    A preview that cannot be written (full disk) is left to be made on first view.
+    """
     t0 = time.thread_time()
     try:
         decoded = decode_file(
@@ -92,12 +100,18 @@ def prepare(
         if fingerprints:
             out.pixel_sha256, out.phash = decoded.pixel_sha256, decoded.phash
         t2 = time.thread_time()
+        if thumbnails is not None:
+            try:
+                write_thumbnail(thumbnails, decoded.sha256, decoded.image)
+            except OSError:
+                pass  # made on first view instead
+        t_thumb = time.thread_time()
         if preprocessor is None:
             out.image = decoded.image
         else:
             out.model_input = preprocessor(decoded.image)
         t3 = time.thread_time()
-        out.timings = {"decode": t1 - t0, "fingerprint": t2 - t1, "preprocess": t3 - t2}
+        out.timings = {"decode": t1 - t0, "fingerprint": t2 - t1, "thumbnail": t_thumb - t2, "preprocess": t3 - t_thumb}
         return out
     except VisualSearchError as exc:
         return Prepared(found, error=str(exc), timings={"decode": time.thread_time() - t0})
@@ -262,6 +276,7 @@ def prepared_stream(
     processes: bool | None = None,
     fingerprints: bool = True,
     max_decoded_bytes: int = MAX_DECODED_BYTES,
+    thumbnails: Path | None = None,
 ) -> PreparedStream:
     """The stream :func:`~visualsearch.ingest.indexer.index_files` consumes.
 
@@ -277,6 +292,7 @@ def prepared_stream(
         max_decoded_bytes=max_decoded_bytes,
         preprocessor=preprocessor,
         fingerprints=fingerprints,
+        thumbnails=thumbnails,
     )
     # Two batches per worker in flight keeps workers busy while the model runs,
     # and bounds memory (a 224 px uint8 input is 150 KB).

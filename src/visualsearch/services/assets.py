@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 
 from ..catalog import INDEXED, Asset, AssetFilter
-from ..errors import NotFound
+from ..errors import NotFound, VisualSearchError
 from .library import Library
 
 
@@ -73,6 +74,33 @@ class AssetService:
         if not path.exists():
             path = media.thumbnail_from_file(asset.sha256, self.image_file(asset), self.library.settings.decode_limits)
         return path
+
+    def fill_thumbnails(self, stop: threading.Event, page: int = 200) -> int:
+        """Make the previews that are missing (libraries indexed before previews were made at index
+        time, or with ``thumbnails_at_index`` off), newest first; returns how many were made.
+
+        Meant for a background thread: it stops at ``stop``, and a file that cannot be read is
+        skipped (its preview is then attempted on view, which reports the error).
+        """
+        made = 0
+        before: int | None = None
+        catalog = self.library.catalog
+        while not stop.is_set():
+            rows = catalog.list_assets(AssetFilter(), limit=page, before_id=before)
+            if not rows:
+                break
+            for asset in rows:
+                if stop.is_set():
+                    break
+                if not self.thumbnail_missing(asset):
+                    continue
+                try:
+                    self.thumbnail(asset)
+                    made += 1
+                except (OSError, VisualSearchError):
+                    continue
+            before = rows[-1].id
+        return made
 
     def thumbnail_missing(self, asset: Asset) -> bool:
         return asset.sha256 is None or not self.library.media.thumbnail_path(asset.sha256).exists()

@@ -110,7 +110,14 @@ class DuplicatesService:
                 stat = original.stat()
                 folder_files.append(FoundFile(original, stat.st_size, stat.st_mtime))
         if folder_files:
-            index_files(library.catalog, library.embedder, folder_files, library.settings, IndexReport())
+            index_files(
+                library.catalog,
+                library.embedder,
+                folder_files,
+                library.settings,
+                IndexReport(),
+                thumbnails=library.media.thumbnails if library.settings.thumbnails_at_index else None,
+            )
         if uploads:
             add_incoming(library, uploads, allow_duplicates=True)
         library.sync_indexes()

@@ -186,6 +186,7 @@ class Library:
                 retry_failed=retry_failed,
                 progress=progress,
                 on_plan=on_plan,
+                thumbnails=self.media.thumbnails if self.settings.thumbnails_at_index else None,
             )
         finally:
             # Even after Ctrl-C, what was committed becomes searchable.
