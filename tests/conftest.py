@@ -1,4 +1,4 @@
-"""Shared fixtures: real photos from ../shared/eval, synthetic images, one loaded model."""
+"""Shared fixtures: real photos (src/visualsearch/demo/photos), one loaded model, a tiny library, PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.embedders import TinyEmbedder
-from tests.support.paths import EVAL
+from tests.support.paths import TEST_PHOTOS
 
 # Plain helpers live in tests/support; tests import them from there, not from here.
 
@@ -40,26 +40,15 @@ def _isolated_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def eval_dir() -> Path:
-    if not (EVAL / "coco-239" / "images").is_dir():
-        pytest.skip(f"evaluation photos not found at {EVAL}")
-    return EVAL
+def photos() -> list[Path]:
+    """24 real, varied photos kept in the repository (src/visualsearch/demo/photos, sorted by name).
 
-
-@pytest.fixture(scope="session")
-def photos(eval_dir) -> list[Path]:
-    """A handful of real, varied photos."""
-    coco = sorted((eval_dir / "coco-239" / "images").glob("*.jpg"))[:6]
-    inet = [
-        eval_dir / "imagenet-sample" / "images" / n
-        for n in (
-            "n02099601_golden_retriever.JPEG",
-            "n02123045_tabby.JPEG",
-            "n04285008_sports_car.JPEG",
-            "n07753592_banana.JPEG",
-        )
-    ]
-    return coco + [p for p in inet if p.exists()]
+    Animals, food, vehicles, nature, space, abstract wallpapers and three drawings; their sources
+    and licences are in SOURCES.md there, and what the default model sees in each in labels.json.
+    """
+    files = sorted(TEST_PHOTOS.glob("*.jpg"))
+    assert len(files) >= 20, f"the test photos are missing from {TEST_PHOTOS} (scripts/build-test-photos)"
+    return files
 
 
 @pytest.fixture(scope="session")

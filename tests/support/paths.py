@@ -1,9 +1,11 @@
-"""Where the repository and the shared evaluation photos are."""
+"""Where the repository and the tests' own real photos are."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-EVAL = Path(os.environ.get("VISUALSEARCH_EVAL_DIR", REPO.parent / "shared" / "eval"))
+# Openly licensed real photos kept in the repository (made by scripts/build-test-photos;
+# provenance in SOURCES.md there, what the default model sees in each in labels.json).
+#: The sample photos that come with the package (visualsearch demo); the tests use them too.
+TEST_PHOTOS = REPO / "src" / "visualsearch" / "demo" / "photos"

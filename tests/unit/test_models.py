@@ -9,8 +9,24 @@ import pytest
 from PIL import Image
 
 from tests.support.images import gradient_image
+from tests.support.paths import TEST_PHOTOS
 from visualsearch.errors import ConfigError
 from visualsearch.models import SEMANTIC, VISUAL, load_embedder
+
+# What the default model sees in each test photo, verified when the set was made (see SOURCES.md there).
+LABELS = json.loads((TEST_PHOTOS / "labels.json").read_text(encoding="utf-8"))
+
+
+def test_test_photos_are_small_labelled_and_accounted_for(photos):
+    """Every photo in src/visualsearch/demo/photos has labels and a row in SOURCES.md, and the set stays small."""
+    assert sorted(LABELS) == [p.name for p in photos]
+    assert all(label["subject"] for label in LABELS.values())
+    sources = (TEST_PHOTOS / "SOURCES.md").read_text(encoding="utf-8")
+    assert [p.name for p in photos if f"| `{p.name}` |" not in sources] == []
+    assert sum(p.stat().st_size for p in photos) < 1_200_000
+    for p in photos:
+        with Image.open(p) as im:
+            assert im.format == "JPEG" and max(im.size) <= 480 and "exif" not in im.info, p.name
 
 
 @pytest.mark.slow  # the real model
@@ -28,25 +44,39 @@ def test_default_model_spaces_are_normalised(embedder, photos):
 
 @pytest.mark.slow  # the real model
 def test_default_model_classifies_real_photos(embedder, photos):
-    """The backbone is loaded correctly: ImageNet photos get their own class on top."""
+    """The backbone is loaded correctly: each labelled photo has its ImageNet classes in its top 5."""
     from visualsearch.models.imagenet_vocab import class_names
 
-    by_name = {p.stem.split("_", 1)[1].replace("_", " "): p for p in photos if p.suffix == ".JPEG"}
-    _, logits = embedder.backbone.run([Image.open(p).convert("RGB") for p in by_name.values()])
-    names = [n.lower() for n in class_names()]
-    top5 = [[names[i] for i in np.argsort(-row)[:5]] for row in logits]
-    for expected, candidates in zip(by_name, top5):
-        assert expected.replace("tabby", "tabby cat") in candidates
+    labelled = {p: LABELS[p.name]["imagenet_top5"] for p in photos if LABELS[p.name]["imagenet_top5"]}
+    assert {"cat-chelsea.jpg", "coffee-cup.jpg", "ladybird-on-leaf.jpg", "sports-car-drawing.jpg"} <= {
+        p.name for p in labelled
+    }
+    _, logits = embedder.backbone.run([Image.open(p).convert("RGB") for p in labelled])
+    names = class_names()
+    for (photo, expected), row in zip(labelled.items(), logits):
+        top5 = [names[i] for i in np.argsort(-row)[:5]]
+        assert set(expected) <= set(top5), (photo.name, expected, top5)
 
 
 @pytest.mark.slow  # the real model
 def test_text_and_image_share_a_space(embedder, photos):
-    dog = [p for p in photos if "golden_retriever" in p.name][0]
-    banana = [p for p in photos if "banana" in p.name][0]
-    images = embedder.embed_images([Image.open(dog).convert("RGB"), Image.open(banana).convert("RGB")])
-    texts = embedder.embed_texts(["a photo of a dog", "a photo of a banana"])
+    cat = [p for p in photos if p.name == "cat-chelsea.jpg"][0]
+    coffee = [p for p in photos if p.name == "coffee-cup.jpg"][0]
+    images = embedder.embed_images([Image.open(cat).convert("RGB"), Image.open(coffee).convert("RGB")])
+    texts = embedder.embed_texts(["a photo of a cat", "a cup of coffee"])
     sims = texts @ images.T
     assert sims[0, 0] > sims[0, 1] and sims[1, 1] > sims[1, 0]
+
+
+@pytest.mark.slow  # the real model
+def test_labelled_text_queries_rank_their_photo_first(embedder, photos):
+    """Each text query in labels.json finds its photo first among all the test photos."""
+    images = embedder.encode_images([Image.open(p).convert("RGB") for p in photos])[SEMANTIC]
+    queries = [(p.name, q) for p in photos for q in LABELS[p.name]["text_queries"]]
+    assert len(queries) >= 20
+    firsts = (embedder.embed_texts([q for _, q in queries]) @ images.T).argmax(axis=1)
+    wrong = [(q, want, photos[i].name) for (want, q), i in zip(queries, firsts) if photos[i].name != want]
+    assert wrong == []
 
 
 @pytest.mark.slow  # the real model
