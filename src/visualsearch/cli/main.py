@@ -535,6 +535,59 @@ def serve(
     uvicorn.run(create_app(settings, require_keys=required), host=host, port=port, log_level=log_level)
 
 
+@app.command()
+def demo(
+    library: Annotated[
+        Path | None,
+        typer.Option(
+            "--library",
+            "-L",
+            help="Where to build the demo library (default: a `demo` folder next to "
+            "your library, so your own library is not touched).",
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port of the page and the API.")] = 8000,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the server on 127.0.0.1 afterwards.")
+    ] = True,
+) -> None:
+    """See it work: index the sample photos that come with visualsearch, then open the page.
+
+    The photos are copied into the demo library's folder and indexed with the default model
+    (about a minute the first time); then the server starts on 127.0.0.1. Next, try your own:
+    `visualsearch index ~/Pictures` and `visualsearch serve`.
+    """
+    import shutil
+
+    from ..config import default_library_dir
+    from ..demo import photo_files, sample_queries
+
+    demo_library = Path(library).expanduser() if library else default_library_dir().with_name("demo")
+    photos = demo_library / "sample-photos"
+    photos.mkdir(parents=True, exist_ok=True)
+    for source in photo_files():
+        if not (photos / source.name).exists():
+            shutil.copy2(source, photos / source.name)
+    console.print(f"sample photos: {photos}")
+    index(photos, library=demo_library, model=None, prune=False, retry_failed=False, as_json=False)
+    console.print("try searching for: " + ", ".join(f"[bold]{q}[/]" for q in sample_queries()))
+    if not serve_after:
+        console.print(f"start the page with `visualsearch serve --library {demo_library}`")
+        return
+    console.print(f"[bold green]open http://127.0.0.1:{port}/ in your browser[/] (Ctrl-C stops the server)")
+    serve(
+        host="127.0.0.1",
+        port=port,
+        library=demo_library,
+        model=None,
+        require_keys=False,
+        rate_limit=None,
+        allowed_host=None,
+        folder_root=[photos],
+        log_level="warning",
+    )
+
+
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys for `visualsearch serve`.")
 app.add_typer(keys_app, name="keys")
 
