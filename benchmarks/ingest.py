@@ -99,8 +99,15 @@ def run_index(folder: Path, workers: int, batch: int, processes: bool | None, th
         embedder.encode_images([Image.new("RGB", SIZE)])  # load weights + class matrix outside the timing
         files = list(scan_folder(folder))
         report = IndexReport()
-        index_files(lib.catalog, embedder, files, lib.settings, report, processes=processes,
-                    thumbnails=lib.media.thumbnails if thumbnails else None)
+        index_files(
+            lib.catalog,
+            embedder,
+            files,
+            lib.settings,
+            report,
+            processes=processes,
+            thumbnails=lib.media.thumbnails if thumbnails else None,
+        )
         lib.close()
     assert report.indexed == len(files), report.failures[:3]
     return {"images": report.indexed, "seconds": report.seconds, **report.timings}
