@@ -70,3 +70,26 @@ def test_demo_builds_the_sample_library_and_serves_the_page(tmp_path):
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "try searching for" in out and "open http://127.0.0.1" in out
+
+
+def test_errors_are_one_unbroken_line_and_not_markup(tmp_path):
+    """Long messages are not cut at 80 columns, and [brackets] in a path are printed as they are."""
+    missing = tmp_path / "[holiday]" / ("a-rather-long-file-name-" * 3 + ".jpg")
+    env = dict(os.environ, VISUALSEARCH_VECTOR_BACKEND="faiss")
+    proc = subprocess.run(
+        [sys.executable, "-m", "visualsearch", "status", "--library", str(tmp_path / "lib")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert line.startswith("error: VISUALSEARCH_VECTOR_BACKEND") and line.rstrip().endswith("(got 'faiss')")
+    proc = subprocess.run(
+        [sys.executable, "-m", "visualsearch", "similar", str(missing), "--library", str(tmp_path / "lib")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert f"error: no such file: {missing}" in proc.stderr.splitlines()

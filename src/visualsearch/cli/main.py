@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -30,7 +31,9 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Self-hosted visual search: find images by words or by another image.",
 )
-console = Console(stderr=True)
+# soft_wrap: long messages are left for the terminal to wrap, not broken mid-sentence at 80 columns
+# (which also broke them in logs and pipes).
+console = Console(stderr=True, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 LibraryOpt = Annotated[
@@ -65,7 +68,7 @@ def _open(library: Path | None, model: str | None = None) -> Library:
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(message)}")  # a path with [brackets] is not markup
     raise typer.Exit(code)
 
 
