@@ -232,6 +232,8 @@ def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tm
     extras = sum(len(g["others"]) for g in listed)
     looks = json.loads(run("groups", "--library", lib, "--json", "--threshold", "0.8").stdout)
     assert looks and all(len(g["others"]) >= 1 and g["others"][0]["kind"] == "lookalike" for g in looks)
+    text = run("groups", "--library", lib, "--threshold", "0.8").stdout
+    assert "alike" in text and "extra" not in text and "keep" not in text  # look-alikes are not extras
     assert run("groups", "--library", lib, "--min-size", "50").stderr.strip() == "no look-alike groups found"
     dry = run("duplicates", "--library", lib)
     assert "Dry run: nothing was moved" in dry.stderr and "keep" in dry.stdout

@@ -324,22 +324,26 @@ def _group_dict(group: DuplicateGroup) -> dict[str, Any]:
     return {"keep": member(group.keeper), "others": [member(m) for m in group.others]}
 
 
-def _print_groups(groups: Sequence[DuplicateGroup], as_json: bool, label: str) -> None:
+def _print_groups(groups: Sequence[DuplicateGroup], as_json: bool, label: str, copies: bool = True) -> None:
+    """Groups as text. ``copies``: duplicates (one to keep, extras to move away); otherwise look-alike
+    groups, where nothing is an extra: the first is only the group's reference picture."""
     if as_json:
         out.print_json(json.dumps([_group_dict(g) for g in groups]))
         return
     if not groups:
         console.print(f"no {label} found")
         return
+    first, rest = ("keep", "extra") if copies else ("main", "alike")
     for n, g in enumerate(groups, 1):
         k = g.keeper.asset
         print(f"group {n} ({g.size} images)")
-        print(f"  keep   {k.id:>6}  {k.width}x{k.height}  {k.byte_size or 0:>9} B  {k.source}")
+        print(f"  {first:6} {k.id:>6}  {k.width}x{k.height}  {k.byte_size or 0:>9} B  {k.source}")
         for m in g.others:
             a = m.asset
+            kind = f"{m.kind:14} " if copies else ""
             print(
-                f"  extra  {a.id:>6}  {a.width}x{a.height}  {a.byte_size or 0:>9} B  "
-                f"{m.similarity:.3f} {m.kind:14} {a.source}"
+                f"  {rest:6} {a.id:>6}  {a.width}x{a.height}  {a.byte_size or 0:>9} B  "
+                f"{m.similarity:.3f} {kind}{a.source}"
             )
 
 
@@ -416,7 +420,7 @@ def groups(
         for g in DuplicatesService(lib).lookalikes(DEFAULT_GROUP_THRESHOLD if threshold is None else threshold)
         if g.size >= min_size
     ]
-    _print_groups(found, as_json, "look-alike groups")
+    _print_groups(found, as_json, "look-alike groups", copies=False)
 
 
 trash_app = typer.Typer(no_args_is_help=True, help="See and undo what --delete-extras moved to the trash.")
