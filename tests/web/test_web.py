@@ -376,7 +376,7 @@ def test_errors_are_readable_messages(page):
     page.click("#camera-button")
     page.fill("#image-url", "http://169.254.169.254/latest/meta-data/")
     page.click("#url-form button[type=submit]")
-    banner = page.locator("#error-banner")
+    banner = page.locator("#image-dialog-error")  # in the dialog, which stays open (tests/web/test_page_states.py)
     sync_api.expect(banner).to_be_visible()
     sync_api.expect(banner).to_contain_text("That link cannot be used")
     sync_api.expect(banner).to_contain_text("link-local address 169.254.169.254 refused")
@@ -401,8 +401,8 @@ def test_duplicates_view_shows_groups_and_moves_extras_to_trash(page, live):
     page.wait_for_function("[...document.querySelectorAll('.dup-item img')].every(i => i.naturalWidth > 0)")
     shot(page, "11-duplicates")
 
-    page.once("dialog", lambda dialog: dialog.accept())
     group.get_by_role("button", name="Move selected to trash").click()
+    page.locator("#confirm-dialog").get_by_role("button", name="Move 2 images to trash").click()  # a styled dialog
     sync_api.expect(page.locator(".toast")).to_contain_text("Moved 2 images to the trash")
     sync_api.expect(page.locator("#dups-empty")).to_be_visible()
     shot(page, "12-duplicates-cleaned")

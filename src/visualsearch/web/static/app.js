@@ -18,6 +18,8 @@ const el = {
   assetDialog: $("asset-dialog"), assetImage: $("asset-image"), assetTitle: $("asset-title"), assetMeta: $("asset-meta"),
   tagsForm: $("tags-form"), tagsInput: $("tags-input"), tagChips: $("tag-chips"), assetSimilar: $("asset-similar"),
   assetDownload: $("asset-download"), keyDialog: $("key-dialog"), keyForm: $("key-form"), keyInput: $("key-input"),
+  keyError: $("key-error"), minNote: $("min-note"), minNoteText: $("min-note-text"), minClear: $("min-clear"),
+  confirmDialog: $("confirm-dialog"), confirmTitle: $("confirm-title"), confirmText: $("confirm-text"), confirmOk: $("confirm-ok"),
   uploads: $("uploads"), uploadList: $("upload-list"), uploadsClose: $("uploads-close"),
   dropOverlay: $("drop-overlay"), toasts: $("toasts"),
 };
@@ -47,7 +49,7 @@ async function api(path, options = {}) {
   try { body = await response.json(); } catch { /* not JSON */ }
   if (!response.ok) {
     const error = body && body.error ? body.error : { code: "http_" + response.status, message: `The server answered ${response.status}.` };
-    if (response.status === 401) askForKey();
+    if (response.status === 401) askForKey(error);
     throw new ApiError(response.status, error.code, error.message, error.details);
   }
   return body;
@@ -121,9 +123,12 @@ function card(asset, hit) {
   more.className = "icon-button menu-button";
   more.setAttribute("aria-label", `More actions for ${name}`);
   more.setAttribute("aria-haspopup", "menu");
+  more.setAttribute("aria-expanded", "false");
+  more.setAttribute("aria-controls", "menu");
   more.append(svg("dots"));
   more.addEventListener("click", (event) => {
     event.stopPropagation();
+    if (!el.menu.hidden && menuReturnFocus === more) { hideMenu(); return; } // a second click closes it
     const box = more.getBoundingClientRect();
     showMenu(asset.id, box.right - 220, box.bottom + 4, more);
   });
@@ -147,12 +152,32 @@ function showError(message) {
   el.banner.hidden = !message;
 }
 
+// Toasts show in the open modal dialog when there is one: the rest of the page is then under the
+// dialog's backdrop (and inert). They go back to the page when that dialog closes.
 function toast(message, kind = "info") {
+  const modals = [...document.querySelectorAll("dialog[open]")].filter((d) => d.matches(":modal"));
+  const host = modals.length ? modals[modals.length - 1] : document.body;
+  if (el.toasts.parentElement !== host) host.append(el.toasts);
   const t = document.createElement("div");
   t.className = `toast ${kind}`;
   t.textContent = message;
   el.toasts.append(t);
   setTimeout(() => t.remove(), 5000);
+}
+for (const dialog of document.querySelectorAll("dialog")) {
+  dialog.addEventListener("close", () => { if (dialog.contains(el.toasts)) document.body.append(el.toasts); });
+}
+
+// A styled confirmation (instead of the browser's confirm()): resolves true on the confirm button;
+// Cancel, Esc or a click on the backdrop resolve false.
+function confirmDialog(title, text, confirmLabel) {
+  const d = el.confirmDialog;
+  el.confirmTitle.textContent = title;
+  el.confirmText.textContent = text;
+  el.confirmOk.textContent = confirmLabel;
+  d.returnValue = "";
+  d.showModal();
+  return new Promise((resolve) => d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true }));
 }
 
 function describeError(err) {
@@ -173,9 +198,37 @@ function updateSummary(count) {
   const n = count.toLocaleString();
   if (view.kind === "library") {
     el.summary.textContent = view.q ? `${n} ${count === 1 ? "match" : "matches"} for “${view.q}”` : `${n} ${count === 1 ? "image" : "images"}`;
+  } else if (paging.done && !count) {
+    el.summary.textContent = "No images match";
   } else {
-    el.summary.textContent = `${n}${paging.done ? "" : "+"} results, best first`;
+    // A search ranks the whole library: without a minimum score it has as many results as the
+    // library has images (less the reference image for Find similar), a number GET /api/assets gives.
+    const exact = paging.done ? count : minScore() == null && view.all != null ? view.all : null;
+    el.summary.textContent = exact != null ? `${exact.toLocaleString()} ${exact === 1 ? "result" : "results"}, best first` : `${n}+ results, best first`;
   }
+  updateMinNote();
+}
+
+// When a minimum score is on, the results say so and how many it leaves out, with a way to show all.
+function updateMinNote() {
+  const min = minScore();
+  el.minNote.hidden = view.kind === "library" || min == null || (!paging.done && !el.grid.children.length);
+  if (el.minNote.hidden) return;
+  const hidden = paging.done && view.all != null ? Math.max(0, view.all - el.grid.children.length) : null;
+  el.minNoteText.textContent = `Minimum score ${min.toFixed(2)}` + (hidden == null ? " is on" : hidden ? ` hides ${hidden.toLocaleString()} ${hidden === 1 ? "result" : "results"}` : " hides none");
+}
+el.minClear.addEventListener("click", () => { if (current) go({ ...current, min: 0 }); });
+
+// How many results a search without a minimum score has (see updateSummary).
+async function countAll(token) {
+  try {
+    const page = await api("/api/assets?limit=1");
+    if (token !== paging.token) return;
+    view.all = Math.max(0, page.total - (view.kind === "similar" ? 1 : 0));
+    if (paging.busy) return; // loadMore() will use it
+    if (el.grid.children.length) updateSummary(el.grid.children.length);
+    else if (paging.done && el.banner.hidden) updateMinNote(); // no results: what the minimum score hides
+  } catch { /* the count stays "40+" */ }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -194,6 +247,8 @@ function reset(newView) {
     library: "Library", text: "Visual search", similar: "Similar images", url: "Search by image", file: "Search by image",
   }[view.kind];
   if (!searching) el.summary.textContent = "";
+  el.minNote.hidden = true;
+  if (searching) countAll(paging.token);
   document.title = `${el.heading.textContent} · visualsearch`;
 }
 
@@ -226,6 +281,7 @@ async function loadMore() {
     if (token === paging.token) {
       paging.busy = false;
       setBusy(false);
+      if (pendingScroll != null) restoreScroll();
       // Keep filling until the sentinel is off screen (tall screens, small pages).
       if (!paging.done && isVisible(el.sentinel)) loadMore();
     }
@@ -242,24 +298,32 @@ function minScore() {
   return v > 0 ? v : null;
 }
 
-function fetchPage() {
+// The first page of a search by image, already fetched while the camera dialog was open (see searchFromDialog).
+let prefetched = null;
+
+function fetchPage(v = view, offset = paging.offset) {
+  if (prefetched && offset === 0 && prefetched.kind === v.kind && prefetched.url === v.url && prefetched.file === v.file) {
+    const page = prefetched.page;
+    prefetched = null;
+    return Promise.resolve(page);
+  }
   const limit = PAGE;
-  const options = { limit, offset: paging.offset, min_score: minScore() };
-  switch (view.kind) {
+  const options = { limit, offset, min_score: minScore() };
+  switch (v.kind) {
     case "library": {
       const params = new URLSearchParams({ limit });
       if (paging.cursor) params.set("cursor", paging.cursor);
-      if (view.q) params.set("q", view.q);
+      if (v.q) params.set("q", v.q);
       return api(`/api/assets?${params}`);
     }
-    case "text": return postJson("/api/search", { text: view.q, ...options });
-    case "similar": return postJson("/api/search", { asset_id: view.assetId, ...options });
-    case "url": return postJson("/api/search", { image_url: view.url, ...options });
+    case "text": return postJson("/api/search", { text: v.q, ...options });
+    case "similar": return postJson("/api/search", { asset_id: v.assetId, ...options });
+    case "url": return postJson("/api/search", { image_url: v.url, ...options });
     case "file": {
       const form = new FormData();
-      form.append("file", view.file, view.file.name);
+      form.append("file", v.file, v.file.name);
       form.append("limit", String(limit));
-      form.append("offset", String(paging.offset));
+      form.append("offset", String(offset));
       if (options.min_score != null) form.append("min_score", String(options.min_score));
       return api("/api/search/image", { method: "POST", body: form });
     }
@@ -277,8 +341,8 @@ function showEmpty() {
     strong.textContent = `No file names or tags match “${view.q}”`;
     p.textContent = "Turn on Visual to search by what the pictures show.";
   } else {
-    strong.textContent = "No results";
-    p.textContent = minScore() ? "Lower the minimum score to see more." : "Try other words or another image.";
+    strong.textContent = minScore() ? `No images score ${minScore().toFixed(2)} or more` : "No images match";
+    p.textContent = minScore() ? "Lower the minimum score, or use Show all, to see more." : "Try other words or another image.";
   }
   el.empty.append(strong, p);
   el.empty.hidden = false;
@@ -291,24 +355,30 @@ new IntersectionObserver((entries) => {
 // ---------------------------------------------------------------------------------------
 // Searching
 
-function runSearch() {
+// tag "typing": the name filter runs as you type, in one history entry per typing session.
+function runSearch(tag = null) {
   const q = el.input.value.trim();
-  if (el.visual.checked) {
+  const { visual, min } = controls();
+  if (visual) {
     if (!q) { el.input.focus(); return; }
-    reset({ kind: "text", q });
+    go({ page: "library", kind: "text", q, visual, min }, "push", tag);
   } else {
-    reset({ kind: "library", q });
+    go({ page: "library", kind: "library", q, visual, min: 0 }, "push", tag);
   }
-  loadMore();
 }
 
 el.form.addEventListener("submit", (event) => { event.preventDefault(); runSearch(); });
 
 let filterTimer;
 el.input.addEventListener("input", () => {
+  // Emptied (Esc, the clear button, or deleting the text): the results of that query go too.
+  if (!el.input.value.trim() && current && current.page === "library" && (current.kind === "text" || (current.kind === "library" && current.q))) {
+    go({ page: "library", kind: "library", q: "", ...controls(), min: 0 });
+    return;
+  }
   if (el.visual.checked) return; // visual search runs on Enter: each query costs a model call
   clearTimeout(filterTimer);
-  filterTimer = setTimeout(runSearch, 250);
+  filterTimer = setTimeout(() => runSearch("typing"), 250);
 });
 
 function syncVisualMode() {
@@ -319,35 +389,64 @@ function syncVisualMode() {
 el.visual.addEventListener("change", () => {
   syncVisualMode();
   if (el.input.value.trim()) runSearch();
+  else if (current && current.kind !== "text") { current = { ...current, ...controls() }; record(current, "replace"); }
   el.input.focus();
 });
 
 el.min.addEventListener("input", () => { el.minValue.textContent = Number(el.min.value).toFixed(2); });
-el.min.addEventListener("change", () => { if (view.kind !== "library") { reset({ ...view }); loadMore(); } });
+el.min.addEventListener("change", () => {
+  if (!current || current.page !== "library") return;
+  const route = { ...current, ...controls() };
+  if (route.kind === "library") { current = route; record(route, "replace"); } // no results to filter: only the address
+  else go(route, "push", "min"); // one entry per series of adjustments
+});
 
 function showReference(kind, name, src) {
   el.refKind.textContent = kind;
   el.refName.textContent = name;
+  el.refName.title = name; // shown on two lines at most; the whole name on hover
   el.refImage.classList.remove("broken");
   if (src) el.refImage.src = src; else el.refImage.removeAttribute("src");
   el.refImage.alt = `Reference image: ${name}`;
 }
-el.refImage.addEventListener("error", () => el.refImage.classList.add("broken"));
+// No broken-image icon anywhere: an image that fails to load (a thumbnail, the reference image, the
+// picture in the asset dialog) shows a neutral placeholder instead (img.broken in app.css).
+document.addEventListener("error", (event) => { if (event.target instanceof HTMLImageElement) event.target.classList.add("broken"); }, true);
+document.addEventListener("load", (event) => { if (event.target instanceof HTMLImageElement) event.target.classList.remove("broken"); }, true);
 
 function findSimilar(assetId) {
-  const asset = assets.get(assetId);
-  el.assetDialog.open && el.assetDialog.close();
-  reset({ kind: "similar", assetId });
-  showReference("Similar to", asset ? asset.name || asset.source : `asset ${assetId}`, asset && asset.thumbnail_url);
-  loadMore();
-  window.scrollTo({ top: 0 });
+  go({ page: "library", kind: "similar", assetId, ...controls() });
 }
 
-el.back.addEventListener("click", () => {
-  el.input.value = "";
-  reset({ kind: "library", q: "" });
+async function showSimilar(assetId) {
+  let asset = assets.get(assetId);
+  reset({ kind: "similar", assetId });
+  showReference("Similar to", asset ? asset.name || asset.source : `image #${assetId}`, asset && asset.thumbnail_url);
+  if (!asset) {
+    // Opened from an address (reload, Back, a shared link): name the reference image first.
+    const token = paging.token;
+    paging.busy = true; // no search before the image is known to exist
+    try {
+      asset = await api(`/api/assets/${assetId}`);
+    } catch (err) {
+      if (token !== paging.token) return;
+      if (err.status === 404) {
+        toast(`Image #${assetId} is not in the library.`);
+        go({ ...current, kind: "library", q: "" }, "replace");
+        return;
+      }
+    }
+    if (token !== paging.token) return;
+    paging.busy = false;
+    if (asset) {
+      assets.set(asset.id, asset);
+      showReference("Similar to", asset.name || asset.source, asset.thumbnail_url);
+    }
+  }
   loadMore();
-});
+}
+
+el.back.addEventListener("click", () => go({ page: "library", kind: "library", q: "", ...controls() }));
 
 // ---------------------------------------------------------------------------------------
 // Search by image (camera dialog)
@@ -362,13 +461,50 @@ el.urlForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const url = el.imageUrl.value.trim();
   if (!url) return;
-  el.imageDialog.close();
+  searchFromDialog({ page: "library", kind: "url", url, ...controls() });
+});
+
+// The search by image runs while the dialog is open: a refused link or an unreadable file is said
+// in the dialog, where the user is looking; only a search that worked closes it and shows results
+// (its first page is handed to the results view, not fetched twice).
+let dialogSearch = 0;
+const dialogButtons = () => [el.urlForm.querySelector("button[type=submit]"), el.pickFile];
+
+function dialogBusy(busy) {
+  for (const b of dialogButtons()) b.disabled = busy;
+  el.urlForm.querySelector("button[type=submit]").textContent = busy ? "Searching…" : "Search";
+  el.imageDialog.setAttribute("aria-busy", busy ? "true" : "false");
+}
+
+async function searchFromDialog(route) {
+  const seq = ++dialogSearch;
+  el.imageError.hidden = true;
+  dialogBusy(true);
+  try {
+    const page = await fetchPage(route, 0);
+    if (seq !== dialogSearch || !el.imageDialog.open) return; // closed meanwhile: cancelled
+    prefetched = { kind: route.kind, url: route.url, file: route.file, page };
+    el.imageDialog.close();
+    go(route);
+  } catch (err) {
+    if (seq !== dialogSearch || !el.imageDialog.open) return;
+    el.imageError.textContent = describeError(err);
+    el.imageError.hidden = false;
+    if (route.kind === "url") { el.imageUrl.focus(); el.imageUrl.select(); }
+  } finally {
+    if (seq === dialogSearch) dialogBusy(false);
+  }
+}
+el.imageDialog.addEventListener("close", () => { dialogSearch += 1; dialogBusy(false); });
+
+function showUrlSearch(url) {
   reset({ kind: "url", url });
+  el.imageUrl.value = url;
   // The browser loads the link itself only once the server has accepted it: a refused
   // address (private network, metadata service...) is never requested from the page either.
   showReference("Image from a link", url, null);
   loadMore().then(() => { if (view.kind === "url" && view.url === url && el.grid.children.length) el.refImage.src = url; });
-});
+}
 
 function searchWithFile(file) {
   if (!file) return;
@@ -377,7 +513,10 @@ function searchWithFile(file) {
     el.imageError.hidden = false;
     return;
   }
-  el.imageDialog.close();
+  searchFromDialog({ page: "library", kind: "file", file, ...controls() });
+}
+
+function showFileSearch(file) {
   reset({ kind: "file", file });
   showReference("Uploaded image", file.name, URL.createObjectURL(file));
   loadMore();
@@ -406,8 +545,10 @@ let menuAsset = null;
 let menuReturnFocus = null;
 
 function showMenu(assetId, x, y, returnFocus) {
+  if (menuReturnFocus) menuReturnFocus.setAttribute("aria-expanded", "false");
   menuAsset = assetId;
   menuReturnFocus = returnFocus;
+  returnFocus.setAttribute("aria-expanded", "true");
   const asset = assets.get(assetId);
   el.menu.querySelector('[data-action="download"]').href = asset ? asset.original_url : "#";
   el.menu.hidden = false;
@@ -421,6 +562,7 @@ function showMenu(assetId, x, y, returnFocus) {
 function hideMenu(restoreFocus = false) {
   if (el.menu.hidden) return;
   el.menu.hidden = true;
+  if (menuReturnFocus) menuReturnFocus.setAttribute("aria-expanded", "false");
   if (restoreFocus && menuReturnFocus) menuReturnFocus.focus();
 }
 
@@ -449,7 +591,7 @@ document.addEventListener("keydown", (event) => { if (event.key === "Escape") hi
 async function deleteAsset(id) {
   const asset = assets.get(id);
   const name = asset ? asset.name || asset.source : `asset ${id}`;
-  if (!confirm(`Remove “${name}” from the library?`)) return;
+  if (!(await confirmDialog(`Remove “${name}” from the library?`, asset && asset.origin === "folder" ? "The file in its folder is not touched." : "The library's copy of the image is deleted.", "Remove"))) return;
   try {
     await api(`/api/assets/${id}`, { method: "DELETE" });
     const node = el.grid.querySelector(`[data-asset-id="${id}"]`);
@@ -491,30 +633,55 @@ async function openAsset(id) {
     const dd = document.createElement("dd"); dd.textContent = v;
     return [dt, dd];
   }));
-  renderTags(asset.tags);
-  el.assetSimilar.onclick = () => findSimilar(id);
-  el.tagsForm.onsubmit = async (event) => {
-    event.preventDefault();
-    const tags = el.tagsInput.value.split(",").map((t) => t.trim()).filter(Boolean);
+  // PUT replaces the whole list: saving the box's list, or the shown tags less the one removed.
+  const save = async (tags, message) => {
     try {
       const saved = await api(`/api/assets/${id}/tags`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ tags }) });
       asset.tags = saved.tags;
-      renderTags(saved.tags);
-      toast("Tags saved");
+      renderTags(saved.tags, remove);
+      toast(message);
+      return true;
     } catch (err) {
       toast(describeError(err), "error");
+      return false;
     }
+  };
+  const remove = async (tag, index) => {
+    if (!(await save(asset.tags.filter((t) => t !== tag), `Tag “${tag}” removed`))) return;
+    const buttons = el.tagChips.querySelectorAll(".chip-remove"); // focus stays in the list
+    (buttons[Math.min(index, buttons.length - 1)] || el.tagsInput).focus();
+  };
+  renderTags(asset.tags, remove);
+  el.assetSimilar.onclick = () => findSimilar(id);
+  el.tagsForm.onsubmit = (event) => {
+    event.preventDefault();
+    save(el.tagsInput.value.split(",").map((t) => t.trim()).filter(Boolean), "Tags saved");
   };
   el.assetDialog.showModal();
 }
 
-function renderTags(tags) {
-  el.tagChips.replaceChildren(...tags.map((t) => { const s = document.createElement("span"); s.className = "chip"; s.textContent = t; return s; }));
+// Each tag is a chip with its own remove button.
+function renderTags(tags, remove) {
+  el.tagChips.replaceChildren(...tags.map((t, i) => {
+    const chip = document.createElement("span");
+    chip.className = "chip";
+    const label = document.createElement("span");
+    label.textContent = t;
+    const x = document.createElement("button");
+    x.type = "button";
+    x.className = "chip-remove";
+    x.setAttribute("aria-label", `Remove tag ${t}`);
+    x.title = `Remove tag “${t}”`;
+    x.append(svg("close"));
+    x.addEventListener("click", () => remove(t, i));
+    chip.append(label, x);
+    return chip;
+  }));
   el.tagsInput.value = tags.join(", ");
 }
 
 // Clicking the backdrop closes a dialog.
-for (const dialog of [el.imageDialog, el.assetDialog]) {
+for (const dialog of [el.imageDialog, el.assetDialog, el.confirmDialog]) {
   dialog.addEventListener("click", (event) => { if (event.target === dialog) dialog.close(); });
 }
 
@@ -588,7 +755,7 @@ function uploadOne({ file, row, state, bar }) {
         }
       } else {
         const err = body && body.error ? body.error : { code: "http_" + xhr.status, message: `The server answered ${xhr.status}.` };
-        if (xhr.status === 401) askForKey();
+        if (xhr.status === 401) askForKey(err);
         let message = describeError(new ApiError(xhr.status, err.code, err.message, err.details));
         if (err.code === "duplicate" && err.details && err.details.asset_id) message = `Duplicate of asset #${err.details.asset_id} already in the library.`;
         fail(row, message);
@@ -625,22 +792,38 @@ window.addEventListener("drop", (event) => {
 // ---------------------------------------------------------------------------------------
 // API key (only when the server requires one)
 
-function askForKey() {
+// A wrong key is said in the key dialog itself (the page behind it is inert and hidden by the backdrop).
+function askForKey(error = null) {
+  const wrong = error && error.code === "invalid_key";
+  el.keyError.textContent = wrong ? "That API key is unknown or has been revoked. Check it, or create a new one." : "";
+  el.keyError.hidden = !wrong;
   if (!el.keyDialog.open) { el.keyDialog.showModal(); el.keyInput.focus(); }
+  if (wrong) el.keyInput.select();
 }
 
-el.keyForm.addEventListener("submit", (event) => {
+// The key is tried before the dialog closes: a wrong one keeps the dialog open with the reason.
+el.keyForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const key = el.keyInput.value.trim();
   if (!key) return;
   document.cookie = `${KEY_COOKIE}=${encodeURIComponent(key)}; path=/; SameSite=Strict; max-age=31536000`;
+  const button = el.keyForm.querySelector("button[type=submit]");
+  button.disabled = true;
+  el.keyError.hidden = true;
+  try {
+    await api("/api/assets?limit=1");
+  } catch (err) {
+    if (err.status === 401) return; // api() has put the reason in this dialog
+    if (err.status === 0) { el.keyError.textContent = describeError(err); el.keyError.hidden = false; return; }
+  } finally {
+    button.disabled = false;
+  }
   el.keyDialog.close();
-  reset({ ...view });
-  loadMore();
+  if (current) go(current, "replace"); // the view again, now with the key (Duplicates included)
 });
 
 // ---------------------------------------------------------------------------------------
-// Duplicates view (#/duplicates)
+// Duplicates view (/?view=duplicates)
 
 const dup = {
   view: $("duplicates-view"), library: $("library-view"), list: $("dups-list"), summary: $("dups-summary"),
@@ -705,7 +888,8 @@ function selectedIn(root) {
 
 async function trashIds(ids, groupNodes) {
   if (!ids.length) { toast("Nothing selected"); return; }
-  if (!confirm(`Move ${ids.length} image${ids.length === 1 ? "" : "s"} to the trash folder? They can be restored with “visualsearch trash restore”.`)) return;
+  const n = `${ids.length} image${ids.length === 1 ? "" : "s"}`;
+  if (!(await confirmDialog(`Move ${n} to the trash?`, "They go to the library's trash folder and can be restored with “visualsearch trash restore”.", `Move ${n} to trash`))) return;
   try {
     const result = await postJson("/api/duplicates/trash", { asset_ids: ids });
     for (const node of groupNodes) {
@@ -743,21 +927,141 @@ async function loadDuplicates(fresh) {
 dup.more.addEventListener("click", () => loadDuplicates(false));
 dup.trashAll.addEventListener("click", () => trashIds(selectedIn(dup.list), [...dup.list.children]));
 
-function route() {
-  const duplicates = location.hash.startsWith("#/duplicates");
+function showPage(duplicates) {
   dup.view.hidden = !duplicates;
   dup.library.hidden = duplicates;
   el.form.hidden = duplicates;
   el.minBox.hidden = duplicates || !el.visual.checked;
   dup.navDuplicates.toggleAttribute("aria-current", duplicates);
   dup.navLibrary.toggleAttribute("aria-current", !duplicates);
-  if (duplicates) { dup.navDuplicates.setAttribute("aria-current", "page"); document.title = "Duplicates · visualsearch"; loadDuplicates(true); }
+  if (duplicates) { dup.navDuplicates.setAttribute("aria-current", "page"); document.title = "Duplicates · visualsearch"; }
   else { dup.navLibrary.setAttribute("aria-current", "page"); document.title = `${el.heading.textContent} · visualsearch`; }
 }
-window.addEventListener("hashchange", () => { route(); if (!location.hash.startsWith("#/duplicates")) { reset({ ...view }); loadMore(); } });
 
 // ---------------------------------------------------------------------------------------
-syncVisualMode();
-reset({ kind: "library", q: "" });
-route();
-if (!location.hash.startsWith("#/duplicates")) loadMore();
+// The address is the state (History API): each view has a URL, Back/Forward move between
+// views, reload and shared links show the same view.
+//   /                              the library            /?q=banana          filtered by name or tag
+//   /?q=cold+night&visual=1        visual search          &min=0.25           minimum score
+//   /?similar=42                   Find similar           /?image_url=https://example.com/a.jpg
+//   /?view=duplicates              the Duplicates view    (/#/duplicates, the old address, still works)
+// visual=1 also records the Visual switch in other views. A search with an uploaded file gets
+// its own history entry (Back/Forward return to it while the page is open) but no address:
+// reloaded, it shows the library. Anything unknown or invalid shows the library.
+// A route: { page: "library"|"duplicates", kind, q, assetId, url, file, visual, min }.
+
+let current = null; // the route on screen
+let pendingScroll = null; // where to scroll back to once enough of the grid has loaded
+const files = new Map(); // history entry key -> File searched with (this page's lifetime only)
+let fileSeq = 0;
+
+const controls = () => ({ visual: el.visual.checked, min: Number(el.min.value) || 0 });
+
+function parseRoute(search, hash = "") {
+  const p = new URLSearchParams(search);
+  const visual = p.get("visual") === "1";
+  const base = { page: "library", kind: "library", q: "", visual, min: 0 };
+  if (p.get("view") === "duplicates" || hash.startsWith("#/duplicates")) return { ...base, page: "duplicates", visual: false };
+  const minText = (p.get("min") || "").trim();
+  const m = Number(minText);
+  const min = /^[0-9.]+$/.test(minText) && m > 0 && m <= 1 ? Math.round(m * 100) / 100 : 0;
+  const similar = p.get("similar") || "";
+  if (/^[1-9][0-9]{0,14}$/.test(similar)) return { ...base, kind: "similar", assetId: Number(similar), min };
+  const url = (p.get("image_url") || "").trim();
+  if (/^https?:\/\/[^\s]+$/i.test(url) && url.length <= 4096) return { ...base, kind: "url", url, min };
+  const q = (p.get("q") || "").trim().slice(0, 200);
+  if (visual && q) return { ...base, kind: "text", q, min };
+  return { ...base, q, min: visual ? min : 0 };
+}
+
+function urlFor(route) {
+  const p = new URLSearchParams();
+  if (route.page === "duplicates") p.set("view", "duplicates");
+  else {
+    if (route.kind === "similar") p.set("similar", String(route.assetId));
+    else if (route.kind === "url") p.set("image_url", route.url);
+    else if ((route.kind === "library" || route.kind === "text") && route.q) p.set("q", route.q);
+    if (route.visual) p.set("visual", "1");
+    if (route.min > 0 && (route.visual || route.kind !== "library")) p.set("min", String(route.min));
+  }
+  const query = p.toString();
+  return location.pathname + (query ? `?${query}` : "");
+}
+
+function routeFromLocation() {
+  const route = parseRoute(location.search, location.hash);
+  const key = history.state && history.state.file;
+  if (route.page === "library" && key && files.has(key)) return { ...route, kind: "file", q: "", file: files.get(key) };
+  return route;
+}
+
+// Writes the route into the session history. A tag ("typing", "min") folds a series of small
+// changes into one entry; without one, going to the address already shown adds no entry.
+function record(route, how, tag = null) {
+  const url = urlFor(route);
+  const was = history.state || {};
+  const state = { tag };
+  if (route.kind === "file") { fileSeq += 1; state.file = `${Date.now()}.${fileSeq}`; files.set(state.file, route.file); }
+  const same = url === location.pathname + location.search + location.hash && !was.file && !state.file;
+  if (same && tag && was.tag !== tag) return; // e.g. a space typed after a search: nothing new
+  if (how === "replace" || same || (tag && was.tag === tag)) {
+    history.replaceState({ ...state, scroll: was.scroll }, "", url);
+  } else {
+    history.replaceState({ ...was, scroll: window.scrollY }, ""); // to come back to the same place
+    history.pushState(state, "", url);
+  }
+}
+
+// how: "push" (a user action: a new history entry), "replace", or "restore" (load, Back/Forward:
+// the address is already there; the controls are set from it).
+function go(route, how = "push", tag = null) {
+  clearTimeout(filterTimer);
+  pendingScroll = null;
+  if (how === "restore") {
+    const url = urlFor(route);
+    if (url !== location.pathname + location.search + location.hash) history.replaceState(history.state, "", url);
+    if (history.state && history.state.scroll) pendingScroll = history.state.scroll;
+  } else {
+    record(route, how, tag);
+  }
+  if (tag !== "typing") setControls(route);
+  current = route;
+  hideMenu();
+  for (const dialog of [el.imageDialog, el.assetDialog, el.confirmDialog]) if (dialog.open) dialog.close();
+  if (tag !== "typing") window.scrollTo({ top: 0 });
+  if (route.page === "duplicates") loadDuplicates(true);
+  else if (route.kind === "similar") showSimilar(route.assetId);
+  else if (route.kind === "url") showUrlSearch(route.url);
+  else if (route.kind === "file") showFileSearch(route.file);
+  else { reset({ kind: route.kind, q: route.q }); loadMore(); }
+  prefetched = null; // used by the search just started, or by none
+  showPage(route.page === "duplicates"); // after reset(): the title follows the heading
+}
+
+function setControls(route) {
+  el.input.value = route.kind === "library" || route.kind === "text" ? route.q : "";
+  el.visual.checked = route.visual;
+  el.min.value = String(route.min);
+  el.minValue.textContent = Number(el.min.value).toFixed(2);
+  syncVisualMode();
+}
+
+function restoreScroll() {
+  window.scrollTo({ top: pendingScroll });
+  if (paging.done || window.scrollY >= pendingScroll - 1) pendingScroll = null;
+}
+
+window.addEventListener("popstate", () => go(routeFromLocation(), "restore"));
+
+// The views' links are real addresses (a middle click opens a new tab); a plain click stays on the page.
+for (const link of [dup.navLibrary, dup.navDuplicates]) {
+  link.addEventListener("click", (event) => {
+    if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    go(parseRoute(new URL(link.href).search));
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+history.scrollRestoration = "manual";
+go(routeFromLocation(), "restore");
