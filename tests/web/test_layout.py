@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.web import open_page
+
 # The live server on the 24 sample photos (real model), Chromium and the helpers of the page's own tests.
 from tests.web.test_web import (  # noqa: F401 (fixtures)
     browser,
@@ -80,18 +82,10 @@ def page(request, browser, live):  # noqa: F811 (the imported fixtures)
     """The page at one size; phones as a touch device with a mobile viewport, as on a phone."""
     width, height = request.param
     phone = (width, height) in PHONES
-    # bypass_csp: Playwright evaluates strings in the page (see test_web.page).
-    context = browser.new_context(
-        viewport={"width": width, "height": height}, is_mobile=phone, has_touch=phone, bypass_csp=True
-    )
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live.url + "/")
-    page.wait_for_selector(".card img")
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    with open_page(
+        browser, live.url + "/", viewport={"width": width, "height": height}, is_mobile=phone, has_touch=phone
+    ) as page:
+        yield page
 
 
 def width(page) -> int:

@@ -13,13 +13,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.support.embedders import TinyEmbedder
-from tests.support.images import gradient_image
-from tests.support.live import LiveServer
+from tests.support.web import tiny_server
 from tests.web import test_web as web
 from tests.web.test_web import card_names, scores, shot, sync_api, visual_on, wait_results
-from visualsearch.api import create_app
-from visualsearch.config import Settings
 from visualsearch.services.keys import KeyService
 
 # test_web.py's fixtures, used here as they are (each module gets its own live servers).
@@ -126,16 +122,8 @@ def test_a_refused_image_link_is_said_in_the_dialog_which_stays_open(page, live,
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory):
     """A server that requires API keys (tiny model, three pictures) and a read key for it."""
-    folder = tmp_path_factory.mktemp("keyed") / "pictures"
-    folder.mkdir()
-    for i in range(3):
-        gradient_image(i, (120, 90)).save(folder / f"k{i}.png")
-    settings = Settings.from_env(tmp_path_factory.mktemp("keyedlib") / "lib")
-    app = create_app(settings, embedder=TinyEmbedder(), require_keys=True)
-    app.state.server.library.index_folder(folder)
-    _, reader = KeyService(app.state.server.library.catalog).create("browser", "read")
-    with LiveServer(app) as server:
-        server.wait_ready()
+    with tiny_server(tmp_path_factory.mktemp("keyed"), 3, require_keys=True) as server:
+        _, reader = KeyService(server.app.state.server.library.catalog).create("browser", "read")
         yield server, reader
 
 

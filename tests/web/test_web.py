@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.support.embedders import TinyEmbedder
-from tests.support.images import gradient_image
 from tests.support.live import LiveServer
 from tests.support.paths import REPO, TEST_PHOTOS
+from tests.support.web import open_page, tiny_server
 from visualsearch.api import create_app
 from visualsearch.config import Settings
 
@@ -83,17 +82,8 @@ def browser():
 
 @pytest.fixture
 def page(browser, live):
-    # bypass_csp: Playwright's wait_for_function evaluates strings in the page, which the page's own
-    # CSP forbids; test_the_page_works_under_its_content_security_policy runs with the CSP enforced.
-    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True, bypass_csp=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live.url + "/")
-    page.wait_for_selector(".card img")
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    with open_page(browser, live.url + "/", viewport={"width": 1360, "height": 900}, accept_downloads=True) as page:
+        yield page
 
 
 def shot(page, name: str) -> None:
@@ -134,15 +124,7 @@ def test_library_grid_shows_thumbnails_and_count(page, library_photos):
 @pytest.fixture(scope="module")
 def big_live(tmp_path_factory):
     """A library of 45 synthetic pictures, more than one page of 40, on the tiny test model."""
-    folder = tmp_path_factory.mktemp("big") / "pictures"
-    folder.mkdir()
-    for i in range(45):
-        gradient_image(i, (120, 90)).save(folder / f"g{i:02}.png")
-    settings = Settings.from_env(tmp_path_factory.mktemp("biglib") / "lib")
-    app = create_app(settings, embedder=TinyEmbedder(), require_keys=False)
-    app.state.server.library.index_folder(folder)
-    with LiveServer(app) as server:
-        server.wait_ready()
+    with tiny_server(tmp_path_factory.mktemp("big"), 45) as server:
         yield server
 
 
