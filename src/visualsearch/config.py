@@ -305,6 +305,11 @@ class Settings(BaseSettings):
         return self.library_dir / "catalog.sqlite"
 
     @property
+    def catalog_url(self) -> str:
+        """What the catalog opens: ``database_url``, or ``catalog.sqlite`` in the library folder."""
+        return self.database_url or str(self.catalog_path)
+
+    @property
     def index_dir(self) -> Path:
         return self.library_dir / "index"
 

@@ -515,7 +515,7 @@ def serve(
     )
     if allowed_host:
         settings.allowed_hosts = (*settings.allowed_hosts, *allowed_host)
-    catalog = Catalog(settings.database_url or settings.catalog_path)
+    catalog = Catalog(settings.catalog_url)
     keys = KeyService(catalog).active_count()
     catalog.close()
     if keys or require_keys:
@@ -604,7 +604,7 @@ def _key_store(library: Path | None) -> KeyService:
     from ..services import KeyService
 
     settings = _settings(library)
-    return KeyService(Catalog(settings.database_url or settings.catalog_path))
+    return KeyService(Catalog(settings.catalog_url))
 
 
 @keys_app.command("create")

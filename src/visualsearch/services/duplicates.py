@@ -116,7 +116,7 @@ class DuplicatesService:
                 folder_files,
                 library.settings,
                 IndexReport(),
-                thumbnails=library.media.thumbnails if library.settings.thumbnails_at_index else None,
+                thumbnails=library.index_thumbnails,
             )
         if uploads:
             add_incoming(library, uploads, allow_duplicates=True)

@@ -62,7 +62,7 @@ class Library:
     ):
         self.settings = settings
         self.settings.library_dir.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(settings.database_url or settings.catalog_path)
+        self.catalog = Catalog(settings.catalog_url)
         self.media = MediaStore(settings.library_dir)
         self._requested = embedder
         self._loader = loader or (lambda name: load_embedder(name, cache_dir=default_cache_dir()))
@@ -160,6 +160,11 @@ class Library:
             return manager
 
     @property
+    def index_thumbnails(self) -> Path | None:
+        """Where indexing writes previews in its decode pass; None when ``thumbnails_at_index`` is off."""
+        return self.media.thumbnails if self.settings.thumbnails_at_index else None
+
+    @property
     def text_index(self) -> IndexBackend:
         return self.indexes(SEMANTIC)
 
@@ -186,7 +191,7 @@ class Library:
                 retry_failed=retry_failed,
                 progress=progress,
                 on_plan=on_plan,
-                thumbnails=self.media.thumbnails if self.settings.thumbnails_at_index else None,
+                thumbnails=self.index_thumbnails,
             )
         finally:
             # Even after Ctrl-C, what was committed becomes searchable.
