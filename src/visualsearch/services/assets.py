@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from ..catalog import INDEXED, Asset, AssetFilter
@@ -66,13 +68,19 @@ class AssetService:
             raise NotFound(f"the file of asset {asset.id} is no longer the file that was indexed")
         return path
 
-    def thumbnail(self, asset: Asset) -> Path:
-        """The 256 px WebP preview, made on first use (callers hold a decode slot for that)."""
+    def thumbnail(self, asset: Asset, slot: Callable[[], AbstractContextManager[object]] = nullcontext) -> Path:
+        """The 256 px WebP preview, made on first use inside ``slot()`` (the server's decode gate).
+
+        The file is checked first even when the preview exists: a file swapped for a link after
+        indexing is not served, not even as a cached preview.
+        """
+        source = self.image_file(asset)
         media = self.library.media
         assert asset.sha256 is not None  # indexed assets always have one (image_file checked the status)
         path = media.thumbnail_path(asset.sha256)
         if not path.exists():
-            path = media.thumbnail_from_file(asset.sha256, self.image_file(asset), self.library.settings.decode_limits)
+            with slot():
+                path = media.thumbnail_from_file(asset.sha256, source, self.library.settings.decode_limits)
         return path
 
     def fill_thumbnails(self, stop: threading.Event, page: int = 200) -> int:

@@ -141,14 +141,8 @@ def thumbnail(
     request: Request, server: ServerDep, asset_id: AssetId, v: str | None = Query(None, max_length=64)
 ) -> Response:
     """Made once, then served from disk. With `v` (as in `thumbnail_url`) the response is cacheable forever."""
-    assets = server.assets
-    asset = assets.get(asset_id)
-    assets.image_file(asset)
-    if assets.thumbnail_missing(asset):
-        with server.decodes.slot():
-            path = assets.thumbnail(asset)
-    else:
-        path = assets.thumbnail(asset)
+    asset = server.assets.get(asset_id)
+    path = server.assets.thumbnail(asset, slot=server.decodes.slot)
     sha = asset.sha256 or ""
     etag = f'"{sha[:32]}"'
     versioned = v is not None and sha.startswith(v)
