@@ -73,7 +73,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the test suite's helpers: tests/support (one LiveServer, one TinyEmbedder)
 
 from tests.support.embedders import TinyEmbedder  # noqa: E402
-from tests.support.live import LiveServer, free_port  # noqa: E402
+from tests.support.live import LiveServer, free_port, wait_ready  # noqa: E402
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -432,21 +432,6 @@ class LibraryAudit:
 
 
 # --- servers --------------------------------------------------------------------------------------
-
-
-def wait_ready(url: str, timeout: float, process: subprocess.Popen | None = None) -> float:
-    """Seconds until ``/readyz`` answers 200 (raises after ``timeout``)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode} before it was ready")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} was not ready after {timeout:.0f} s")
 
 
 @dataclass

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,9 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the test suite's helpers: tests/support
+from tests.support.live import free_port, wait_ready  # noqa: E402
+
 EXE = [sys.executable, "-m", "visualsearch"]
 
 
@@ -33,12 +35,6 @@ def run(args: list[str], env: dict[str, str]) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"visualsearch {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return time.perf_counter() - started
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def request(url: str, body: bytes | None = None, content_type: str = "application/json") -> float:
@@ -84,16 +80,7 @@ def serve_figures(library: Path, photo: Path, env: dict[str, str], searches: boo
         stderr=subprocess.DEVNULL,
     )
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.perf_counter() - started > 300:
-                raise SystemExit("the server did not become ready in 300 s")
-            time.sleep(0.05)
+        wait_ready(base, 300, proc)
         ready = time.perf_counter() - started
         grid_cold, cards = grid_seconds(base)
         grid_warm, _ = grid_seconds(base)

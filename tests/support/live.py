@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 
@@ -14,6 +15,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_ready(
+    url: str, timeout: float = 60, process: subprocess.Popen[bytes] | None = None, poll: float = 0.05
+) -> float:
+    """Seconds until ``url``'s ``/readyz`` answers 200; raises after ``timeout`` or if ``process``
+    (a server started as a subprocess) exits first."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(poll)
+    raise RuntimeError(f"{url} was not ready after {timeout:.0f} s")
 
 
 class LiveServer:
@@ -40,15 +59,7 @@ class LiveServer:
 
     def wait_ready(self, timeout: float = 60) -> float:
         """Seconds until ``/readyz`` answers 200 (raises after ``timeout``)."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"the API server did not become ready in {timeout:.0f} s")
+        return wait_ready(self.url, timeout)
 
     def client(self, key: str | None = None, **kwargs) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
