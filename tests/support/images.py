@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -18,3 +20,12 @@ def gradient_image(seed: int, size=(96, 64)) -> Image.Image:
 
 def solid(colour, size=(40, 30)) -> Image.Image:
     return Image.new("RGB", size, colour)
+
+
+def make_folder(root: Path, n: int = 10) -> Path:
+    """``n`` solid-colour PNGs in five colours (red first), each a different size, under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 200, 0), (0, 200, 200)]
+    for i in range(n):
+        solid(colours[i % 5], (40 + i, 30)).save(root / f"img{i:02}.png")
+    return root

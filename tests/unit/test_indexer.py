@@ -9,17 +9,9 @@ import pytest
 from PIL import Image
 
 from tests.support.catalog import alembic_head
-from tests.support.images import solid
+from tests.support.images import make_folder, solid
 from visualsearch.catalog import AssetFilter, Catalog
 from visualsearch.services import AssetService, SearchService
-
-
-def make_folder(root, n=10):
-    root.mkdir(parents=True, exist_ok=True)
-    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 200, 0), (0, 200, 200)]
-    for i in range(n):
-        solid(colours[i % 5], (40 + i, 30)).save(root / f"img{i:02}.png")
-    return root
 
 
 def rows(lib) -> int:

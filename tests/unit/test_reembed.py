@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.support.embedders import TinyEmbedder
-from tests.support.images import solid
+from tests.support.images import make_folder, solid
 from tests.support.live import LiveServer
 from visualsearch.api import create_app
 from visualsearch.config import Settings
@@ -43,14 +43,6 @@ MODELS = {"tiny-a": TinyEmbedder, "tiny-b": TinyV2, "tiny-slow": SlowV2}
 
 def loader(name):
     return MODELS[name]()
-
-
-def make_folder(root, n=10):
-    root.mkdir(parents=True, exist_ok=True)
-    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (200, 200, 0), (0, 200, 200)]
-    for i in range(n):
-        solid(colours[i % 5], (40 + i, 30)).save(root / f"img{i:02}.png")
-    return root
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
