@@ -122,6 +122,7 @@ def test_every_mode_becomes_rgb(mode):
 
 
 def test_transparent_pixels_go_onto_white():
+    """Nothing visible: the default backdrop (light content goes onto dark, see test_transparency)."""
     image = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
     decoded = decode_bytes(encode(image, "PNG"))
     assert decoded.image.getpixel((4, 4)) == (255, 255, 255)

@@ -17,14 +17,27 @@ Pillow does the work. What we add:
   plus a small working copy. The reduction factor is the one the final resize
   would use anyway, so 8-bit pictures come out exactly as if converted at full
   size and then shrunk (16/32-bit greyscale within one level).
-- EXIF orientation, every mode flattened to RGB (transparency onto white,
-  16/32-bit greyscale scaled to its own range rather than clipped, in float32 on
-  a bounded number of pixels at a time), the first frame of animations.
+- EXIF orientation, every mode flattened to RGB (transparency onto a backdrop
+  chosen from the visible pixels, see below; 16/32-bit greyscale scaled to its own
+  range rather than clipped, in float32 on a bounded number of pixels at a time),
+  the first frame of animations.
+- Transparency (RGBA, LA, PA, and palette, greyscale or RGB with a transparent
+  colour): the picture is composited onto the backdrop that keeps its content
+  visible, white or near-black (:data:`LIGHT_BACKDROP`, :data:`DARK_BACKDROP`).
+  Rule: the backdrop whose alpha-weighted mean ``|luminance - backdrop|`` over
+  the picture is larger, ties to white; luminance is Pillow's ``L`` (ITU-R 601).
+  So white shapes on transparent (wallpapers such as MATE's Flow or Silk, white
+  logos) go onto the dark grey instead of vanishing into white, while dark,
+  coloured or mixed content stays on white as a viewer shows it. The decision
+  counts every pixel of the whole picture (a first pass by strips for big
+  ones, also collecting the alpha band), weighted by alpha, so the colour stored
+  in fully transparent pixels never matters. The alpha band, reduced like the
+  picture, is kept as :attr:`DecodedImage.alpha` and is part of the pixel digest.
 - :func:`read_file` reads only regular files, does not follow a symbolic link at
   the last component and cannot block on a FIFO or device.
 
-The same pixels always give the same :class:`DecodedImage` whatever the file
-format (PNG, lossless WebP, TIFF...), which exact-copy detection relies on.
+The same pixels (and alpha) always give the same :class:`DecodedImage` whatever
+the file format (PNG, lossless WebP, TIFF...), which exact-copy detection relies on.
 """
 
 from __future__ import annotations
@@ -39,7 +52,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import TypedDict, Unpack, cast
 
 import numpy as np
 from PIL import Image, ImageFile, ImageMode, UnidentifiedImageError
@@ -66,7 +79,16 @@ WORKING_SIZE = 320
 #: Pixels converted at a time when flattening a big picture: bounds the temporaries
 #: (a strip of RGBA is 4 bytes a pixel) whatever the size of the picture.
 STRIP_PIXELS = 1 << 21
+#: Backdrops for transparent pixels: white by default, as a viewer shows them; the
+#: near-black grey for light content, which white would erase (see :func:`to_rgb`).
+#: Not pure black, so black outlines of light shapes stay visible too.
+LIGHT_BACKDROP = (255, 255, 255)
+DARK_BACKDROP = (32, 32, 32)
 
+#: Modes with an alpha band (La and RGBa premultiplied).
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+#: Modes whose ``info["transparency"]`` (a transparent palette entry or colour) Pillow turns into alpha.
+_KEYED_MODES = ("P", "1", "L", "RGB")
 #: Greyscale modes with more than 8 bits, scaled to 0..255 rather than clipped.
 _DEEP_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 #: EXIF orientation -> the transposition that displays the picture upright.
@@ -96,11 +118,19 @@ class DecodedImage:
     format: str
     sha256: str
     byte_size: int
+    #: Alpha band of a picture with transparency ("L", the size of ``image``), for the
+    #: pixel digest; None when every pixel is opaque (at the working size).
+    alpha: Image.Image | None = None
 
     @cached_property
     def pixel_sha256(self) -> str:
-        """Same for the same picture in different files (PNG vs lossless WebP, other metadata)."""
-        return pixel_digest(self.image, self.width, self.height)
+        """Same for the same picture in different files (PNG vs lossless WebP, other metadata).
+
+        Same decoded pixels and same alpha; the colour stored in fully transparent
+        pixels is ignored (it does not reach ``image``, backdrop choice included).
+        Opaque pictures get the digest of their pixels alone, as before alpha counted.
+        """
+        return pixel_digest(self.image, self.width, self.height, self.alpha)
 
     @cached_property
     def phash(self) -> str:
@@ -171,7 +201,7 @@ def decode_bytes(
         raise DecodeError("file is empty")
     digest = hashlib.sha256(data).hexdigest()
     fmt = "unknown"
-    image = rgb = None
+    image = rgb = alpha = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check just below
@@ -201,7 +231,7 @@ def decode_bytes(
             image.load()
             if orientation in (5, 6, 7, 8):
                 w, h = h, w
-            rgb = working_rgb(image, working_size, orientation)
+            rgb, alpha = working_pixels(image, working_size, orientation)
     except DecodeError:
         raise
     except UnidentifiedImageError as exc:
@@ -212,7 +242,7 @@ def decode_bytes(
         if image is not None and rgb is not image:
             image.close()  # frees the full-size buffer now, not when the last reference goes
         del image
-    return DecodedImage(rgb, w, h, fmt, digest, len(data))
+    return DecodedImage(rgb, w, h, fmt, digest, len(data), alpha)
 
 
 class DecodeLimits(TypedDict, total=False):
@@ -253,6 +283,20 @@ def working_rgb(image: Image.Image, working_size: int | None, orientation: int =
     the reduced picture. The result depends only on the pixels and the
     orientation, never on the file format.
     """
+    return working_pixels(image, working_size, orientation)[0]
+
+
+def working_pixels(
+    image: Image.Image, working_size: int | None, orientation: int = 1
+) -> tuple[Image.Image, Image.Image | None]:
+    """:func:`working_rgb`'s picture, and its alpha band ("L", same size) if it has transparency.
+
+    For a picture with transparency, a first pass (by strips for big pictures)
+    collects the alpha band, reduced like the picture, and the statistics that
+    choose the backdrop (:func:`to_rgb`) from the whole picture; the second
+    composites onto that backdrop. The alpha is None when every pixel of the
+    picture is opaque at the working size.
+    """
     method = _ORIENTATION.get(orientation)
     sw, sh = image.size
     dw, dh = (sh, sw) if orientation in (5, 6, 7, 8) else (sw, sh)  # as displayed
@@ -262,28 +306,118 @@ def working_rgb(image: Image.Image, working_size: int | None, orientation: int =
         target = shrunk_size(dw, dh, working_size)
         # What Image.resize(target, reducing_gap=2.0) would reduce by before resampling.
         factor = (int(dw / target[0] / 2.0) or 1, int(dh / target[1] / 2.0) or 1)
+    alpha = backdrop = None
+    if has_transparency(image):
+        alpha, backdrop = _alpha_and_backdrop(image, factor, method)
     if factor == (1, 1):
-        rgb = _flatten(image)
+        rgb = _flatten(image, backdrop)
         if method is not None:
             rgb = rgb.transpose(method)
     else:
-        rgb = _reduced_rgb(image, factor, method)
+        rgb = _reduced_rgb(image, factor, method, backdrop)
     if target:
         # The box is the part of the reduced picture that covers the original (its last row
         # and column may average fewer pixels): what Image.resize passes on after reducing.
-        rgb = rgb.resize(target, Image.Resampling.BILINEAR, box=(0, 0, dw / factor[0], dh / factor[1]))
-    return rgb
+        box = (0, 0, dw / factor[0], dh / factor[1])
+        rgb = rgb.resize(target, Image.Resampling.BILINEAR, box=box)
+        if alpha is not None:
+            alpha = alpha.resize(target, Image.Resampling.BILINEAR, box=box)
+    if alpha is not None and alpha.getextrema()[0] == 255:
+        alpha = None  # opaque after all: digested like any opaque picture
+    return rgb, alpha
 
 
-def _flatten(image: Image.Image) -> Image.Image:
-    """``to_rgb(image)``, by strips for big pictures so that the temporaries stay small."""
-    if image.mode == "RGB" or image.mode in _DEEP_GREY or image.width * image.height <= STRIP_PIXELS:
-        return to_rgb(image)
-    return _by_strips(image, "RGB", (1, 1), None, to_rgb)
+def has_transparency(image: Image.Image) -> bool:
+    """Whether ``image``'s mode can hold transparent pixels: an alpha band or a transparent colour."""
+    return image.mode in _ALPHA_MODES or (image.mode in _KEYED_MODES and "transparency" in image.info)
 
 
-def _reduced_rgb(image: Image.Image, factor: tuple[int, int], method: Image.Transpose | None) -> Image.Image:
-    """``to_rgb(image.transpose(method)).reduce(factor)`` without a full-size copy of anything."""
+def _alpha_and_backdrop(
+    image: Image.Image, factor: tuple[int, int], method: Image.Transpose | None
+) -> tuple[Image.Image, tuple[int, int, int]]:
+    """``alpha(image.transpose(method)).reduce(factor)`` and the backdrop of the whole picture, in one pass."""
+    counts = np.zeros(1 << 16, dtype=np.int64)
+
+    def alpha_of(strip: Image.Image) -> Image.Image:
+        return _count_alpha_luminance(strip, counts)
+
+    if factor == (1, 1) and image.width * image.height <= STRIP_PIXELS:
+        alpha = alpha_of(image)
+        if method is not None:
+            alpha = alpha.transpose(method)
+    else:
+        alpha = _by_strips(image, "L", factor, method, alpha_of)
+    return alpha, _backdrop_from_counts(counts)
+
+
+def choose_backdrop(image: Image.Image) -> tuple[int, int, int]:
+    """The backdrop :func:`to_rgb` puts ``image``'s transparent pixels on (the rule is there).
+
+    White for a picture without transparency. Computed a band of rows at a time.
+    """
+    if not has_transparency(image):
+        return LIGHT_BACKDROP
+    counts = np.zeros(1 << 16, dtype=np.int64)
+    for _, strip in _row_strips(image):
+        _count_alpha_luminance(strip, counts)
+    return _backdrop_from_counts(counts)
+
+
+def _count_alpha_luminance(image: Image.Image, counts: np.ndarray) -> Image.Image:
+    """Add to ``counts`` (65536, alpha-major) how many pixels have each (alpha, luminance); return the alpha band."""
+    rgba = _as_rgba(image)
+    alpha = rgba.getchannel("A")
+    lo, hi = cast(tuple[int, int], alpha.getextrema())
+    if lo == hi:  # one alpha (opaque or empty bands, the common case): Pillow's histogram is quicker
+        if lo:
+            counts[lo << 8 : (lo + 1) << 8] += rgba.convert("L").histogram()
+        return alpha
+    index = np.asarray(alpha).astype(np.uint16)
+    index <<= 8
+    index |= np.asarray(rgba.convert("L"))
+    counts += np.bincount(index.ravel(), minlength=1 << 16)
+    return alpha
+
+
+def _as_rgba(image: Image.Image) -> Image.Image:
+    """``image`` in RGBA (itself if it is); Pillow converts premultiplied La only to LA."""
+    if image.mode == "RGBA":
+        return image
+    return (image.convert("LA") if image.mode == "La" else image).convert("RGBA")
+
+
+def _backdrop_from_counts(counts: np.ndarray) -> tuple[int, int, int]:
+    """The backdrop of larger alpha-weighted mean ``|luminance - backdrop|``, ties to white.
+
+    Exact integer sums (no rounding), so a picture gets the same backdrop
+    however its pixels were split into strips.
+    """
+    levels = np.arange(256, dtype=np.int64)
+    weight = levels @ counts.reshape(256, 256)  # per luminance: the sum of the alphas of its pixels
+    light = int(weight @ np.abs(levels - LIGHT_BACKDROP[0]))
+    dark = int(weight @ np.abs(levels - DARK_BACKDROP[0]))
+    return DARK_BACKDROP if dark > light else LIGHT_BACKDROP
+
+
+def _flatten(image: Image.Image, backdrop: tuple[int, int, int] | None = None) -> Image.Image:
+    """``to_rgb(image, backdrop)``, by strips for big pictures so that the temporaries stay small."""
+    if image.mode in _DEEP_GREY or image.width * image.height <= STRIP_PIXELS:
+        return to_rgb(image, backdrop)
+    if not has_transparency(image):
+        if image.mode == "RGB":
+            return image
+        return _by_strips(image, "RGB", (1, 1), None, to_rgb)
+    chosen = backdrop or choose_backdrop(image)
+    return _by_strips(image, "RGB", (1, 1), None, lambda strip: to_rgb(strip, chosen))
+
+
+def _reduced_rgb(
+    image: Image.Image,
+    factor: tuple[int, int],
+    method: Image.Transpose | None,
+    backdrop: tuple[int, int, int] | None = None,
+) -> Image.Image:
+    """``to_rgb(image.transpose(method), backdrop).reduce(factor)`` without a full-size copy of anything."""
     mode = image.mode
     if mode in _DEEP_GREY:
         # Reduce first so the scaling to 8 bits runs on few pixels. Pillow cannot reduce
@@ -298,9 +432,12 @@ def _reduced_rgb(image: Image.Image, factor: tuple[int, int], method: Image.Tran
                 image, "I", factor, method, lambda strip: Image.fromarray(np.asarray(strip).astype(np.int32))
             )
         return _grey_to_l(reduced, levels).convert("RGB")
-    if mode == "RGB" and method is None:
-        return image.reduce(factor)
-    return _by_strips(image, "RGB", factor, method, to_rgb)
+    if not has_transparency(image):
+        if mode == "RGB" and method is None:
+            return image.reduce(factor)
+        return _by_strips(image, "RGB", factor, method, to_rgb)
+    chosen = backdrop or choose_backdrop(image)
+    return _by_strips(image, "RGB", factor, method, lambda strip: to_rgb(strip, chosen))
 
 
 def _by_strips(
@@ -363,12 +500,18 @@ def _transposed_box(
     }[method]
 
 
-def _row_chunks(image: Image.Image) -> Iterator[tuple[int, np.ndarray]]:
-    """Numpy arrays of successive bands of rows of ``image``, about STRIP_PIXELS each."""
+def _row_strips(image: Image.Image) -> Iterator[tuple[int, Image.Image]]:
+    """Successive bands of rows of ``image``, about STRIP_PIXELS each."""
     w, h = image.size
     rows = max(1, STRIP_PIXELS // max(1, w))
     for top in range(0, h, rows):
-        yield top, np.asarray(image.crop((0, top, w, min(h, top + rows))))
+        yield top, image.crop((0, top, w, min(h, top + rows)))
+
+
+def _row_chunks(image: Image.Image) -> Iterator[tuple[int, np.ndarray]]:
+    """Numpy arrays of successive bands of rows of ``image``, about STRIP_PIXELS each."""
+    for top, strip in _row_strips(image):
+        yield top, np.asarray(strip)
 
 
 def _grey_levels(image: Image.Image) -> tuple[float, float]:
@@ -405,24 +548,34 @@ def _grey_to_l(image: Image.Image, levels: tuple[float, float]) -> Image.Image:
     return Image.fromarray(out)
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image, backdrop: tuple[int, int, int] | None = None) -> Image.Image:
     """Flatten any Pillow mode to 8-bit RGB.
 
-    Transparent pixels go onto white (what a person sees in a viewer), and
+    Transparent pixels are composited onto ``backdrop``, by default the one
+    :func:`choose_backdrop` picks from the picture itself: the one of
+    :data:`LIGHT_BACKDROP` (white) and :data:`DARK_BACKDROP` (near-black grey)
+    that maximises the alpha-weighted mean ``|luminance - backdrop|`` of the
+    pixels, ties to white. Why: always white (what a viewer shows) turned white
+    artwork on transparent into a blank white picture, the same for the model,
+    the perceptual hash and the thumbnail as every other such artwork, so they
+    were reported as duplicates and could not be found. Contrast keeps the
+    content visible, and white stays the backdrop of dark, coloured or mixed
+    content. Weighting by alpha makes the choice depend only on visible pixels,
+    never on the colour stored in fully transparent ones.
+
     16/32-bit greyscale is scaled to its own range instead of being clipped
     at 255, which would turn most 16-bit images white (16-bit: 0..65535, or
     0..255 when no value is over 255; 32-bit: its min..max).
     """
     mode = image.mode
-    if mode == "RGB":
-        return image
     if mode in _DEEP_GREY:
         return _grey_to_l(image, _grey_levels(image)).convert("RGB")
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-        mode = image.mode
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    if not has_transparency(image):
+        return image if mode == "RGB" else image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+    rgba = _as_rgba(image)  # not a copy if RGBA already: alpha_composite leaves it as it is
+    if backdrop is None:
+        counts = np.zeros(1 << 16, dtype=np.int64)
+        _count_alpha_luminance(rgba, counts)
+        backdrop = _backdrop_from_counts(counts)
+    background = Image.new("RGBA", rgba.size, (*backdrop, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")

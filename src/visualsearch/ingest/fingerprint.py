@@ -2,7 +2,10 @@
 
 - ``pixel_digest``: SHA-256 of the decoded pixels and the original size, so the
   same picture saved as PNG and as lossless WebP, or with different metadata,
-  gets the same digest although its bytes differ.
+  gets the same digest although its bytes differ. For a picture with
+  transparency the alpha band counts too (the decoded pixels are composited
+  onto a backdrop, so alpha alone can differ where content and backdrop match);
+  an opaque picture's digest is that of its pixels alone.
 - ``perceptual_hash``: 64-bit DCT hash (pHash, from ``imagehash``) that stays
   within a few bits under resizing, re-compression and mild colour changes.
 """
@@ -16,9 +19,14 @@ import numpy as np
 from PIL import Image
 
 
-def pixel_digest(image: Image.Image, width: int, height: int) -> str:
+def pixel_digest(image: Image.Image, width: int, height: int, alpha: Image.Image | None = None) -> str:
+    """Of ``image``'s pixels, the original size and ``alpha`` ("L", ``image``'s size) if given."""
     digest = hashlib.sha256(f"{width}x{height}:{image.mode}:{image.size}".encode())
     digest.update(image.tobytes())
+    if alpha is not None:
+        # After pixels of a length fixed by the header: cannot be confused with another picture's.
+        digest.update(b"alpha:")
+        digest.update(alpha.tobytes())
     return digest.hexdigest()
 
 
