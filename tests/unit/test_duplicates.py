@@ -21,6 +21,7 @@ from visualsearch.api import create_app
 from visualsearch.catalog import Asset
 from visualsearch.config import Settings
 from visualsearch.duplicates import find_duplicates, find_lookalikes, keeper_order
+from visualsearch.duplicates.finder import choose_keeper
 from visualsearch.services import DuplicatesService, Library
 
 EXE = [sys.executable, "-m", "visualsearch"]
@@ -109,8 +110,9 @@ def test_match_kinds_and_keeper_rule(dup_library, copies_folder):
     folder, truth = copies_folder
     for group in find_duplicates(dup_library.catalog, dup_library.similarity_index):
         keeper = Path(group.keeper.asset.source).name
-        # Largest resolution wins; between same-size copies, the oldest (first indexed).
-        assert keeper_order(group.keeper.asset) == min(keeper_order(m.asset) for m in [group.keeper, *group.others])
+        # Largest resolution wins; between same-size copies, the least compressed, then the oldest.
+        assert group.keeper.asset.id == choose_keeper([m.asset for m in [group.keeper, *group.others]])[0].id
+        assert group.keeper_reason
         assert group.keeper.asset.width * group.keeper.asset.height == max(
             m.asset.width * m.asset.height for m in [group.keeper, *group.others]
         )

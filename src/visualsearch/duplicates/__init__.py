@@ -12,6 +12,7 @@ from .finder import (
     matches_for,
 )
 from .trash import TrashedFile, TrashFolder
+from .verify import PixelVerifier, Verdict
 
 __all__ = [
     "DEFAULT_GROUP_THRESHOLD",
@@ -19,8 +20,10 @@ __all__ = [
     "DuplicateGroup",
     "Match",
     "Member",
+    "PixelVerifier",
     "TrashFolder",
     "TrashedFile",
+    "Verdict",
     "find_duplicates",
     "find_lookalikes",
     "keeper_order",

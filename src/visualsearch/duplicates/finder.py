@@ -17,24 +17,35 @@ hash bucketing, not pairwise) count too, as long as their vectors are not far
 apart: grayscale copies move the vectors but not the hash. Defaults were chosen
 with ``benchmarks/duplicates.py``.
 
+Every candidate pair that is not an exact copy is then **verified by its
+pixels** (:mod:`.verify`): the two pictures are aligned and compared in colour,
+and pairs that turn out to be different pictures of similar appearance
+(look-alikes: colour variants, another letter or hour, light and dark versions)
+are dropped. Groups are the connected components of the confirmed pairs only, so
+a chain of look-alikes cannot join two copies' groups.
+
 **Keeper** of a group (the one to keep, by this rule): the largest resolution
-(width x height), then the oldest (file modification time or time added,
-whichever is earlier), then the largest file, then the smallest id.
+(width x height); between copies of the same size, the least compressed file
+(more bytes than every same-size copy with other pixels, by over ``COMPRESSION_MARGIN``);
+then the oldest (file modification time or time added, whichever is earlier);
+then the smallest id. Each group says why its keeper won (``keeper_reason``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 
 import numpy as np
+from PIL import Image
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..catalog import Asset, Catalog
 from ..index import ExactIndex, IndexBackend
 from ..ingest.fingerprint import hamming_many
+from .verify import PixelVerifier, prepare
 
 #: Cosine similarity of visual vectors at or above which two images are near-duplicates.
 DEFAULT_THRESHOLD = 0.85
@@ -53,6 +64,9 @@ DEFAULT_GROUP_THRESHOLD = 0.75
 NEIGHBOURS = 10
 DUPLICATE_EF = 32
 
+#: Between copies of the same size, a file this much larger per pixel counts as less compressed.
+COMPRESSION_MARGIN = 0.05
+
 EXACT_BYTES, SAME_PIXELS, NEAR = "exact_bytes", "same_pixels", "near_duplicate"
 LOOKALIKE = "lookalike"
 
@@ -70,6 +84,8 @@ class Member:
 class DuplicateGroup:
     keeper: Member
     others: list[Member] = field(default_factory=list)
+    #: Why the keeper was chosen, in words ("largest: 1920×1080", "same size; least compressed").
+    keeper_reason: str = ""
 
     @property
     def size(self) -> int:
@@ -80,19 +96,67 @@ class DuplicateGroup:
         return [self.keeper.asset.id] + [m.asset.id for m in self.others]
 
 
-def keeper_order(asset: Asset) -> tuple[int, float, int, int]:
-    """Sort key: the first asset of a group by this key is the one to keep.
-
-    "Oldest" is the earlier of the file's modification time (for files indexed in
-    place: usually when the photo was taken or saved) and when it was added.
-    """
+def _age(asset: Asset) -> float:
+    """The earlier of the file's modification time (for files indexed in place: usually when the
+    photo was taken or saved) and when it was added."""
     added = asset.added_at
     when = float("inf")
     if added is not None:
         when = (added if added.tzinfo else added.replace(tzinfo=UTC)).timestamp()
     if asset.mtime is not None:
         when = min(when, asset.mtime)
-    return (-(asset.width or 0) * (asset.height or 0), when, -(asset.byte_size or 0), asset.id)
+    return when
+
+
+def _pixels(asset: Asset) -> int:
+    return (asset.width or 0) * (asset.height or 0)
+
+
+def _less_compressed(a: Asset, b: Asset) -> bool:
+    """``a`` keeps clearly more bytes than ``b`` for the same pixels (a lighter JPEG, a lossless save)."""
+    return (a.byte_size or 0) > (b.byte_size or 0) * (1 + COMPRESSION_MARGIN)
+
+
+def keeper_order(asset: Asset) -> tuple[int, float, int, int]:
+    """Sort key by resolution, then age, then file size: see :func:`choose_keeper` for the full rule."""
+    return (-_pixels(asset), _age(asset), -(asset.byte_size or 0), asset.id)
+
+
+def choose_keeper(members: list[Asset]) -> tuple[Asset, str]:
+    """The asset to keep among copies, and why in words.
+
+    Largest resolution; among the largest, the least compressed file (clearly more bytes
+    than every same-size copy with other pixels); then the oldest; then the smallest id.
+    """
+    ranked = sorted(members, key=keeper_order)
+    top = [m for m in ranked if _pixels(m) == _pixels(ranked[0])]
+    size = f"{ranked[0].width or '?'}×{ranked[0].height or '?'}"
+    if len(top) < len(ranked):
+        second = next(m for m in ranked if _pixels(m) < _pixels(ranked[0]))
+        reason = f"largest: {size} (the next is {second.width or '?'}×{second.height or '?'})"
+        if len(top) == 1:
+            return top[0], reason
+    else:
+        reason = f"all {size}"
+    # Less compressed only counts against copies with other pixels: a lossless re-save of a
+    # JPEG is larger but no better, so pixel-identical files fall back to age.
+    heaviest = max(top, key=lambda m: (m.byte_size or 0, -m.id))
+    rivals = [m for m in top if m is not heaviest and not (m.pixel_sha256 and m.pixel_sha256 == heaviest.pixel_sha256)]
+    if rivals and all(_less_compressed(heaviest, m) for m in rivals):
+        twins = [m for m in top if m not in rivals]
+        keeper = min(twins, key=lambda m: (_age(m), m.id))
+        lighter = max(m.byte_size or 0 for m in rivals)
+        return keeper, f"{reason}; least compressed ({_mb(keeper.byte_size)} vs {_mb(lighter)})"
+    keeper = top[0]
+    if _age(keeper) < min((_age(m) for m in top if m is not keeper), default=float("inf")):
+        when = datetime.fromtimestamp(_age(keeper), UTC).strftime("%Y-%m-%d")
+        return keeper, f"{reason}; oldest ({when})"
+    return keeper, f"{reason}; same file size and age, lowest id"
+
+
+def _mb(n: int | None) -> str:
+    n = n or 0
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 def _neighbours(manager: IndexBackend, k: int) -> tuple[ExactIndex, np.ndarray, np.ndarray]:
@@ -169,13 +233,15 @@ def _build_groups(
 ) -> list[DuplicateGroup]:
     groups = []
     for ids in components:
-        members = sorted((assets[int(i)] for i in ids if int(i) in assets), key=keeper_order)
+        members = [assets[int(i)] for i in ids if int(i) in assets]
         if len(members) < 2:
             continue
-        keeper = members[0]
-        group = DuplicateGroup(Member(keeper, 1.0, None))
-        for other in members[1:]:
-            group.others.append(Member(other, round(_cosine(exact, keeper.id, other.id), 6), kind_of(keeper, other)))
+        keeper, reason = choose_keeper(members)
+        group = DuplicateGroup(Member(keeper, 1.0, None), keeper_reason=reason)
+        for other in members:
+            if other is not keeper:
+                sim = round(_cosine(exact, keeper.id, other.id), 6)
+                group.others.append(Member(other, sim, kind_of(keeper, other)))
         group.others.sort(key=lambda m: (-m.similarity, m.asset.id))
         groups.append(group)
     groups.sort(key=lambda g: (-g.size, g.keeper.asset.id))
@@ -239,12 +305,29 @@ def _hash_pairs(assets: dict[int, Asset], exact: ExactIndex) -> tuple[np.ndarray
     return pairs[keep, 0], pairs[keep, 1]
 
 
-def find_duplicates(
-    catalog: Catalog, index: IndexBackend, threshold: float = DEFAULT_THRESHOLD, k: int = NEIGHBOURS
-) -> list[DuplicateGroup]:
-    """Groups of copies: identical bytes, identical pixels, and near-duplicates at ``threshold``.
+def _confirmed(x: Asset | None, y: Asset | None, verifier: PixelVerifier) -> bool:
+    """An exact copy (same bytes or pixels), or a candidate that passes the pixel check."""
+    if x is None or y is None:
+        return False
+    if (x.sha256 and x.sha256 == y.sha256) or (x.pixel_sha256 and x.pixel_sha256 == y.pixel_sha256):
+        return True
+    return verifier.verdict(x, y).same
 
-    ``index`` is the similarity space's index of the active model.
+
+def find_duplicates(
+    catalog: Catalog,
+    index: IndexBackend,
+    threshold: float = DEFAULT_THRESHOLD,
+    k: int = NEIGHBOURS,
+    verifier: PixelVerifier | None = None,
+) -> list[DuplicateGroup]:
+    """Groups of copies: identical bytes, identical pixels, and near-duplicates.
+
+    ``index`` is the similarity space's index of the active model. Pairs at
+    ``threshold`` (or just under it with close perceptual hashes) are candidates;
+    with a ``verifier``, each candidate that is not an exact copy
+    must also pass the pixel check. Without one, candidates are taken as they are
+    (the behaviour before verification existed; kept for tests of the candidate stage).
     """
     assets = catalog.indexed_assets()
     exact, nbr_ids, nbr_scores = _neighbours(index, k)
@@ -256,6 +339,13 @@ def find_duplicates(
     pa, pb = _exact_edges(assets, "pixel_sha256")
     ha, hb = _hash_pairs(assets, exact)
     a, b = np.concatenate([a, ha]), np.concatenate([b, hb])
+
+    if verifier is not None and len(a):
+        keep = np.array(
+            [_confirmed(assets.get(x), assets.get(y), verifier) for x, y in zip(a.tolist(), b.tolist(), strict=True)],
+            dtype=bool,
+        )
+        a, b = a[keep], b[keep]
 
     def kind_of(keeper: Asset, other: Asset) -> str:
         if keeper.sha256 and keeper.sha256 == other.sha256:
@@ -269,16 +359,31 @@ def find_duplicates(
 
 
 def find_lookalikes(
-    catalog: Catalog, index: IndexBackend, threshold: float = DEFAULT_GROUP_THRESHOLD, k: int = NEIGHBOURS
+    catalog: Catalog,
+    index: IndexBackend,
+    threshold: float = DEFAULT_GROUP_THRESHOLD,
+    k: int = NEIGHBOURS,
+    copies: list[DuplicateGroup] | None = None,
 ) -> list[DuplicateGroup]:
-    """Clusters of visually similar images (copies included), joined through *mutual* neighbours.
+    """Clusters of visually similar but *different* pictures, joined through *mutual* neighbours.
 
     Requiring both images to have each other among their ``k`` nearest keeps a
-    chain of slightly similar pictures from merging into one huge group.
+    chain of slightly similar pictures from merging into one huge group. Copies
+    are not look-alikes: the extras of the ``copies`` groups (the duplicates found
+    for this library) are left out, so each picture appears once, as its keeper.
     """
     assets = catalog.indexed_assets()
     exact, nbr_ids, nbr_scores = _neighbours(index, k)
     a, b, _ = _pairs(exact, nbr_ids, nbr_scores, threshold, mutual=True)
+    if copies:
+        extras = np.array([m.asset.id for g in copies for m in g.others], np.int64)
+        keeper_of = {m.asset.id: g.keeper.asset.id for g in copies for m in g.others}
+        if len(a) and len(extras):
+            # An extra's links count as its keeper's, so two pictures joined only through a copy stay joined.
+            a = np.array([keeper_of.get(int(x), int(x)) for x in a], np.int64)
+            b = np.array([keeper_of.get(int(x), int(x)) for x in b], np.int64)
+            keep = a != b
+            a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
     return _build_groups(_components(a, b), assets, exact, lambda keeper, other: LOOKALIKE)
 
 
@@ -298,8 +403,13 @@ def matches_for(
     vector: np.ndarray | None,
     threshold: float = DEFAULT_THRESHOLD,
     limit: int = 5,
+    verifier: PixelVerifier | None = None,
+    image: Image.Image | None = None,
 ) -> list[Match]:
-    """Images already in the library that this one (not yet added) copies: exact, same pixels, or near."""
+    """Images already in the library that this one (not yet added) copies: exact, same pixels, or near.
+
+    With a ``verifier`` and the decoded ``image``, near candidates must also pass the pixel check.
+    """
     found: dict[int, Match] = {}
     same_bytes = catalog.find_by_sha256(sha256)
     if same_bytes is not None:
@@ -310,6 +420,7 @@ def matches_for(
     if vector is not None:
         hits = index.search(vector, limit)
         candidates = catalog.get_many(hits.ids.tolist())
+        query = prepare(image) if verifier is not None and image is not None else None
         for asset_id, score in zip(hits.ids.tolist(), hits.scores.tolist(), strict=True):
             asset = candidates.get(asset_id)
             if asset is None or asset_id in found or score < threshold - PHASH_RELIEF:
@@ -321,7 +432,10 @@ def matches_for(
                 and informative(asset.phash)
                 and (int(phash, 16) ^ int(asset.phash, 16)).bit_count() <= PHASH_BITS
             )
-            if score >= threshold or close:
-                found[asset_id] = Match(asset, round(float(score), 6), NEAR)
+            if not (score >= threshold or close):
+                continue
+            if verifier is not None and query is not None and not verifier.verdict(query, asset).same:
+                continue
+            found[asset_id] = Match(asset, round(float(score), 6), NEAR)
     order = {EXACT_BYTES: 0, SAME_PIXELS: 1, NEAR: 2}
     return sorted(found.values(), key=lambda m: (order[m.kind], -m.similarity, m.asset.id))[:limit]

@@ -20,6 +20,7 @@ from ..duplicates import matches_for
 from ..errors import DecodeError, Duplicate, NearDuplicate, SourceChanged, VisualSearchError
 from ..ingest.decode import DecodedImage, decode_bytes, read_file
 from ..ingest.fetch import ImageFetcher
+from .assets import preview_verifier
 from .library import Library
 
 #: progress(done, total, failed)
@@ -116,6 +117,7 @@ def add_incoming(
 
 
 def _store(library: Library, ready: list[tuple[Incoming, DecodedImage, Outcome]], policy: str) -> None:
+    verifier = preview_verifier(library)  # near-duplicate candidates must pass the pixel check
     embedder, media = library.embedder, library.media
     try:
         vectors = embedder.encode_images([d.image for _, d, _ in ready])
@@ -137,6 +139,8 @@ def _store(library: Library, ready: list[tuple[Incoming, DecodedImage, Outcome]]
                     decoded.pixel_sha256,
                     decoded.phash,
                     vectors[space][n],
+                    verifier=verifier,
+                    image=decoded.image,
                 )
                 if m.kind != "exact_bytes"
             ]

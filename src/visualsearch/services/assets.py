@@ -9,7 +9,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
+from PIL import Image
+
 from ..catalog import INDEXED, Asset, AssetFilter
+from ..duplicates import PixelVerifier
 from ..errors import NotFound, VisualSearchError
 from .library import Library
 
@@ -112,3 +115,22 @@ class AssetService:
 
     def thumbnail_missing(self, asset: Asset) -> bool:
         return asset.sha256 is None or not self.library.media.thumbnail_path(asset.sha256).exists()
+
+
+def preview_verifier(library: Library) -> PixelVerifier:
+    """Pixel checks of candidate copies (:mod:`visualsearch.duplicates.verify`) on the assets' previews.
+
+    The 256 px previews are what the check needs (it compares at 160 px), are usually on
+    disk already (made at indexing; made here on first use otherwise), and are composited
+    like everything else, so a transparent picture is compared as it is seen.
+    """
+    previews = AssetService(library)
+
+    def load(asset: Asset) -> Image.Image | None:
+        try:
+            with Image.open(previews.thumbnail(asset)) as image:
+                return image.convert("RGB")
+        except (OSError, VisualSearchError):
+            return None
+
+    return PixelVerifier(load)

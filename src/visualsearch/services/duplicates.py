@@ -7,30 +7,57 @@ the similarity index changes (its generation) or another threshold is asked for.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from ..catalog import Asset
 from ..duplicates import (
     DEFAULT_GROUP_THRESHOLD,
     DEFAULT_THRESHOLD,
     DuplicateGroup,
     Match,
+    PixelVerifier,
     TrashedFile,
     TrashFolder,
     find_duplicates,
     find_lookalikes,
     matches_for,
 )
-from ..errors import NotFound
+from ..errors import NotFound, VisualSearchError
 from ..ingest.decode import DecodedImage
 from ..ingest.indexer import IndexReport, index_files
 from ..ingest.scan import FoundFile
 from .adding import Incoming, add_incoming
+from .assets import preview_verifier
 from .library import Library
 
 GroupKind = Literal["duplicates", "groups"]
+
+
+@dataclass
+class TrashBatch:
+    """One move to the trash: its files, and which of them are still there (not restored yet)."""
+
+    batch: str
+    #: When the batch was moved (seconds since the epoch, its first file).
+    at: float
+    files: list[TrashedFile]
+    in_trash: list[bool]
+
+    @property
+    def restorable(self) -> bool:
+        return any(self.in_trash)
+
+
+@dataclass
+class Restored:
+    """A restored trash file and its asset in the library again (None if it could not be added back)."""
+
+    entry: TrashedFile
+    asset: Asset | None = None
 
 
 class DuplicatesService:
@@ -38,7 +65,11 @@ class DuplicatesService:
         self.library = library
         self.trash_folder = TrashFolder(Path(library.settings.library_dir) / "trash")
         self._lock = threading.Lock()
+        self._trash_lock = threading.Lock()  # one move into or out of the trash at a time
         self._cache: dict[tuple[str, float, str], list[DuplicateGroup]] = {}
+        #: Candidate pairs the pixel check compared in the last duplicates run (for benchmarks).
+        self.pairs_checked = 0
+        self._verifier: PixelVerifier | None = None
 
     # -- groups ----------------------------------------------------------------------
     def duplicates(self, threshold: float = DEFAULT_THRESHOLD) -> list[DuplicateGroup]:
@@ -55,12 +86,24 @@ class DuplicatesService:
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        finder = find_duplicates if kind == "duplicates" else find_lookalikes
-        groups = finder(self.library.catalog, index, threshold=threshold)
+        if kind == "duplicates":
+            verifier = self.verifier()
+            before = verifier.checked
+            groups = find_duplicates(self.library.catalog, index, threshold=threshold, verifier=verifier)
+            self.pairs_checked = verifier.checked - before
+        else:
+            groups = find_lookalikes(self.library.catalog, index, threshold=threshold, copies=self.duplicates())
         with self._lock:
             self._cache = {k: v for k, v in self._cache.items() if k[2] == key[2]}
             self._cache[key] = groups
         return groups
+
+    def verifier(self) -> PixelVerifier:
+        """The pixel check, one per service so that its verdicts carry over between runs."""
+        with self._lock:
+            if self._verifier is None:
+                self._verifier = preview_verifier(self.library)
+            return self._verifier
 
     def check(self, image: DecodedImage, threshold: float = DEFAULT_THRESHOLD) -> list[Match]:
         """Images in the library that ``image`` (not added) copies."""
@@ -74,6 +117,8 @@ class DuplicatesService:
             image.phash,
             np.asarray(vector),
             threshold=threshold,
+            verifier=self.verifier(),
+            image=image.image,
         )
 
     # -- trash -----------------------------------------------------------------------
@@ -89,22 +134,47 @@ class DuplicatesService:
             self.library.catalog.remove(ids)
             self.library.sync_indexes()
 
-        return self.trash_folder.move([assets[i] for i in asset_ids], forget)
+        with self._trash_lock:
+            return self.trash_folder.move([assets[i] for i in asset_ids], forget)
 
     def trash_entries(self, batch: str | None = None) -> list[TrashedFile]:
         return self.trash_folder.entries(batch)
 
+    def trash_batches(self) -> list[TrashBatch]:
+        """Every batch in the trash log, newest first."""
+        batches: dict[str, list[TrashedFile]] = {}
+        for e in self.trash_folder.entries():
+            batches.setdefault(e.batch, []).append(e)
+        out = [
+            TrashBatch(name, min(e.at for e in files), files, [Path(e.trashed).exists() for e in files])
+            for name, files in batches.items()
+        ]
+        return sorted(out, key=lambda b: (b.at, b.batch), reverse=True)
+
     def restore(self, batch: str) -> list[TrashedFile]:
         """Move a batch's files back where they were and index them again."""
+        return [r.entry for r in self.restore_batch(batch)]
+
+    def restore_batch(self, batch: str) -> list[Restored]:
+        """:meth:`restore`, with the asset each file is in the library again."""
+        with self._trash_lock:
+            return self._restore(batch)
+
+    def _restore(self, batch: str) -> list[Restored]:
         library = self.library
         entries = self.trash_folder.restorable(batch)
+        in_place = [e for e in entries if e.origin not in ("upload", "url")]
+        taken = [e.original for e in in_place if Path(e.original).exists()]
+        if taken:  # checked before anything moves: a batch comes back whole or not at all
+            raise VisualSearchError(f"cannot restore {taken[0]}: a file is there again")
         folder_files: list[FoundFile] = []
         uploads: list[Incoming] = []
+        copies: list[TrashedFile] = []
         for e in entries:
             if e.origin in ("upload", "url"):  # the library's own copies come back as uploads
                 staged = library.media.stage([Path(e.trashed).read_bytes()])
-                Path(e.trashed).unlink()
                 uploads.append(Incoming(staged, e.name, origin="upload"))
+                copies.append(e)
             else:
                 original = self.trash_folder.put_back(e)
                 stat = original.stat()
@@ -118,7 +188,16 @@ class DuplicatesService:
                 IndexReport(),
                 thumbnails=library.index_thumbnails,
             )
+        back: dict[str, Asset | None] = {}
         if uploads:
-            add_incoming(library, uploads, allow_duplicates=True)
+            # Copies of what is in the library are expected here: never refused as (near-)duplicates.
+            outcomes = add_incoming(library, uploads, allow_duplicates=True, near_duplicates="allow")
+            for e, outcome in zip(copies, outcomes, strict=True):
+                back[e.trashed] = outcome.asset
+                if outcome.asset is not None:  # the trash keeps a file until it is back in the library
+                    Path(e.trashed).unlink(missing_ok=True)
         library.sync_indexes()
-        return entries
+        by_source = library.catalog.get_by_sources([e.original for e in in_place])
+        for e in in_place:
+            back[e.trashed] = by_source.get(e.original)
+        return [Restored(e, back.get(e.trashed)) for e in entries]

@@ -1,0 +1,534 @@
+"""Confirm or reject a candidate pair of copies by looking at the pixels.
+
+Why: the vector index and perceptual hashes only say that two pictures *look
+alike*. Different pictures that share a layout (a red and a green traffic light,
+dreidels with another letter, the light and dark versions of a wallpaper, a
+clock showing another hour) are as close there as a resized copy. The decision
+"same picture or not" needs the pixels, compared where they overlap once the two
+images are aligned.
+
+How (each step chosen by measurement on ``benchmarks/data/duplicates_real`` and
+the synthetic transformed-copies set, see ``benchmarks/duplicates.py``):
+
+1. Both images are taken at a small working size (longest side ``SIZE``), in
+   CIELAB (perceptual colour, so "different colour" means what a person sees).
+2. Several ways of laying one image over the other are tried, each an affine map
+   of B onto A: stretch to the same size (resized, re-encoded, aspect changed a
+   little); content box onto content box (the same drawing on another canvas or
+   margin); fit the width or the height and slide along the other (letterboxing,
+   another aspect-ratio version, a banner); ORB features matched with RANSAC
+   (OpenCV: crops, small rotations, a screenshot that shows the picture).
+3. Where they overlap, a global colour grade is taken out (lightness gain and
+   offset, one chroma gain: a brightness, contrast or saturation change, or a
+   greyscale copy) within the limits of a *mild* grade, and what is left is the
+   per-pixel colour difference. Pixels that still differ by more than
+   ``DELTA_E`` after a small opening (one-pixel seams from resampling are not a
+   difference) are "changed".
+4. The pair is the same picture when, for the best layout, the overlap covers
+   most of both images and the changed share is small; a changed area that is
+   compact and local (another letter, a lamp lit, a hand moved) is what makes a
+   look-alike.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ..catalog import Asset
+
+#: Longest side, in pixels, at which pairs are compared.
+SIZE = 160
+
+
+@dataclass(frozen=True)
+class Grade:
+    """Limits of a global colour grade: lightness gain range, lightness offset, chroma gain range."""
+
+    gain: tuple[float, float]
+    offset: float
+    chroma: tuple[float, float]
+
+
+#: CIELAB distance above which a pixel counts as changed (about "clearly another colour").
+DELTA_E = 12.0
+#: A picture has a plain background when this share of its border pixels has one colour.
+BACKGROUND_BORDER = 0.8
+#: Smoothing (Gaussian sigma, pixels at SIZE) before measuring how much of a drawing changed.
+SMOOTH = 0.7
+#: Largest change of proportions between two copies laid over each other (rounding of sizes).
+MAX_STRETCH = 0.03
+#: Limits of a "mild" global grade (lightness gain, lightness offset, chroma gain), for photos
+#: and for graphics. A photo edited to black and white or re-graded is still the same photo;
+#: a drawing in another colour (a grey folder icon and a cyan one, a black and a blue LED) is
+#: an author's colour variant, which pixels cannot tell from a re-grade, so graphics get
+#: almost no grading room.
+PHOTO_GRADE = Grade(gain=(0.55, 1.8), offset=30.0, chroma=(0.25, 2.2))
+GRAPHIC_GRADE = Grade(gain=(1.0, 1.0), offset=0.0, chroma=(1.0, 1.0))
+#: A picture is a drawing (clip art, icon, logo, cut-out) when its content covers less than this
+#: share of it, the rest being a plain background; photos and wallpapers fill the frame.
+DRAWING_INK = 0.95
+#: ... or when at least this share of its pixels sit in flat areas (3x3 neighbourhood within
+#: FLAT_SPREAD in CIELAB): playing cards, flags, diagrams fill the frame but are drawn.
+GRAPHIC_FLAT_SHARE = 0.5
+FLAT_SPREAD = 1.0
+#: Pictures this small (shorter side, in pixels) are icons: compared as graphics whatever their
+#: flat share, which antialiasing makes meaningless at 16-32 px.
+ICON_SIDE = 64
+#: A drawing whose content box covers less than this share of its canvas is cut to it first.
+SMALL_CONTENT = 0.25
+#: The decision for pictures that fill the frame (photos, wallpapers): the overlap covers at
+#: least MIN_COVER of each image, and apart from its largest changed patch (an overlay: a logo,
+#: banner, watermark or caption bar, up to MAX_OVERLAY of the picture) at most MAX_CHANGED of it
+#: differs. Another shot, a light/dark variant or a card with more pips differs all over.
+MIN_COVER = 0.5
+MAX_CHANGED = 0.015
+MAX_OVERLAY = 0.15
+#: For drawings no overlay is allowed: another letter, hour or expression is one small patch.
+#: At most GRAPHIC_MAX_CHANGED of the content differs, in patches of at most GRAPHIC_MAX_PATCH.
+GRAPHIC_MAX_CHANGED = 0.005
+GRAPHIC_MAX_PATCH = 0.003
+#: Images with less spread than this in lightness and colour (blank, or nearly one colour)
+#: carry no evidence; two of them are only ever exact copies.
+MIN_SPREAD = 2.0
+#: Largest rotation, in degrees, between copies aligned by features.
+MAX_ROTATION = 20.0
+#: ORB features and RANSAC settings.
+ORB_FEATURES = 500
+MIN_INLIERS = 12
+
+
+@dataclass
+class Prepared:
+    """One image ready for comparison: CIELAB float32 and grey uint8 at the working size."""
+
+    lab: np.ndarray
+    grey: np.ndarray
+    box: tuple[int, int, int, int]  # content box (x0, y0, x1, y1)
+    #: 1 where the picture has content: off its plain background, if it has one (else everywhere).
+    ink: np.ndarray
+    #: Share of pixels in exactly flat areas: many for drawings, cards and icons, few for photos
+    #: and for wallpapers, whose gradients change a little from pixel to pixel.
+    flat: float
+    #: ORB keypoints and descriptors, computed on first use and kept for the image's other pairs.
+    features: tuple[tuple[cv2.KeyPoint, ...], np.ndarray | None] | None = field(default=None, repr=False)
+
+    @property
+    def drawing(self) -> bool:
+        """A drawing, icon or cut-out on a plain (or transparent) background, not a full-bleed picture."""
+        return float(self.ink.mean()) < DRAWING_INK
+
+    @property
+    def informative(self) -> bool:
+        return float(self.lab.reshape(-1, 3).std(axis=0).max()) >= MIN_SPREAD
+
+    @property
+    def size(self) -> tuple[int, int]:
+        h, w = self.grey.shape
+        return w, h
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How well B, laid over A the best way found, matches it."""
+
+    changed: float  # share of the content (in the overlap) that differs after alignment and grading
+    cover_a: float  # share of A the overlap covers
+    cover_b: float  # share of B the overlap covers
+    layout: str  # which alignment won
+    gain: float  # fitted lightness gain
+    offset: float
+    chroma: float
+    blob: float  # the largest connected changed area, as a share of the content
+    graphic: bool = False  # compared as drawings (no grading room, stricter limits)
+
+
+def prepare(image: Image.Image, size: int = SIZE) -> Prepared:
+    """Shrink (never enlarge) to ``size`` on the longest side and convert to CIELAB.
+
+    A small drawing on a big canvas is first cut to its content (plus a margin), so that
+    it is compared at the working size rather than as a speck: the canvas around it is
+    what a copy on another canvas changes anyway.
+    """
+    rgb = image.convert("RGB")
+    prepared = _prepare(rgb, size)
+    x0, y0, x1, y1 = prepared.box
+    w, h = prepared.size
+    if (x1 - x0) * (y1 - y0) < SMALL_CONTENT * w * h:
+        fx, fy = rgb.width / w, rgb.height / h
+        margin = max(2.0, 0.05 * max(x1 - x0, y1 - y0))
+        crop = (
+            max(0, round((x0 - margin) * fx)),
+            max(0, round((y0 - margin) * fy)),
+            min(rgb.width, round((x1 + margin) * fx)),
+            min(rgb.height, round((y1 + margin) * fy)),
+        )
+        if crop[2] - crop[0] >= 8 and crop[3] - crop[1] >= 8:
+            prepared = _prepare(rgb.crop(crop), size)
+    return prepared
+
+
+def _prepare(rgb: Image.Image, size: int) -> Prepared:
+    scale = min(1.0, size / max(rgb.size))
+    if scale < 1.0:
+        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.Resampling.BOX)
+    arr = np.asarray(rgb, dtype=np.uint8)
+    lab = _lab(rgb)
+    grey = cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
+    ink = _ink(lab)
+    return Prepared(lab, grey, _content_box(cv2.erode(ink, np.ones((5, 5), np.uint8))), ink, _flat_share(lab))
+
+
+def _lab(rgb: Image.Image) -> np.ndarray:
+    lab: np.ndarray = cv2.cvtColor(np.asarray(rgb, dtype=np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    return lab
+
+
+def _flat_share(lab: np.ndarray) -> float:
+    kernel = np.ones((3, 3), np.uint8)
+    spread = (cv2.dilate(lab, kernel) - cv2.erode(lab, kernel)).max(axis=2)
+    return float((spread < FLAT_SPREAD).mean())
+
+
+def _ink(lab: np.ndarray) -> np.ndarray:
+    """Where the picture is not its plain background (uint8 mask, widened by 2 px).
+
+    The background is the median colour of the border, when most of the border has
+    it (a drawing on a canvas); a photo has no plain background and is all content.
+    Measuring changes against the content rather than the whole canvas keeps a small
+    drawing on a big margin as strict as a large one.
+    """
+    border = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
+    background = np.median(border, axis=0)
+    if float((_squared(border - background) <= DELTA_E**2).mean()) < BACKGROUND_BORDER:
+        return np.ones(lab.shape[:2], np.uint8)
+    far = (_squared(lab - background) > DELTA_E**2).astype(np.uint8)
+    return cv2.dilate(far, np.ones((5, 5), np.uint8))
+
+
+def _content_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding box of the content (the whole picture when it has no plain background)."""
+    h, w = ink.shape
+    ys, xs = np.nonzero(ink)
+    if len(xs) == 0:
+        return 0, 0, w, h
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _layouts(a: Prepared, b: Prepared) -> Iterator[tuple[str, np.ndarray]]:
+    """Candidate affine maps (2x3, B coordinates -> A coordinates), cheapest first."""
+    wa, ha = a.size
+    wb, hb = b.size
+    if _similar_aspect(wa / wb, ha / hb):
+        yield "stretch", np.array([[wa / wb, 0, 0], [0, ha / hb, 0]], np.float64)
+    ax0, ay0, ax1, ay1 = a.box
+    bx0, by0, bx1, by1 = b.box
+    if (ax0, ay0, ax1, ay1) != (0, 0, wa, ha) or (bx0, by0, bx1, by1) != (0, 0, wb, hb):
+        sx, sy = (ax1 - ax0) / max(1, bx1 - bx0), (ay1 - ay0) / max(1, by1 - by0)
+        if _similar_aspect(sx, sy):
+            yield "content", np.array([[sx, 0, ax0 - sx * bx0], [0, sy, ay0 - sy * by0]], np.float64)
+    for name, s in (("fit-width", wa / wb), ("fit-height", ha / hb)):
+        m = _slide(a, b, s)
+        if m is not None:
+            yield name, m
+    m = _features(a, b)
+    if m is not None:
+        yield "features", m
+
+
+def _similar_aspect(sx: float, sy: float) -> bool:
+    """A resize that keeps the proportions (to rounding): stretching a drawing 5% taller is
+    what makes a "pen width 10" icon out of "pen width 9", not a copy."""
+    return abs(sx / sy - 1.0) <= MAX_STRETCH
+
+
+def _slide(a: Prepared, b: Prepared, s: float) -> np.ndarray | None:
+    """Scale B by ``s`` and find the best offset of the smaller picture inside the larger one."""
+    wa, ha = a.size
+    wb, hb = max(1, round(b.size[0] * s)), max(1, round(b.size[1] * s))
+    if abs(wb - wa) <= 1 and abs(hb - ha) <= 1:
+        return None  # that is the stretch layout
+    scaled = cv2.resize(b.grey, (wb, hb), interpolation=cv2.INTER_AREA)
+    if wb <= wa and hb <= ha:
+        big, small, inside = a.grey, scaled, True
+    elif wb >= wa and hb >= ha:
+        big, small, inside = scaled, a.grey, False
+    else:
+        return None
+    if small.shape[0] < 8 or small.shape[1] < 8:
+        return None
+    result = cv2.matchTemplate(big.astype(np.float32), small.astype(np.float32), cv2.TM_SQDIFF)
+    _, _, (x, y), _ = cv2.minMaxLoc(result)
+    dx, dy = (x, y) if inside else (-x, -y)
+    return np.array([[s, 0, dx], [0, s, dy]], np.float64)
+
+
+_orb = None
+
+
+def _orb_features(p: Prepared) -> tuple[tuple[cv2.KeyPoint, ...], np.ndarray | None]:
+    global _orb
+    if _orb is None:
+        _orb = cv2.ORB.create(nfeatures=ORB_FEATURES, edgeThreshold=15, patchSize=15, fastThreshold=10)
+    if p.features is None:
+        keypoints, descriptors = _orb.detectAndCompute(p.grey, None)
+        p.features = (tuple(keypoints), descriptors)
+    return p.features
+
+
+def _features(a: Prepared, b: Prepared) -> np.ndarray | None:
+    """A similarity transform from ORB matches with RANSAC, when both pictures have enough texture."""
+    ka, da = _orb_features(a)
+    kb, db = _orb_features(b)
+    if da is None or db is None or len(ka) < MIN_INLIERS or len(kb) < MIN_INLIERS:
+        return None
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    pairs = matcher.knnMatch(db, da, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
+    if len(good) < MIN_INLIERS:
+        return None
+    src = np.array([kb[m.queryIdx].pt for m in good], dtype=np.float32)
+    dst = np.array([ka[m.trainIdx].pt for m in good], dtype=np.float32)
+    m, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+    if m is None or inliers is None or int(inliers.sum()) < MIN_INLIERS:
+        return None
+    # A copy may be turned a little; a quarter turn or a half turn makes another picture
+    # (an arrow pointing up is not the arrow pointing right).
+    if abs(np.degrees(np.arctan2(m[1, 0], m[0, 0]))) > MAX_ROTATION:
+        return None
+    return np.asarray(m, np.float64)
+
+
+def _grade(src: np.ndarray, dst: np.ndarray, limits: Grade) -> tuple[np.ndarray, float, float, float]:
+    """Map ``src`` Lab pixels onto ``dst`` with a mild global grade; returns (graded, gain, offset, chroma)."""
+    ls, ld = src[:, 0], dst[:, 0]
+    var = float(ls.var())
+    gain = float(((ls - ls.mean()) * (ld - ld.mean())).mean() / var) if var > 1e-6 else 1.0
+    gain = float(np.clip(gain, *limits.gain))
+    offset = float(np.clip(ld.mean() - gain * ls.mean(), -limits.offset, limits.offset))
+    cs, cd = src[:, 1:], dst[:, 1:]
+    power = float((cs * cs).sum())
+    chroma = float((cs * cd).sum() / power) if power > 1e-6 else 1.0
+    chroma = float(np.clip(chroma, *limits.chroma))
+    graded = np.empty_like(src)
+    graded[:, 0] = gain * ls + offset
+    graded[:, 1:] = chroma * cs
+    return graded, gain, offset, chroma
+
+
+def _apply(lab: np.ndarray, gain: float, offset: float, chroma: float) -> np.ndarray:
+    out = np.empty_like(lab)
+    out[..., 0] = gain * lab[..., 0] + offset
+    out[..., 1:] = chroma * lab[..., 1:]
+    return out
+
+
+def _tolerant_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared per-pixel colour distance that forgives a one-pixel shift either way.
+
+    Each pixel of A is compared with the range of colours of B's 3x3 neighbourhood
+    (per channel, from an erosion and a dilation) and B with A's, and the larger
+    distance is kept: resampling seams along edges vanish, while a line or shape
+    that only one image has stays.
+    """
+    kernel = np.ones((3, 3), np.uint8)
+
+    def one_way(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        below = cv2.erode(y, kernel) - x  # > 0 where x is under every neighbour
+        above = x - cv2.dilate(y, kernel)  # > 0 where x is over every neighbour
+        gap = np.maximum(np.maximum(below, above), 0.0)
+        return _squared(gap)
+
+    out: np.ndarray = np.maximum(one_way(a, b), one_way(b, a))
+    return out
+
+
+def _squared(x: np.ndarray) -> np.ndarray:
+    """Sum of squares over the last axis (faster than a norm, compared with DELTA_E squared)."""
+    out: np.ndarray = np.einsum("...c,...c->...", x, x)
+    return out
+
+
+@dataclass
+class _Layout:
+    """One way of laying B over A, as ranked by the cheap plain difference."""
+
+    rank: float
+    name: str
+    matrix: np.ndarray
+    warped: np.ndarray
+    mask: np.ndarray
+    cover_a: float
+    cover_b: float
+    gain: float
+    offset: float
+    chroma: float
+    a_richer: bool
+
+
+def _warp(lab: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``lab`` laid into a ``size`` frame by ``m``, and where it landed (uint8 mask).
+
+    A map that shrinks a lot is done in two steps, an area average first: bilinear
+    sampling alone would drop thin lines and make a resized drawing look changed.
+    """
+    h, w = lab.shape[:2]
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    if scale < 0.8:
+        f = max(scale, 1.0 / max(w, h))
+        small = cv2.resize(lab, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        fx, fy = small.shape[1] / w, small.shape[0] / h
+        m = m.copy()
+        m[:, 0] /= fx
+        m[:, 1] /= fy
+        lab, (h, w) = small, small.shape[:2]
+    warped = cv2.warpAffine(lab, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    valid = cv2.warpAffine(np.ones((h, w), np.uint8), m, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    return warped, valid
+
+
+def compare(a: Prepared, b: Prepared) -> Comparison:
+    """The best layout of B over A and how much differs there.
+
+    Layouts are ranked by a plain per-pixel difference (cheap); only the winner gets
+    the shift-tolerant difference that the decision uses.
+    """
+    if b.size[0] * b.size[1] < a.size[0] * a.size[1]:
+        a, b = b, a  # lay the larger picture over the smaller: shrinking loses nothing either has
+    wa, ha = a.size
+    wb, hb = b.size
+    graphic = a.drawing or b.drawing or max(a.flat, b.flat) >= GRAPHIC_FLAT_SHARE or min(*a.size, *b.size) < ICON_SIDE
+    limits = GRAPHIC_GRADE if graphic else PHOTO_GRADE
+    best: _Layout | None = None
+    for name, m in _layouts(a, b):
+        warped, valid = _warp(b.lab, m, (wa, ha))
+        valid = cv2.erode(valid, np.ones((3, 3), np.uint8)) if min(wa, ha) > 24 else valid
+        mask = valid.astype(bool)
+        n = int(mask.sum())
+        if n < 64:
+            continue
+        scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+        cover_a = n / (wa * ha)
+        cover_b = min(1.0, n / max(1.0, wb * hb * scale * scale))
+        pa, pb = a.lab[mask], warped[mask]
+        # Grade the paler (less saturated) side from the richer one, so greyscale copies fit.
+        a_richer = float(np.abs(pb[:, 1:]).mean()) <= float(np.abs(pa[:, 1:]).mean())
+        graded, gain, offset, chroma = _grade(pa, pb, limits) if a_richer else _grade(pb, pa, limits)
+        plain = float((_squared(graded - (pb if a_richer else pa)) > DELTA_E**2).mean())
+        rank = plain + max(0.0, 0.6 - min(cover_a, cover_b))
+        if best is None or rank < best.rank:
+            best = _Layout(rank, name, m, warped, mask, cover_a, cover_b, gain, offset, chroma, a_richer)
+        if plain == 0.0 and min(cover_a, cover_b) >= 0.95:
+            break  # nothing differs: no other layout can do better
+    if best is None:
+        return Comparison(1.0, 0.0, 0.0, "none", 1.0, 0.0, 1.0, 1.0)
+    name, m, warped, mask = best.name, best.matrix, best.warped, best.mask
+    cover_a, cover_b, gain, offset, chroma = best.cover_a, best.cover_b, best.gain, best.offset, best.chroma
+    if best.a_richer:
+        first, second = _apply(a.lab, gain, offset, chroma), warped
+    else:
+        first, second = a.lab, _apply(warped, gain, offset, chroma)
+    # Same size laid on itself: no resampling, so no seams to forgive (a 1-pixel line counts).
+    identity = name == "stretch" and (wa, ha) == (wb, hb)
+    distance = _squared(first - second) if identity else _tolerant_diff(first, second)
+    changed = ((distance > DELTA_E**2) & mask).astype(np.uint8)
+    ink_b = cv2.warpAffine(b.ink, m, (wa, ha), flags=cv2.INTER_NEAREST, borderValue=0)  # a mask: no need to shrink
+    content = max(1, int(((a.ink | ink_b) & mask).sum()))
+    # The changed share is measured on slightly smoothed pictures: compression noise and ringing
+    # (a JPEG'd drawing's colour edges) are fine grain that smoothing removes, while a missing
+    # line or a recoloured part stays far above DELTA_E.
+    if graphic:
+        soft = _tolerant_diff(cv2.GaussianBlur(first, (0, 0), SMOOTH), cv2.GaussianBlur(second, (0, 0), SMOOTH))
+    else:
+        soft = distance
+    share = float(((soft > DELTA_E**2) & mask).sum()) / content
+    blob = 0.0
+    if changed.any():
+        # Patches are what survives an opening: compression noise and one-pixel seams and
+        # rings (around a sun, along a JPEG's colour edges) are not a changed part.
+        patches = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        count, _, stats, _ = cv2.connectedComponentsWithStats(patches, connectivity=8)
+        blob = float(stats[1:, cv2.CC_STAT_AREA].max()) / content if count > 1 else 0.0
+    return Comparison(share, cover_a, cover_b, name, gain, offset, chroma, blob, graphic)
+
+
+def _rank(c: Comparison) -> float:
+    """Lower is better: the changed share, with layouts that cover little of either image penalised."""
+    return c.changed + max(0.0, 0.6 - min(c.cover_a, c.cover_b))
+
+
+def same_picture(c: Comparison) -> bool:
+    """The decision for one compared pair (see the module docstring and the constants)."""
+    if min(c.cover_a, c.cover_b) < MIN_COVER:
+        return False
+    if c.graphic:
+        return c.changed <= GRAPHIC_MAX_CHANGED and c.blob <= GRAPHIC_MAX_PATCH
+    return c.blob <= MAX_OVERLAY and c.changed - c.blob <= MAX_CHANGED
+
+
+@dataclass(frozen=True)
+class Verdict:
+    same: bool
+    comparison: Comparison | None  # None when one of the images carries no evidence (blank)
+
+
+class PixelVerifier:
+    """Verdicts for candidate pairs of assets, from their pictures (``load`` gives one, or None).
+
+    Prepared pictures are kept in a small LRU cache (a duplicates run visits each image
+    in a few pairs, often close together), and verdicts are remembered by the pair's file
+    digests, so that a later run (after a few images were added or moved to the trash)
+    only compares new pairs. Safe to share between threads.
+    """
+
+    def __init__(self, load: Callable[[Asset], Image.Image | None], cache: int = 256):
+        self._load = load
+        self._cache: OrderedDict[int, Prepared | None] = OrderedDict()
+        self._size = cache
+        self._verdicts: dict[tuple[str, str], Verdict] = {}
+        self._lock = threading.Lock()
+        self.checked = 0
+        self.unreadable = 0
+
+    def prepared(self, asset: Asset) -> Prepared | None:
+        with self._lock:
+            if asset.id in self._cache:
+                self._cache.move_to_end(asset.id)
+                return self._cache[asset.id]
+        image = self._load(asset)
+        p = prepare(image) if image is not None else None
+        with self._lock:
+            if image is None:
+                self.unreadable += 1
+            self._cache[asset.id] = p
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return p
+
+    def verdict(self, a: Asset | Prepared, b: Asset | Prepared) -> Verdict:
+        key = None
+        if isinstance(a, Asset) and isinstance(b, Asset) and a.sha256 and b.sha256:
+            key = (min(a.sha256, b.sha256), max(a.sha256, b.sha256))
+            with self._lock:
+                known = self._verdicts.get(key)
+            if known is not None:
+                return known
+        pa = a if isinstance(a, Prepared) else self.prepared(a)
+        pb = b if isinstance(b, Prepared) else self.prepared(b)
+        if pa is None or pb is None or not pa.informative or not pb.informative:
+            verdict = Verdict(False, None)
+        else:
+            c = compare(pa, pb)
+            verdict = Verdict(same_picture(c), c)
+            with self._lock:
+                self.checked += 1
+        if key is not None and (pa is not None and pb is not None):  # unreadable: try again next time
+            with self._lock:
+                self._verdicts[key] = verdict
+        return verdict

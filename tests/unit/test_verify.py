@@ -1,0 +1,330 @@
+"""The pixel check of candidate copies: copies pass, look-alikes (different pictures) do not.
+
+Pictures are made here from the sample photos in the repository and from drawings made
+with Pillow, one per kind of change the duplicate tiers name (README, "Duplicates").
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
+
+from visualsearch.catalog import Asset
+from visualsearch.config import Settings
+from visualsearch.duplicates.finder import choose_keeper
+from visualsearch.duplicates.verify import PixelVerifier, compare, prepare, same_picture
+from visualsearch.ingest.decode import decode_bytes
+from visualsearch.services import DuplicatesService, Library
+
+
+def _same(a: Image.Image, b: Image.Image) -> bool:
+    # Both ways round: the decision must not depend on which image is A.
+    there, back = same_picture(compare(prepare(a), prepare(b))), same_picture(compare(prepare(b), prepare(a)))
+    assert there == back, (compare(prepare(a), prepare(b)), compare(prepare(b), prepare(a)))
+    return there
+
+
+def _jpeg(im: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    im.convert("RGB").save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType
+        return ImageFont.load_default()
+
+
+@pytest.fixture(scope="module")
+def photo(photos) -> Image.Image:
+    path = next(p for p in photos if p.name == "cat-chelsea.jpg")
+    return ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def wide(photos) -> Image.Image:
+    path = next(p for p in photos if p.name == "storm-clouds-over-road.jpg")
+    return ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+
+
+def _crop(im: Image.Image, frac: float) -> Image.Image:
+    w, h = im.size
+    dx, dy = int(w * (1 - frac) / 2), int(h * (1 - frac) / 2)
+    return im.crop((dx, dy, w - dx, h - dy))
+
+
+def _aspect(im: Image.Image, ratio: float) -> Image.Image:
+    """The centre crop of ``im`` at ``ratio`` (width / height): an author's other aspect version."""
+    w, h = im.size
+    if w / h > ratio:
+        cw = int(h * ratio)
+        return im.crop(((w - cw) // 2, 0, (w - cw) // 2 + cw, h))
+    ch = int(w / ratio)
+    return im.crop((0, (h - ch) // 2, w, (h - ch) // 2 + ch))
+
+
+def _letterbox(im: Image.Image) -> Image.Image:
+    canvas = Image.new("RGB", (im.width, int(im.width * 9 / 16) if im.width / im.height < 16 / 9 else im.height))
+    canvas = Image.new("RGB", (int(im.height * 16 / 9), im.height))
+    canvas.paste(im, ((canvas.width - im.width) // 2, 0))
+    return canvas
+
+
+def _banner(im: Image.Image) -> Image.Image:
+    im = im.copy()
+    band = im.height // 8
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((0, im.height - band, im.width, im.height), fill=(20, 20, 20))
+    draw.text((8, im.height - band + band // 4), "SALE -50% shop.example", fill="white", font=_font(band // 2))
+    return im
+
+
+def _screenshot(im: Image.Image) -> Image.Image:
+    """The picture shown in a viewer window: a title bar, a frame and a status line around it."""
+    pad, bar = im.width // 20, im.height // 12
+    shot = Image.new("RGB", (im.width + 2 * pad, im.height + bar + 2 * pad), (236, 236, 236))
+    draw = ImageDraw.Draw(shot)
+    draw.rectangle((0, 0, shot.width, bar), fill=(60, 60, 70))
+    draw.text((10, bar // 4), "cat.jpg - Image Viewer", fill="white", font=_font(bar // 2))
+    shot.paste(im, (pad, bar + pad))
+    return shot.resize((shot.width * 3 // 4, shot.height * 3 // 4), Image.Resampling.LANCZOS)
+
+
+COPIES: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "resized to half": lambda im: im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS),
+    "re-encoded as JPEG quality 25": lambda im: _jpeg(im, 25),
+    "cropped to the middle 80%": lambda im: _crop(im, 0.8),
+    "its author's 16:9 version": lambda im: _aspect(im, 16 / 9),
+    "letterboxed to 16:9": _letterbox,
+    "with a banner": _banner,
+    "in a screenshot": _screenshot,
+    "turned 6 degrees": lambda im: im.rotate(6, resample=Image.Resampling.BICUBIC, expand=True),
+    "brighter": lambda im: ImageEnhance.Brightness(im).enhance(1.3),
+    "less saturated": lambda im: ImageEnhance.Color(im).enhance(0.5),
+}
+
+
+@pytest.mark.parametrize("change", list(COPIES))
+def test_copies_of_a_photo_are_the_same_picture(photo, change):
+    assert _same(photo, COPIES[change](photo)), change
+
+
+def test_aspect_versions_of_a_wallpaper_are_the_same_picture(wide):
+    """Boot backgrounds ship at 16:9 and 4:3, cut from one artwork at other sizes."""
+    assert _same(_aspect(wide, 16 / 9).resize((640, 360)), _aspect(wide, 4 / 3).resize((480, 360)))
+
+
+def _hue_turned(im: Image.Image) -> Image.Image:
+    r, g, b = im.split()
+    return Image.merge("RGB", (g, b, r))
+
+
+def _night(im: Image.Image) -> Image.Image:
+    """A dark, blue version of a picture: what a wallpaper's "-d" variant is to its "-l"."""
+    dark = ImageEnhance.Brightness(ImageOps.autocontrast(im)).enhance(0.35)
+    return Image.blend(dark, Image.new("RGB", im.size, (10, 20, 80)), 0.4)
+
+
+def test_colour_and_light_dark_variants_of_a_photo_are_look_alikes(photo, photos):
+    assert not _same(photo, _hue_turned(photo))
+    assert not _same(photo, _night(photo))
+    # Greyscale is a colour variant too; it shows on a colourful photo (a tabby cat is nearly grey).
+    flower = Image.open(next(p for p in photos if p.name == "ladybird-on-leaf.jpg")).convert("RGB")
+    assert not _same(flower, ImageOps.grayscale(flower).convert("RGB"))
+
+
+def test_another_shot_of_the_same_scene_is_a_look_alike(photo):
+    """Two frames of a burst: the subject moved a little."""
+    w, h = photo.size
+    shifted = photo.copy()
+    subject = photo.crop((w // 4, h // 4, w * 3 // 4, h * 3 // 4)).rotate(8, resample=Image.Resampling.BICUBIC)
+    shifted.paste(subject, (w // 4 + w // 20, h // 4))
+    assert not _same(photo, shifted)
+
+
+def _traffic_light(lit: str) -> Image.Image:
+    im = Image.new("RGBA", (120, 300), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(im)
+    draw.rounded_rectangle((10, 10, 110, 290), 20, fill=(40, 40, 40, 255))
+    colours = {"red": (230, 30, 30), "amber": (240, 170, 20), "green": (30, 200, 60)}
+    for i, name in enumerate(colours):
+        fill = colours[name] if name == lit else (70, 70, 70)
+        draw.ellipse((30, 25 + i * 90, 90, 85 + i * 90), fill=(*fill, 255))
+    return im
+
+
+def _dreidel(letter: str) -> Image.Image:
+    im = Image.new("RGBA", (200, 260), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((92, 5, 108, 50), fill=(120, 80, 30, 255))
+    draw.polygon([(30, 50), (170, 50), (170, 180), (100, 250), (30, 180)], fill=(40, 90, 200, 255))
+    draw.text((70, 75), letter, fill=(255, 230, 80, 255), font=_font(80))
+    return im
+
+
+def _clock(hour: int) -> Image.Image:
+    im = Image.new("RGB", (240, 240), "white")
+    draw = ImageDraw.Draw(im)
+    draw.ellipse((10, 10, 230, 230), outline="black", width=6)
+    for h in range(12):
+        a = math.radians(h * 30)
+        draw.line(
+            (120 + 95 * math.sin(a), 120 - 95 * math.cos(a), 120 + 105 * math.sin(a), 120 - 105 * math.cos(a)),
+            fill="black",
+            width=4,
+        )
+    a = math.radians(hour * 30)
+    draw.line((120, 120, 120 + 60 * math.sin(a), 120 - 60 * math.cos(a)), fill="black", width=7)
+    draw.line((120, 120, 120, 30), fill="black", width=4)
+    return im
+
+
+def _decoded(im: Image.Image) -> Image.Image:
+    """What the library sees: the picture decoded the way indexing decodes it (transparency composited)."""
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return decode_bytes(buf.getvalue()).image
+
+
+def test_drawings_that_differ_in_one_part_are_look_alikes():
+    assert not _same(_decoded(_traffic_light("red")), _decoded(_traffic_light("green")))
+    assert not _same(_decoded(_dreidel("N")), _decoded(_dreidel("G")))
+    assert not _same(_clock(3), _clock(7))
+
+
+def test_a_drawing_resized_or_on_another_canvas_is_the_same_picture():
+    light = _traffic_light("red")
+    assert _same(_decoded(light), _decoded(light.resize((60, 150), Image.Resampling.LANCZOS)))
+    canvas = Image.new("RGBA", (300, 400), (0, 0, 0, 0))
+    canvas.paste(light, (90, 50))
+    assert _same(_decoded(light), _decoded(canvas))
+    assert _same(_clock(3), _clock(3).resize((100, 100), Image.Resampling.LANCZOS))
+
+
+def _white_art(shape: str) -> Image.Image:
+    """White artwork on a transparent background, like the MATE abstract wallpapers."""
+    im = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(im)
+    if shape == "circle":
+        draw.ellipse((100, 50, 300, 250), fill=(255, 255, 255, 255))
+    elif shape == "waves":
+        for y in range(40, 300, 50):
+            draw.line([(x, y + 20 * math.sin(x / 30)) for x in range(0, 400, 4)], fill=(255, 255, 255, 255), width=12)
+    else:
+        draw.polygon(
+            [
+                (200, 20),
+                (250, 130),
+                (370, 130),
+                (270, 200),
+                (310, 290),
+                (200, 230),
+                (90, 290),
+                (130, 200),
+                (30, 130),
+                (150, 130),
+            ],
+            fill=(255, 255, 255, 210),
+        )
+    return im
+
+
+def test_transparent_artworks_that_differ_in_their_opaque_parts_are_not_copies(photo, embedder, tmp_path):
+    """Through the whole pipeline: indexing, candidates from the model, the pixel check, the groups."""
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for shape in ("circle", "waves", "star"):
+        _white_art(shape).save(folder / f"white-{shape}.png")
+    photo.save(folder / "cat.jpg", quality=92)
+    photo.resize((photo.width // 2, photo.height // 2)).save(folder / "cat-small.jpg", quality=85)
+    library = Library(Settings.from_env(tmp_path / "library"), embedder=embedder)
+    try:
+        library.index_folder(folder)
+        groups = DuplicatesService(library).duplicates()
+        names = [sorted(Path(m.asset.source).name for m in [g.keeper, *g.others]) for g in groups]
+        assert names == [["cat-small.jpg", "cat.jpg"]]
+        assert groups[0].keeper_reason.startswith("largest")
+    finally:
+        library.close()
+
+
+def test_lookalike_groups_list_each_picture_once(photo, embedder, tmp_path):
+    """A copy is not a look-alike of its original: Similar shots shows the keeper only."""
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    photo.save(folder / "cat.jpg", quality=92)
+    photo.resize((photo.width // 2, photo.height // 2)).save(folder / "cat-small.jpg", quality=85)
+    _hue_turned(photo).save(folder / "cat-teal.jpg", quality=92)
+    library = Library(Settings.from_env(tmp_path / "library"), embedder=embedder)
+    try:
+        library.index_folder(folder)
+        service = DuplicatesService(library)
+        assert [sorted(Path(m.asset.source).name for m in [g.keeper, *g.others]) for g in service.duplicates()] == [
+            ["cat-small.jpg", "cat.jpg"]
+        ]
+        for group in service.lookalikes(threshold=0.3):
+            members = {Path(m.asset.source).name for m in [group.keeper, *group.others]}
+            assert "cat-small.jpg" not in members
+            assert all(m.kind == "lookalike" for m in group.others)
+    finally:
+        library.close()
+
+
+def test_unreadable_or_blank_pictures_are_never_near_duplicates():
+    blank = Image.new("RGB", (200, 200), "white")
+    pictures = {1: blank, 2: blank.copy()}
+    verifier = PixelVerifier(lambda asset: pictures.get(asset.id))
+    one, two, gone = (Asset(id=i, sha256=f"{i:064x}") for i in (1, 2, 3))
+    assert not verifier.verdict(one, two).same  # blank: no evidence (identical blank files are exact copies)
+    assert not verifier.verdict(one, gone).same  # cannot be read
+    assert verifier.unreadable == 1
+
+
+def test_verdicts_are_remembered_between_runs(photo):
+    loads: list[int] = []
+
+    def load(asset: Asset) -> Image.Image:
+        loads.append(asset.id)
+        return photo if asset.id == 1 else photo.resize((photo.width // 2, photo.height // 2))
+
+    verifier = PixelVerifier(load, cache=0)
+    a, b = Asset(id=1, sha256="a" * 64), Asset(id=2, sha256="b" * 64)
+    assert verifier.verdict(a, b).same and verifier.checked == 1
+    assert verifier.verdict(b, a).same and verifier.checked == 1  # same files: not compared again
+    assert loads == [1, 2]
+
+
+def _asset(asset_id: int, width: int, height: int, size: int, mtime: float) -> Asset:
+    return Asset(
+        id=asset_id,
+        source=f"/p/{asset_id}.jpg",
+        width=width,
+        height=height,
+        byte_size=size,
+        mtime=mtime,
+        added_at=datetime(2026, 1, 1, tzinfo=UTC),
+        status="indexed",
+    )
+
+
+def test_keeper_rule_and_reason():
+    big = _asset(1, 4000, 3000, 2_000_000, 200.0)
+    small = _asset(2, 2000, 1500, 3_000_000, 100.0)
+    keeper, reason = choose_keeper([small, big])
+    assert keeper is big and reason.startswith("largest: 4000×3000")
+    light = _asset(3, 2000, 1500, 900_000, 100.0)
+    heavy = _asset(4, 2000, 1500, 2_500_000, 300.0)
+    keeper, reason = choose_keeper([light, heavy])
+    assert keeper is heavy and "least compressed" in reason
+    older = _asset(5, 2000, 1500, 1_000_000, 50.0)
+    newer = _asset(6, 2000, 1500, 1_010_000, 60.0)
+    keeper, reason = choose_keeper([newer, older])
+    assert keeper is older and "oldest" in reason
