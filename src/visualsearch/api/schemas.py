@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 MAX_URL_LENGTH = 2048
 #: Largest id the catalog can hold (SQLite INTEGER is 64-bit).
@@ -290,8 +290,18 @@ class MemberOut(FromRecord):
 
 class GroupOut(FromRecord):
     keeper: MemberOut = Field(description="The image to keep: largest resolution, then oldest, then largest file.")
+    keeper_reason: str | None = Field(
+        None,
+        description="Why the keeper was chosen, for people (e.g. `largest (4000×3000)`); null when not known.",
+        examples=["largest (4000×3000)"],
+    )
     others: list[MemberOut]
     size: int
+
+    @field_validator("keeper_reason", mode="before")
+    @classmethod
+    def _no_empty_reason(cls, value: Any) -> Any:
+        return value or None  # the finder's "" (no reason) is null here
 
 
 class GroupPage(BaseModel):
@@ -315,8 +325,58 @@ class TrashedOut(FromRecord):
 
 
 class TrashOut(BaseModel):
-    batch: str = Field(description="Undo with `visualsearch trash restore <batch>`.")
+    batch: str = Field(
+        description="Undo with `POST /api/trash/{batch}/restore` or `visualsearch trash restore <batch>`."
+    )
     moved: list[TrashedOut]
+
+
+#: A trash batch name, as `POST /api/duplicates/trash` returned it.
+TrashBatchName = Annotated[
+    str,
+    PathParam(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[0-9A-Za-z-]+$",
+        description="A trash batch, as listed by `GET /api/trash`.",
+        examples=["20260301-101500-a1b2c3"],
+    ),
+]
+
+
+class TrashFileOut(BaseModel):
+    asset_id: int = Field(description="The image's id when it was moved (restored, it gets a new one).")
+    name: str
+    original: str = Field(description="Where the file was (a path on the server).")
+    in_trash: bool = Field(description="Still in the trash; false once restored.")
+
+
+class TrashBatchOut(BaseModel):
+    batch: str
+    at: datetime = Field(description="When the files were moved.")
+    count: int = Field(description="Files in the batch.")
+    restorable: bool = Field(description="Some of its files are still in the trash and can be restored.")
+    files: list[TrashFileOut]
+
+
+class TrashListOut(BaseModel):
+    items: list[TrashBatchOut] = Field(description="Batches, newest first.")
+    total: int = Field(description="Batches in the trash log.")
+    in_trash: int = Field(description="Files still in the trash, over all batches.")
+    limit: int
+    offset: int
+
+
+class RestoredOut(BaseModel):
+    asset_id: int = Field(description="The image's id when it was moved to the trash.")
+    name: str
+    original: str
+    asset: AssetOut | None = Field(description="The image in the library again (a new id); null if it failed.")
+
+
+class RestoreOut(BaseModel):
+    batch: str
+    restored: list[RestoredOut]
 
 
 class MatchOut(FromRecord):

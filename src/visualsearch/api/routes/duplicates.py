@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -12,7 +13,24 @@ from starlette.concurrency import run_in_threadpool
 from ...duplicates import DEFAULT_GROUP_THRESHOLD, DEFAULT_THRESHOLD, DuplicateGroup, Member
 from ...ingest.decode import decode_bytes
 from ..deps import AssetsDep, DuplicatesDep, ServerDep
-from ..schemas import AUTH_ERRORS, CheckOut, ErrorOut, GroupOut, GroupPage, MatchOut, TrashedOut, TrashIn, TrashOut
+from ..schemas import (
+    AUTH_ERRORS,
+    AssetOut,
+    CheckOut,
+    ErrorOut,
+    GroupOut,
+    GroupPage,
+    MatchOut,
+    RestoredOut,
+    RestoreOut,
+    TrashBatchName,
+    TrashBatchOut,
+    TrashedOut,
+    TrashFileOut,
+    TrashIn,
+    TrashListOut,
+    TrashOut,
+)
 from ..security import require_admin, require_read
 from ..uploads import MAX_IMAGE, ReceivedForm, form_body, multipart
 
@@ -89,9 +107,69 @@ def lookalikes(
 )
 def trash(service: DuplicatesDep, body: TrashIn) -> TrashOut:
     """The files are moved (never deleted) to `<library>/trash/<batch>/` and logged;
-    `visualsearch trash restore <batch>` puts them back and indexes them again."""
+    `POST /api/trash/{batch}/restore` (or `visualsearch trash restore <batch>`) puts them back
+    and indexes them again."""
     batch, moved = service.trash(body.asset_ids)
     return TrashOut(batch=batch, moved=[TrashedOut.model_validate(e) for e in moved])
+
+
+@router.get(
+    "/trash",
+    response_model=TrashListOut,
+    responses=AUTH_ERRORS,
+    dependencies=[require_read],
+    summary="What was moved to the trash, by batch",
+)
+def trash_list(
+    service: DuplicatesDep, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000)
+) -> TrashListOut:
+    """Every batch `POST /api/duplicates/trash` (or `visualsearch duplicates --delete-extras`) made,
+    newest first: when, its files (where each was, whether it is still in the trash) and whether it
+    can be restored."""
+    batches = service.trash_batches()
+    items = [
+        TrashBatchOut(
+            batch=b.batch,
+            at=datetime.fromtimestamp(b.at, UTC),
+            count=len(b.files),
+            restorable=b.restorable,
+            files=[
+                TrashFileOut(asset_id=e.asset_id, name=e.name, original=e.original, in_trash=there)
+                for e, there in zip(b.files, b.in_trash, strict=True)
+            ],
+        )
+        for b in batches[offset : offset + limit]
+    ]
+    return TrashListOut(
+        items=items, total=len(batches), in_trash=sum(sum(b.in_trash) for b in batches), limit=limit, offset=offset
+    )
+
+
+@router.post(
+    "/trash/{batch}/restore",
+    response_model=RestoreOut,
+    dependencies=[require_admin],
+    responses=AUTH_ERRORS | {400: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+    summary="Put a trash batch back and index it again",
+)
+def restore(service: DuplicatesDep, assets: AssetsDep, batch: TrashBatchName) -> RestoreOut:
+    """Moves the batch's files back where they were (the library's own copies of uploads come back
+    as uploads) and indexes them again; each restored image gets a new id. 404 when the batch is
+    unknown or has nothing left in the trash; 400 when a file has reappeared where one would go."""
+    restored = service.restore_batch(batch)
+    tagged = {a.id: a for a in assets.with_tags([r.asset for r in restored if r.asset is not None])}
+    return RestoreOut(
+        batch=batch,
+        restored=[
+            RestoredOut(
+                asset_id=r.entry.asset_id,
+                name=r.entry.name,
+                original=r.entry.original,
+                asset=AssetOut.model_validate(tagged[r.asset.id]) if r.asset is not None else None,
+            )
+            for r in restored
+        ],
+    )
 
 
 class CheckFields(BaseModel):

@@ -170,11 +170,13 @@ for (const dialog of document.querySelectorAll("dialog")) {
 
 // A styled confirmation (instead of the browser's confirm()): resolves true on the confirm button;
 // Cancel, Esc or a click on the backdrop resolve false.
-function confirmDialog(title, text, confirmLabel) {
+// kind "primary" for an action that loses nothing (restoring from the trash).
+function confirmDialog(title, text, confirmLabel, kind = "danger") {
   const d = el.confirmDialog;
   el.confirmTitle.textContent = title;
   el.confirmText.textContent = text;
   el.confirmOk.textContent = confirmLabel;
+  el.confirmOk.className = kind === "primary" ? "primary-button" : "danger-button";
   d.returnValue = "";
   d.showModal();
   return new Promise((resolve) => d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true }));
@@ -186,6 +188,7 @@ function describeError(err) {
     invalid_image: "That image is corrupt or truncated, so it cannot be read.",
     too_large: "That image is over the 40 MB limit.",
     duplicate: "That image is already in the library.",
+    near_duplicate: "A near-duplicate of that image is already in the library.",
     url_refused: "That link cannot be used",
     rate_limited: "Too many requests; wait a moment and try again.",
     not_found: "Not found.",
@@ -723,6 +726,53 @@ function fail(row, message) {
   row.append(reason);
 }
 
+// The image already in the library that an upload copies: its thumbnail (opens its details) and
+// its name, a link to the images similar to it (the new upload among them, side by side).
+function showMatch(row, match, others = 0) {
+  const id = match.asset_id;
+  const box = document.createElement("div");
+  box.className = "upload-match" + (row.classList.contains("warned") ? " warning" : "");
+  const thumb = document.createElement("button");
+  thumb.type = "button";
+  thumb.className = "match-thumb";
+  thumb.setAttribute("aria-label", `Open image #${id}`);
+  const img = document.createElement("img");
+  img.alt = "";
+  thumb.append(img);
+  thumb.addEventListener("click", () => openAsset(id));
+  const text = document.createElement("div");
+  text.className = "match-text";
+  const what = document.createElement("span");
+  what.className = "match-what";
+  const similar = match.kind === "near_duplicate" && match.similarity != null ? ` (${Math.round(match.similarity * 100)}% similar)` : "";
+  what.textContent = { exact_bytes: "Same file as", same_pixels: "Same pixels as", near_duplicate: `Near-duplicate${similar} of` }[match.kind] || "Looks like";
+  if (row.classList.contains("warned")) what.prepend(svg("warn"));
+  const link = document.createElement("a");
+  link.className = "match-name";
+  link.href = `/?similar=${id}`;
+  link.textContent = `image #${id}`;
+  link.addEventListener("click", (event) => {
+    if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    go(parseRoute(new URL(link.href).search));
+  });
+  text.append(what, link);
+  if (others > 0) {
+    const more = document.createElement("span"); more.className = "muted"; more.textContent = `and ${others} more like it`;
+    text.append(more);
+  }
+  box.append(thumb, text);
+  row.append(box);
+  api(`/api/assets/${id}`).then((asset) => {
+    assets.set(asset.id, asset);
+    const name = asset.name || asset.source;
+    link.textContent = name;
+    link.title = `Show images similar to ${name}`;
+    thumb.setAttribute("aria-label", `Open ${name}`);
+    if (asset.thumbnail_url) img.src = asset.thumbnail_url;
+  }).catch(() => { img.classList.add("broken"); });
+}
+
 function pump() {
   while (running < 2 && queue.length) {
     running += 1;
@@ -744,9 +794,11 @@ function uploadOne({ file, row, state, bar }) {
       try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
       if (xhr.status === 201 && body && body.items && body.items[0].status === "created") {
         const asset = body.items[0].asset;
+        const near = body.items[0].near_duplicates || [];
         row.classList.add("done");
         state.textContent = "Added";
         bar.value = 100;
+        if (near.length) { row.classList.add("warned"); showMatch(row, near[0], near.length - 1); }
         if (view.kind === "library" && !view.q) {
           el.grid.prepend(card(asset));
           el.empty.hidden = true;
@@ -757,8 +809,12 @@ function uploadOne({ file, row, state, bar }) {
         const err = body && body.error ? body.error : { code: "http_" + xhr.status, message: `The server answered ${xhr.status}.` };
         if (xhr.status === 401) askForKey(err);
         let message = describeError(new ApiError(xhr.status, err.code, err.message, err.details));
-        if (err.code === "duplicate" && err.details && err.details.asset_id) message = `Duplicate of asset #${err.details.asset_id} already in the library.`;
+        const existing = err.details && err.details.asset_id > 0 ? err.details.asset_id : null;
+        if (err.code === "duplicate" && existing) message = `Duplicate of asset #${existing} already in the library.`;
         fail(row, message);
+        if (existing && (err.code === "duplicate" || err.code === "near_duplicate")) {
+          showMatch(row, { asset_id: existing, kind: err.code === "duplicate" ? "exact_bytes" : "near_duplicate", similarity: err.details.similarity });
+        }
       }
       resolve();
     };
@@ -823,61 +879,104 @@ el.keyForm.addEventListener("submit", async (event) => {
 });
 
 // ---------------------------------------------------------------------------------------
-// Duplicates view (/?view=duplicates)
+// Duplicates view (/?view=duplicates), in three tabs: "Duplicates" (copies: exact and near;
+// the extras are selected), "Similar shots" (&tab=similar: different pictures that look alike;
+// nothing is selected) and "Trash" (&tab=trash: what was moved, with a way to restore it).
 
 const dup = {
-  view: $("duplicates-view"), library: $("library-view"), list: $("dups-list"), summary: $("dups-summary"),
-  empty: $("dups-empty"), loading: $("dups-loading"), error: $("dups-error"), more: $("dups-more"),
-  trashAll: $("dups-trash-all"), navLibrary: $("nav-library"), navDuplicates: $("nav-duplicates"),
+  view: $("duplicates-view"), library: $("library-view"), list: $("dups-list"), trashList: $("trash-list"),
+  summary: $("dups-summary"), empty: $("dups-empty"), emptyTitle: $("dups-empty-title"), emptyText: $("dups-empty-text"),
+  loading: $("dups-loading"), loadingText: $("dups-loading-text"), error: $("dups-error"), more: $("dups-more"),
+  trashAll: $("dups-trash-all"), trashAllLabel: $("dups-trash-all-label"), tabs: $("dups-tabs"),
+  navLibrary: $("nav-library"), navDuplicates: $("nav-duplicates"),
 };
-const KIND_LABEL = { exact_bytes: "Same file", same_pixels: "Same pixels", near_duplicate: "Near-duplicate" };
+const TABS = {
+  copies: {
+    endpoint: "/api/duplicates", title: "Duplicates", loading: "Looking for copies…", more: "Show more groups",
+    emptyTitle: "No duplicates found", emptyText: "Every image in the library is unique.", trashAll: "Move all selected extras to trash",
+  },
+  similar: {
+    endpoint: "/api/groups", title: "Similar shots", loading: "Looking for pictures that look alike…", more: "Show more groups",
+    emptyTitle: "No similar shots found", emptyText: "No two pictures in the library look alike.", trashAll: "Move all selected to trash",
+  },
+  trash: {
+    endpoint: "/api/trash", title: "Trash", loading: "Reading the trash…", more: "Show more",
+    emptyTitle: "The trash is empty", emptyText: "Images moved to the trash from the other tabs are listed here and can be restored.", trashAll: "",
+  },
+};
+const KIND_LABEL = { exact_bytes: "Same file", same_pixels: "Same pixels", near_duplicate: "Near-duplicate", lookalike: "Look-alike" };
+const GROUP_PAGE = 20;
+let dupTab = "copies";
 let dupOffset = 0;
+let dupToken = 0;
 
-function dupItem(member, keeper) {
+const plural = (n, word, words = `${word}s`) => `${n.toLocaleString()} ${n === 1 ? word : words}`;
+
+// One image of a group. Copies: the keeper (with why) and its extras, selected. Similar shots:
+// the first picture is what the others are compared with; nothing is selected.
+function dupItem(member, group, tab) {
   const asset = member.asset;
+  const first = member === group.keeper;
   assets.set(asset.id, asset);
   const div = document.createElement("div");
-  div.className = "dup-item" + (keeper ? " keeper" : "");
+  div.className = "dup-item" + (first && tab === "copies" ? " keeper" : "") + (first && tab === "similar" ? " reference-shot" : "");
   div.dataset.assetId = asset.id;
+  const name = asset.name || asset.source;
   const tag = document.createElement("span");
   tag.className = "tag";
-  tag.textContent = keeper ? "Keep" : `${(member.similarity * 100).toFixed(0)}% similar`;
+  tag.textContent = first ? (tab === "copies" ? "Keep" : "Compared with") : `${(member.similarity * 100).toFixed(0)}% similar`;
   const img = document.createElement("img");
   img.loading = "lazy";
-  img.alt = asset.name || asset.source;
+  img.alt = name;
   if (asset.thumbnail_url) img.src = asset.thumbnail_url;
   img.addEventListener("click", () => openAsset(asset.id));
   const info = document.createElement("div");
   info.className = "info";
-  const name = document.createElement("span"); name.className = "name"; name.textContent = asset.name || asset.source; name.title = asset.source;
+  const title = document.createElement("span"); title.className = "name"; title.textContent = name; title.title = asset.source;
   const size = document.createElement("span"); size.className = "muted";
   size.textContent = `${asset.width} × ${asset.height} · ${formatBytes(asset.byte_size)}`;
   const added = document.createElement("span"); added.className = "muted"; added.textContent = `Added ${new Date(asset.added_at).toLocaleDateString()}`;
-  info.append(name, size, added);
-  if (!keeper) {
-    const kind = document.createElement("span"); kind.className = "kind"; kind.textContent = KIND_LABEL[member.kind] || member.kind;
+  info.append(title, size, added);
+  if (first && tab === "copies" && group.keeper_reason) {
+    const why = document.createElement("span"); why.className = "keep-reason"; why.textContent = `Keep: ${group.keeper_reason}`;
+    info.append(why);
+  }
+  if (!first) {
+    const kind = document.createElement("span"); kind.className = `kind kind-${member.kind}`; kind.textContent = KIND_LABEL[member.kind] || member.kind;
+    info.append(kind);
+  }
+  if (!first || tab === "similar") {
     const pick = document.createElement("label"); pick.className = "pick";
-    const box = document.createElement("input"); box.type = "checkbox"; box.checked = true; box.value = asset.id;
-    box.setAttribute("aria-label", `Move ${asset.name || asset.source} to trash`);
+    const box = document.createElement("input"); box.type = "checkbox"; box.checked = tab === "copies"; box.value = asset.id;
+    box.setAttribute("aria-label", `Move ${name} to trash`);
     pick.append(box, "Move to trash");
-    info.append(kind, pick);
+    info.append(pick);
   }
   div.append(tag, img, info);
   return div;
 }
 
-function dupGroup(group, n) {
+// What a group is, in words: exact copies, near-duplicates (or both), or look-alikes.
+function groupTier(group, tab) {
+  if (tab === "similar") return "Different pictures that look alike";
+  const exact = group.others.filter((m) => m.kind === "exact_bytes" || m.kind === "same_pixels").length;
+  if (exact === group.others.length) return "Exact copies";
+  return exact ? "Exact copies and near-duplicates" : "Near-duplicates";
+}
+
+function dupGroup(group, n, tab) {
   const li = document.createElement("li");
   li.className = "dup-group";
   const header = document.createElement("header");
   const h = document.createElement("h2"); h.textContent = `Group ${n} · ${group.size} images`;
+  const tier = document.createElement("span"); tier.className = "tier"; tier.textContent = groupTier(group, tab);
   const spacer = document.createElement("span"); spacer.className = "spacer";
   const button = document.createElement("button"); button.type = "button"; button.className = "danger-button";
   button.append(svg("trash"), "Move selected to trash");
-  button.addEventListener("click", () => trashIds(selectedIn(li), [li]));
-  header.append(h, spacer, button);
+  button.addEventListener("click", () => trashIds(selectedIn(li)));
+  header.append(h, tier, spacer, button);
   const row = document.createElement("div"); row.className = "dup-row";
-  row.append(dupItem(group.keeper, true), ...group.others.map((m) => dupItem(m, false)));
+  row.append(dupItem(group.keeper, group, tab), ...group.others.map((m) => dupItem(m, group, tab)));
   li.append(header, row);
   return li;
 }
@@ -886,46 +985,164 @@ function selectedIn(root) {
   return [...root.querySelectorAll(".pick input:checked")].map((b) => Number(b.value));
 }
 
-async function trashIds(ids, groupNodes) {
+// After a move, the tab is fetched again (as many groups as were shown): counts, numbering and
+// groups are the server's, not patched in the page.
+async function trashIds(ids) {
   if (!ids.length) { toast("Nothing selected"); return; }
-  const n = `${ids.length} image${ids.length === 1 ? "" : "s"}`;
-  if (!(await confirmDialog(`Move ${n} to the trash?`, "They go to the library's trash folder and can be restored with “visualsearch trash restore”.", `Move ${n} to trash`))) return;
+  const n = plural(ids.length, "image");
+  const text = "They go to the library's trash folder and can be restored from the Trash tab.";
+  if (!(await confirmDialog(`Move ${n} to the trash?`, text, `Move ${n} to trash`))) return;
   try {
     const result = await postJson("/api/duplicates/trash", { asset_ids: ids });
-    for (const node of groupNodes) {
-      for (const id of ids) node.querySelector(`.dup-item[data-asset-id="${id}"]`)?.remove();
-      if (node.querySelectorAll(".dup-item").length < 2) node.remove();
-    }
-    toast(`Moved ${result.moved.length} image${result.moved.length === 1 ? "" : "s"} to the trash (batch ${result.batch})`);
-    if (!dup.list.children.length) loadDuplicates(true);
+    for (const id of ids) assets.delete(id);
+    toast(`Moved ${plural(result.moved.length, "image")} to the trash (batch ${result.batch})`);
+    refreshTab();
   } catch (err) {
     toast(describeError(err), "error");
   }
 }
 
-async function loadDuplicates(fresh) {
-  if (fresh) { dupOffset = 0; dup.list.replaceChildren(); }
-  dup.error.hidden = true;
-  dup.loading.hidden = false;
-  dup.more.hidden = true;
+function refreshTab() {
+  loadTab(true, dupOffset);
+}
+
+// A move to the trash, with its files and a Restore button while any of them is still there.
+function trashBatch(batch) {
+  const li = document.createElement("li");
+  li.className = "trash-batch" + (batch.restorable ? "" : " restored");
+  li.dataset.batch = batch.batch;
+  const when = new Date(batch.at).toLocaleString();
+  const header = document.createElement("header");
+  const text = document.createElement("div"); text.className = "batch-text";
+  const h = document.createElement("h2"); h.textContent = `${plural(batch.count, "image")} moved ${when}`;
+  const id = document.createElement("span"); id.className = "muted batch-id"; id.textContent = `Batch ${batch.batch}`;
+  text.append(h, id);
+  const spacer = document.createElement("span"); spacer.className = "spacer";
+  header.append(text, spacer);
+  if (batch.restorable) {
+    const button = document.createElement("button"); button.type = "button"; button.className = "secondary-button restore-button";
+    button.append(svg("restore"), "Restore");
+    button.setAttribute("aria-label", `Restore ${plural(batch.count, "image")} moved ${when}`);
+    button.addEventListener("click", () => restoreBatch(batch, button));
+    header.append(button);
+  } else {
+    const done = document.createElement("span"); done.className = "batch-state"; done.textContent = "Restored";
+    header.append(done);
+  }
+  const files = document.createElement("ul"); files.className = "trash-files";
+  const SHOWN = 12;
+  for (const f of batch.files.slice(0, SHOWN)) {
+    const item = document.createElement("li");
+    const name = document.createElement("span"); name.className = "name"; name.textContent = f.name; name.title = f.original;
+    const where = document.createElement("span"); where.className = "muted where"; where.textContent = f.original;
+    item.append(name, where);
+    if (batch.restorable && !f.in_trash) item.classList.add("restored");
+    files.append(item);
+  }
+  if (batch.files.length > SHOWN) {
+    const rest = document.createElement("li"); rest.className = "muted"; rest.textContent = `and ${plural(batch.files.length - SHOWN, "more image")}`;
+    files.append(rest);
+  }
+  li.append(header, files);
+  return li;
+}
+
+async function restoreBatch(batch, button) {
+  const n = plural(batch.files.filter((f) => f.in_trash).length, "image");
+  const text = "They go back where they were and are added to the library again (with new ids).";
+  if (!(await confirmDialog(`Restore ${n}?`, text, `Restore ${n}`, "primary"))) return;
+  button.disabled = true;
   try {
-    const page = await api(`/api/duplicates?limit=20&offset=${dupOffset}`);
-    page.items.forEach((g, i) => dup.list.append(dupGroup(g, dupOffset + i + 1)));
-    dupOffset += page.items.length;
-    dup.summary.textContent = page.total ? `${page.total} group${page.total === 1 ? "" : "s"} · ${page.extras} extra image${page.extras === 1 ? "" : "s"}` : "";
-    dup.empty.hidden = page.total > 0;
-    dup.trashAll.hidden = page.total === 0;
-    dup.more.hidden = dupOffset >= page.total;
+    const result = await api(`/api/trash/${encodeURIComponent(batch.batch)}/restore`, { method: "POST" });
+    const back = result.restored.filter((r) => r.asset).length;
+    toast(`Restored ${plural(back, "image")} to the library`);
   } catch (err) {
-    dup.error.textContent = describeError(err);
-    dup.error.hidden = false;
-  } finally {
-    dup.loading.hidden = true;
+    toast(describeError(err), "error");
+  }
+  refreshTab();
+}
+
+function setCount(tab, page) {
+  const n = tab === "copies" ? page.extras : tab === "similar" ? page.total : page.in_trash;
+  const node = $(`count-${tab}`);
+  node.textContent = n ? n.toLocaleString() : "";
+  node.title = tab === "copies" ? `${plural(n, "extra image")}` : tab === "similar" ? plural(n, "group") : `${plural(n, "image")} in the trash`;
+}
+
+// The other tabs' numbers (one small request each), so a move or a restore shows everywhere.
+function refreshCounts(except) {
+  const token = dupToken;
+  for (const tab of Object.keys(TABS)) {
+    if (tab === except) continue;
+    api(`${TABS[tab].endpoint}?limit=1`).then((page) => { if (token === dupToken) setCount(tab, page); }).catch(() => {});
   }
 }
 
-dup.more.addEventListener("click", () => loadDuplicates(false));
-dup.trashAll.addEventListener("click", () => trashIds(selectedIn(dup.list), [...dup.list.children]));
+function summarize(tab, page) {
+  if (!page.total) { dup.summary.textContent = ""; return; }
+  if (tab === "copies") dup.summary.textContent = `${plural(page.total, "group")} · ${plural(page.extras, "extra image")}`;
+  else if (tab === "similar") dup.summary.textContent = `${plural(page.total, "group")} · ${plural(page.total + page.extras, "picture")}`;
+  else dup.summary.textContent = `${plural(page.total, "move")} · ${plural(page.in_trash, "image")} in the trash`;
+}
+
+// fresh: from the first group (keep: at least this many, to stay where the user was); else the next page.
+async function loadTab(fresh, keep = 0) {
+  const tab = dupTab;
+  const info = TABS[tab];
+  const token = ++dupToken;
+  const offset = fresh ? 0 : dupOffset;
+  const limit = Math.min(200, Math.max(GROUP_PAGE, keep));
+  dup.error.hidden = true;
+  dup.loading.hidden = false;
+  dup.more.hidden = true;
+  if (fresh && !keep) {
+    dup.list.replaceChildren();
+    dup.trashList.replaceChildren();
+    dup.empty.hidden = true;
+    dup.trashAll.hidden = true;
+    dup.summary.textContent = "";
+  }
+  try {
+    const page = await api(`${info.endpoint}?limit=${limit}&offset=${offset}`);
+    if (token !== dupToken) return; // another tab or a newer load
+    const target = tab === "trash" ? dup.trashList : dup.list;
+    const nodes = tab === "trash" ? page.items.map(trashBatch) : page.items.map((g, i) => dupGroup(g, offset + i + 1, tab));
+    if (fresh) target.replaceChildren(...nodes); else target.append(...nodes);
+    dupOffset = offset + page.items.length;
+    summarize(tab, page);
+    setCount(tab, page);
+    dup.empty.hidden = page.total > 0;
+    dup.trashAll.hidden = tab === "trash" || page.total === 0;
+    dup.more.hidden = dupOffset >= page.total;
+    if (fresh) refreshCounts(tab);
+  } catch (err) {
+    if (token !== dupToken) return;
+    dup.error.textContent = describeError(err);
+    dup.error.hidden = false;
+  } finally {
+    if (token === dupToken) dup.loading.hidden = true;
+  }
+}
+
+function showDuplicates(tab) {
+  dupTab = TABS[tab] ? tab : "copies";
+  const info = TABS[dupTab];
+  for (const link of dup.tabs.querySelectorAll("a")) {
+    if (link.dataset.tab === dupTab) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
+  }
+  for (const name of Object.keys(TABS)) $(`explain-${name}`).hidden = name !== dupTab;
+  dup.list.hidden = dupTab === "trash";
+  dup.trashList.hidden = dupTab !== "trash";
+  dup.emptyTitle.textContent = info.emptyTitle;
+  dup.emptyText.textContent = info.emptyText;
+  dup.loadingText.textContent = info.loading;
+  dup.more.textContent = info.more;
+  dup.trashAllLabel.textContent = info.trashAll;
+  loadTab(true);
+}
+
+dup.more.addEventListener("click", () => loadTab(false));
+dup.trashAll.addEventListener("click", () => trashIds(selectedIn(dup.list)));
 
 function showPage(duplicates) {
   dup.view.hidden = !duplicates;
@@ -934,7 +1151,7 @@ function showPage(duplicates) {
   el.minBox.hidden = duplicates || !el.visual.checked;
   dup.navDuplicates.toggleAttribute("aria-current", duplicates);
   dup.navLibrary.toggleAttribute("aria-current", !duplicates);
-  if (duplicates) { dup.navDuplicates.setAttribute("aria-current", "page"); document.title = "Duplicates · visualsearch"; }
+  if (duplicates) { dup.navDuplicates.setAttribute("aria-current", "page"); document.title = `${TABS[dupTab].title} · visualsearch`; }
   else { dup.navLibrary.setAttribute("aria-current", "page"); document.title = `${el.heading.textContent} · visualsearch`; }
 }
 
@@ -945,10 +1162,11 @@ function showPage(duplicates) {
 //   /?q=cold+night&visual=1        visual search          &min=0.25           minimum score
 //   /?similar=42                   Find similar           /?image_url=https://example.com/a.jpg
 //   /?view=duplicates              the Duplicates view    (/#/duplicates, the old address, still works)
+//   /?view=duplicates&tab=similar  its Similar shots tab  /?view=duplicates&tab=trash   its Trash tab
 // visual=1 also records the Visual switch in other views. A search with an uploaded file gets
 // its own history entry (Back/Forward return to it while the page is open) but no address:
 // reloaded, it shows the library. Anything unknown or invalid shows the library.
-// A route: { page: "library"|"duplicates", kind, q, assetId, url, file, visual, min }.
+// A route: { page: "library"|"duplicates", tab ("copies"|"similar"|"trash"), kind, q, assetId, url, file, visual, min }.
 
 let current = null; // the route on screen
 let pendingScroll = null; // where to scroll back to once enough of the grid has loaded
@@ -961,7 +1179,10 @@ function parseRoute(search, hash = "") {
   const p = new URLSearchParams(search);
   const visual = p.get("visual") === "1";
   const base = { page: "library", kind: "library", q: "", visual, min: 0 };
-  if (p.get("view") === "duplicates" || hash.startsWith("#/duplicates")) return { ...base, page: "duplicates", visual: false };
+  if (p.get("view") === "duplicates" || hash.startsWith("#/duplicates")) {
+    const tab = ["similar", "trash"].includes(p.get("tab")) ? p.get("tab") : "copies"; // anything else: the first tab
+    return { ...base, page: "duplicates", tab, visual: false };
+  }
   const minText = (p.get("min") || "").trim();
   const m = Number(minText);
   const min = /^[0-9.]+$/.test(minText) && m > 0 && m <= 1 ? Math.round(m * 100) / 100 : 0;
@@ -976,8 +1197,10 @@ function parseRoute(search, hash = "") {
 
 function urlFor(route) {
   const p = new URLSearchParams();
-  if (route.page === "duplicates") p.set("view", "duplicates");
-  else {
+  if (route.page === "duplicates") {
+    p.set("view", "duplicates");
+    if (route.tab && route.tab !== "copies") p.set("tab", route.tab);
+  } else {
     if (route.kind === "similar") p.set("similar", String(route.assetId));
     else if (route.kind === "url") p.set("image_url", route.url);
     else if ((route.kind === "library" || route.kind === "text") && route.q) p.set("q", route.q);
@@ -1029,7 +1252,7 @@ function go(route, how = "push", tag = null) {
   hideMenu();
   for (const dialog of [el.imageDialog, el.assetDialog, el.confirmDialog]) if (dialog.open) dialog.close();
   if (tag !== "typing") window.scrollTo({ top: 0 });
-  if (route.page === "duplicates") loadDuplicates(true);
+  if (route.page === "duplicates") showDuplicates(route.tab);
   else if (route.kind === "similar") showSimilar(route.assetId);
   else if (route.kind === "url") showUrlSearch(route.url);
   else if (route.kind === "file") showFileSearch(route.file);
@@ -1054,7 +1277,7 @@ function restoreScroll() {
 window.addEventListener("popstate", () => go(routeFromLocation(), "restore"));
 
 // The views' links are real addresses (a middle click opens a new tab); a plain click stays on the page.
-for (const link of [dup.navLibrary, dup.navDuplicates]) {
+for (const link of [dup.navLibrary, dup.navDuplicates, ...dup.tabs.querySelectorAll("a")]) {
   link.addEventListener("click", (event) => {
     if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
     event.preventDefault();
