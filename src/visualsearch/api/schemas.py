@@ -289,7 +289,9 @@ class MemberOut(FromRecord):
 
 
 class GroupOut(FromRecord):
-    keeper: MemberOut = Field(description="The image to keep: largest resolution, then oldest, then largest file.")
+    keeper: MemberOut = Field(
+        description="The image to keep: largest resolution, then least compressed, then oldest (see `keeper_reason`)."
+    )
     keeper_reason: str | None = Field(
         None,
         description="Why the keeper was chosen, for people (e.g. `largest (4000×3000)`); null when not known.",

@@ -321,7 +321,11 @@ def _group_dict(group: DuplicateGroup) -> dict[str, Any]:
             "kind": m.kind,
         }
 
-    return {"keep": member(group.keeper), "others": [member(m) for m in group.others]}
+    return {
+        "keep": member(group.keeper),
+        "keeper_reason": group.keeper_reason or None,
+        "others": [member(m) for m in group.others],
+    }
 
 
 def _print_groups(groups: Sequence[DuplicateGroup], as_json: bool, label: str, copies: bool = True) -> None:
@@ -338,6 +342,8 @@ def _print_groups(groups: Sequence[DuplicateGroup], as_json: bool, label: str, c
         k = g.keeper.asset
         print(f"group {n} ({g.size} images)")
         print(f"  {first:6} {k.id:>6}  {k.width}x{k.height}  {k.byte_size or 0:>9} B  {k.source}")
+        if copies and g.keeper_reason:
+            print(f"         kept because: {g.keeper_reason}")
         for m in g.others:
             a = m.asset
             kind = f"{m.kind:14} " if copies else ""
@@ -353,7 +359,12 @@ def duplicates(
     model: ModelOpt = None,
     threshold: Annotated[
         float | None,
-        typer.Option(min=0.0, max=1.0, help="Visual similarity for near-duplicates (default 0.85; higher = stricter)."),
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Visual similarity from which a pair is checked pixel by pixel as a possible copy "
+            "(default 0.85; lower finds more copies that were changed more, and takes longer).",
+        ),
     ] = None,
     as_json: JsonOpt = False,
     delete_extras: Annotated[
@@ -366,13 +377,32 @@ def duplicates(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --delete-extras.")] = False,
 ) -> None:
-    """List exact copies and near-duplicates, with the image to keep in each group. Dry run unless --delete-extras."""
+    """List exact copies and near-duplicates, with the image to keep in each group. Dry run unless --delete-extras.
+
+    Near-duplicates are the same picture resized, re-encoded, cropped, bannered...; each
+    candidate pair is confirmed by its pixels. Different pictures that look alike (colour
+    variants, another letter) are in `visualsearch groups`, never here.
+    """
     from ..duplicates import DEFAULT_THRESHOLD
     from ..services import DuplicatesService
 
     lib = _open(library, model)
     service = DuplicatesService(lib)
-    groups = service.duplicates(DEFAULT_THRESHOLD if threshold is None else threshold)
+    progress = Progress(
+        TextColumn("[bold]checking candidate pairs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json,
+        transient=True,
+    )
+    task = progress.add_task("check", total=None)
+    with progress:
+        groups = service.duplicates(
+            DEFAULT_THRESHOLD if threshold is None else threshold,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     if not (as_json and delete_extras):  # with both, the JSON report of what moved is the output
         _print_groups(groups, as_json, "duplicates")
     extras = [m.asset.id for g in groups for m in g.others]

@@ -320,6 +320,7 @@ def find_duplicates(
     threshold: float = DEFAULT_THRESHOLD,
     k: int = NEIGHBOURS,
     verifier: PixelVerifier | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[DuplicateGroup]:
     """Groups of copies: identical bytes, identical pixels, and near-duplicates.
 
@@ -328,6 +329,7 @@ def find_duplicates(
     with a ``verifier``, each candidate that is not an exact copy
     must also pass the pixel check. Without one, candidates are taken as they are
     (the behaviour before verification existed; kept for tests of the candidate stage).
+    ``progress(done, total)`` is called as candidate pairs are checked.
     """
     assets = catalog.indexed_assets()
     exact, nbr_ids, nbr_scores = _neighbours(index, k)
@@ -341,10 +343,11 @@ def find_duplicates(
     a, b = np.concatenate([a, ha]), np.concatenate([b, hb])
 
     if verifier is not None and len(a):
-        keep = np.array(
-            [_confirmed(assets.get(x), assets.get(y), verifier) for x, y in zip(a.tolist(), b.tolist(), strict=True)],
-            dtype=bool,
-        )
+        keep = np.zeros(len(a), dtype=bool)
+        for n, (x, y) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
+            keep[n] = _confirmed(assets.get(x), assets.get(y), verifier)
+            if progress is not None and (n % 200 == 199 or n == len(a) - 1):
+                progress(n + 1, len(a))
         a, b = a[keep], b[keep]
 
     def kind_of(keeper: Asset, other: Asset) -> str:

@@ -7,6 +7,7 @@ the similarity index changes (its generation) or another threshold is asked for.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -72,15 +73,22 @@ class DuplicatesService:
         self._verifier: PixelVerifier | None = None
 
     # -- groups ----------------------------------------------------------------------
-    def duplicates(self, threshold: float = DEFAULT_THRESHOLD) -> list[DuplicateGroup]:
-        """Groups of copies (same bytes, same pixels, near-duplicates), largest first."""
-        return self._groups("duplicates", threshold)
+    def duplicates(
+        self, threshold: float = DEFAULT_THRESHOLD, progress: Callable[[int, int], None] | None = None
+    ) -> list[DuplicateGroup]:
+        """Groups of copies (same bytes, same pixels, near-duplicates), largest first.
+
+        ``progress(done, total)`` follows the pixel check of candidate pairs (a long run on a
+        big library the first time; later runs only check pairs they have not seen)."""
+        return self._groups("duplicates", threshold, progress)
 
     def lookalikes(self, threshold: float = DEFAULT_GROUP_THRESHOLD, min_size: int = 2) -> list[DuplicateGroup]:
         """Clusters of similar images that are not necessarily copies."""
         return [g for g in self._groups("groups", threshold) if g.size >= min_size]
 
-    def _groups(self, kind: GroupKind, threshold: float) -> list[DuplicateGroup]:
+    def _groups(
+        self, kind: GroupKind, threshold: float, progress: Callable[[int, int], None] | None = None
+    ) -> list[DuplicateGroup]:
         index = self.library.similarity_index
         key = (kind, round(threshold, 4), index.generation())
         with self._lock:
@@ -89,7 +97,9 @@ class DuplicatesService:
         if kind == "duplicates":
             verifier = self.verifier()
             before = verifier.checked
-            groups = find_duplicates(self.library.catalog, index, threshold=threshold, verifier=verifier)
+            groups = find_duplicates(
+                self.library.catalog, index, threshold=threshold, verifier=verifier, progress=progress
+            )
             self.pairs_checked = verifier.checked - before
         else:
             groups = find_lookalikes(self.library.catalog, index, threshold=threshold, copies=self.duplicates())

@@ -72,9 +72,12 @@ def duplicates(
     limit: int = Query(20, ge=1, le=200),
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> GroupPage:
-    """Exact copies (same bytes, or same pixels in another file) and near-duplicates (resized,
-    re-encoded, cropped, colour-shifted... copies) at `threshold`, largest groups first.
-    Each member says how it matches the keeper and its similarity."""
+    """Exact copies (same bytes, or same pixels and alpha in another file) and near-duplicates (the
+    same picture resized, re-encoded, cropped, lightly graded, letterboxed, bannered, in another aspect
+    version or in a screenshot), largest groups first. Pairs at `threshold` (cosine similarity of the
+    visual vectors) are candidates; each is confirmed by comparing the aligned pixels in colour, so
+    look-alikes (colour or light/dark variants, another letter or hour) are not listed here but in
+    `/api/groups`. Each member says its tier and similarity; `keeper_reason` says why the keeper won."""
     return _page(assets, service.duplicates(threshold), limit, offset, threshold)
 
 
