@@ -7,31 +7,36 @@ clock showing another hour) are as close there as a resized copy. The decision
 "same picture or not" needs the pixels, compared where they overlap once the two
 images are aligned.
 
-How (each step chosen by measurement on ``benchmarks/data/duplicates_real`` and
-the synthetic transformed-copies set, see ``benchmarks/duplicates.py``):
+How (each step chosen by measurement on ``benchmarks/data/duplicates_real``, the labelled
+real set, and the synthetic transformed-copies set, both in ``benchmarks/duplicates.py``):
 
-1. Both images are taken at a small working size (longest side ``SIZE``), in
-   CIELAB (perceptual colour, so "different colour" means what a person sees).
-2. Several ways of laying one image over the other are tried, each an affine map
-   of B onto A: stretch to the same size (resized, re-encoded, aspect changed a
-   little); content box onto content box (the same drawing on another canvas or
-   margin); fit the width or the height and slide along the other (letterboxing,
-   another aspect-ratio version, a banner); ORB features matched with RANSAC
-   (OpenCV: crops, small rotations, a screenshot that shows the picture).
-3. Where they overlap, a global colour grade is taken out (lightness gain and
-   offset, one chroma gain: a brightness, contrast or saturation change, or a
-   greyscale copy) within the limits of a *mild* grade, and what is left is the
-   per-pixel colour difference. Pixels that still differ by more than
-   ``DELTA_E`` after a small opening (one-pixel seams from resampling are not a
-   difference) are "changed".
-4. The pair is the same picture when, for the best layout, the overlap covers
-   most of both images and the changed share is small; a changed area that is
-   compact and local (another letter, a lamp lit, a hand moved) is what makes a
-   look-alike.
+1. Both images are taken from their previews at a small working size (longest side
+   ``SIZE``), in CIELAB (perceptual colour: "another colour" means what a person sees).
+   A small drawing on a big canvas is first cut to its content.
+2. Each picture is classed: a **drawing** (clip art, icon, logo: a plain canvas on all four
+   sides, a flat picture such as a flag or a card, or anything under ``ICON_SIDE``) or a
+   **photo** (photos, wallpapers, screenshots). A pair is compared as drawings when both are
+   on a canvas, either is flat, or either is tiny.
+3. Several ways of laying one image over the other are tried, each an affine map: stretch
+   to the same size (within ``MAX_STRETCH``: a drawing 5% taller is another drawing); content
+   box onto content box (another canvas or margin); for photos, fit the width or height and
+   slide (letterboxes, aspect versions); ORB features with RANSAC (crops, rotations up to
+   ``MAX_ROTATION``, screenshots). The cheapest measure ranks them; the best is examined.
+4. Photos may differ by a mild global grade, fitted robustly and bounded (``PHOTO_GRADE``,
+   ``MAX_GRADE``: a light and a dark rendition of a wallpaper is not a mild edit); drawings
+   by none. The per-pixel difference forgives a one-pixel shift (resampling seams).
+5. Decision. The overlap must hold ``MIN_COVER`` of each picture's content (plain borders and
+   bars do not count). A photo may carry one overlay (the box around every changed patch,
+   up to ``MAX_OVERLAY``: a banner, logo or watermark) and otherwise differ in at most
+   ``MAX_CHANGED`` of its pixels at ``PHOTO_DELTA_E``. A drawing may differ in at most
+   ``GRAPHIC_MAX_CHANGED`` of its content (measured after a light smoothing, so JPEG noise
+   does not count) and in no patch over ``GRAPHIC_MAX_PATCH``: another letter, hour, lamp or
+   colour of a part is a look-alike.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -58,10 +63,15 @@ class Grade:
 
 #: CIELAB distance above which a pixel counts as changed (about "clearly another colour").
 DELTA_E = 12.0
+#: The same for photos, whose grades (brightness scaling, clipped highlights) are only roughly
+#: the affine grade fitted here.
+PHOTO_DELTA_E = 20.0
 #: A picture has a plain background when this share of its border pixels has one colour.
 BACKGROUND_BORDER = 0.8
 #: Smoothing (Gaussian sigma, pixels at SIZE) before measuring how much of a drawing changed.
 SMOOTH = 0.7
+#: When even the best layout differs in this share of its pixels, the pair is two pictures.
+CLEARLY_DIFFERENT = 0.35
 #: Largest change of proportions between two copies laid over each other (rounding of sizes).
 MAX_STRETCH = 0.03
 #: Limits of a "mild" global grade (lightness gain, lightness offset, chroma gain), for photos
@@ -76,20 +86,29 @@ GRAPHIC_GRADE = Grade(gain=(1.0, 1.0), offset=0.0, chroma=(1.0, 1.0))
 DRAWING_INK = 0.95
 #: ... or when at least this share of its pixels sit in flat areas (3x3 neighbourhood within
 #: FLAT_SPREAD in CIELAB): playing cards, flags, diagrams fill the frame but are drawn.
-GRAPHIC_FLAT_SHARE = 0.5
+GRAPHIC_FLAT_SHARE = 0.35
 FLAT_SPREAD = 1.0
 #: Pictures this small (shorter side, in pixels) are icons: compared as graphics whatever their
 #: flat share, which antialiasing makes meaningless at 16-32 px.
 ICON_SIDE = 64
 #: A drawing whose content box covers less than this share of its canvas is cut to it first.
 SMALL_CONTENT = 0.25
+#: ... and one whose content covers less than this is a speck (a bullet hole on an empty page):
+#: too little to tell copies from look-alikes, so only exact copies count.
+MIN_CONTENT = 0.015
 #: The decision for pictures that fill the frame (photos, wallpapers): the overlap covers at
 #: least MIN_COVER of each image, and apart from its largest changed patch (an overlay: a logo,
 #: banner, watermark or caption bar, up to MAX_OVERLAY of the picture) at most MAX_CHANGED of it
 #: differs. Another shot, a light/dark variant or a card with more pips differs all over.
-MIN_COVER = 0.5
-MAX_CHANGED = 0.015
-MAX_OVERLAY = 0.15
+MIN_COVER = 0.6
+MAX_CHANGED = 0.03
+MAX_OVERLAY = 0.2
+#: A grade that changes lightness and colour this much together (|ln gain| + |ln chroma gain|)
+#: is another rendition (a wallpaper's light and dark versions), not a mild edit; the strongest
+#: single edits of the synthetic set (contrast 0.6, saturation 0.3) stay under it.
+MAX_GRADE = 1.3
+#: Changed patches smaller than this share of the content are specks, not part of an overlay.
+SPECK = 0.002
 #: For drawings no overlay is allowed: another letter, hour or expression is one small patch.
 #: At most GRAPHIC_MAX_CHANGED of the content differs, in patches of at most GRAPHIC_MAX_PATCH.
 GRAPHIC_MAX_CHANGED = 0.005
@@ -122,11 +141,20 @@ class Prepared:
     @property
     def drawing(self) -> bool:
         """A drawing, icon or cut-out on a plain (or transparent) background, not a full-bleed picture."""
-        return float(self.ink.mean()) < DRAWING_INK
+        return self.canvas and float(self.ink.mean()) < DRAWING_INK
+
+    #: Share of the preview that the content box covered (before cutting a small drawing to it).
+    content_share: float = 1.0
+    #: All four sides are one plain colour: a drawing, icon or cut-out on a canvas.
+    canvas: bool = False
+    #: The flat share within the content only (a photo turned on a black canvas has little).
+    flat_content: float = 0.0
 
     @property
     def informative(self) -> bool:
-        return float(self.lab.reshape(-1, 3).std(axis=0).max()) >= MIN_SPREAD
+        """Enough to compare: not blank, and not a speck on an empty canvas."""
+        spread = float(self.lab.reshape(-1, 3).std(axis=0).max())
+        return spread >= MIN_SPREAD and self.content_share >= MIN_CONTENT
 
     @property
     def size(self) -> tuple[int, int]:
@@ -147,6 +175,8 @@ class Comparison:
     chroma: float
     blob: float  # the largest connected changed area, as a share of the content
     graphic: bool = False  # compared as drawings (no grading room, stricter limits)
+    overlay: float = 0.0  # the box around every changed patch, as a share of the overlap
+    outside: float = 0.0  # what differs outside that box, as a share of the content
 
 
 def prepare(image: Image.Image, size: int = SIZE) -> Prepared:
@@ -160,7 +190,8 @@ def prepare(image: Image.Image, size: int = SIZE) -> Prepared:
     prepared = _prepare(rgb, size)
     x0, y0, x1, y1 = prepared.box
     w, h = prepared.size
-    if (x1 - x0) * (y1 - y0) < SMALL_CONTENT * w * h:
+    share = (x1 - x0) * (y1 - y0) / (w * h)
+    if share < SMALL_CONTENT:
         fx, fy = rgb.width / w, rgb.height / h
         margin = max(2.0, 0.05 * max(x1 - x0, y1 - y0))
         crop = (
@@ -171,6 +202,7 @@ def prepare(image: Image.Image, size: int = SIZE) -> Prepared:
         )
         if crop[2] - crop[0] >= 8 and crop[3] - crop[1] >= 8:
             prepared = _prepare(rgb.crop(crop), size)
+    prepared.content_share = share
     return prepared
 
 
@@ -181,8 +213,9 @@ def _prepare(rgb: Image.Image, size: int) -> Prepared:
     arr = np.asarray(rgb, dtype=np.uint8)
     lab = _lab(rgb)
     grey = cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
-    ink = _ink(lab)
-    return Prepared(lab, grey, _content_box(cv2.erode(ink, np.ones((5, 5), np.uint8))), ink, _flat_share(lab))
+    ink, canvas = _ink(lab)
+    box = _content_box(cv2.erode(ink, np.ones((5, 5), np.uint8)))
+    return Prepared(lab, grey, box, ink, _flat_share(lab), canvas=canvas, flat_content=_flat_share(lab, ink))
 
 
 def _lab(rgb: Image.Image) -> np.ndarray:
@@ -190,26 +223,48 @@ def _lab(rgb: Image.Image) -> np.ndarray:
     return lab
 
 
-def _flat_share(lab: np.ndarray) -> float:
+def _flat_share(lab: np.ndarray, where: np.ndarray | None = None) -> float:
     kernel = np.ones((3, 3), np.uint8)
-    spread = (cv2.dilate(lab, kernel) - cv2.erode(lab, kernel)).max(axis=2)
-    return float((spread < FLAT_SPREAD).mean())
+    flat = (cv2.dilate(lab, kernel) - cv2.erode(lab, kernel)).max(axis=2) < FLAT_SPREAD
+    if where is not None:
+        inside = where.astype(bool)
+        return float(flat[inside].mean()) if inside.any() else 1.0
+    return float(flat.mean())
 
 
-def _ink(lab: np.ndarray) -> np.ndarray:
+def _ink(lab: np.ndarray) -> tuple[np.ndarray, bool]:
     """Where the picture is not its plain background (uint8 mask, widened by 2 px).
 
-    The background is the median colour of the border, when most of the border has
-    it (a drawing on a canvas); a photo has no plain background and is all content.
+    The background is the colour of the sides that are plain: all four for a drawing on a
+    canvas (the second value returned), two opposite ones for the bars of a letterboxed
+    picture; a photo has no plain background and is all content.
     Measuring changes against the content rather than the whole canvas keeps a small
     drawing on a big margin as strict as a large one.
     """
-    border = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
-    background = np.median(border, axis=0)
-    if float((_squared(border - background) <= DELTA_E**2).mean()) < BACKGROUND_BORDER:
-        return np.ones(lab.shape[:2], np.uint8)
+    sides = [lab[0], lab[-1], lab[:, 0], lab[:, -1]]  # top, bottom, left, right
+    plain = []
+    for side in sides:
+        colour = np.median(side, axis=0)
+        if float((_squared(side - colour) <= DELTA_E**2).mean()) >= BACKGROUND_BORDER:
+            plain.append(colour)
+    # A plain background shows on all four sides (a drawing on a canvas) or on two opposite
+    # sides (the bars of a letterboxed picture).
+    opposite = len(plain) >= 2 and (_plain_pair(sides[0], sides[1]) or _plain_pair(sides[2], sides[3]))
+    if len(plain) < 4 and not opposite:
+        return np.ones(lab.shape[:2], np.uint8), False
+    background = np.median(np.array(plain), axis=0)
     far = (_squared(lab - background) > DELTA_E**2).astype(np.uint8)
-    return cv2.dilate(far, np.ones((5, 5), np.uint8))
+    return cv2.dilate(far, np.ones((5, 5), np.uint8)), len(plain) == 4
+
+
+def _plain_pair(one: np.ndarray, other: np.ndarray) -> bool:
+    """Two sides of one plain colour (letterbox bars), the same on both."""
+    a, b = np.median(one, axis=0), np.median(other, axis=0)
+    return bool(
+        float(_squared(a - b)) <= DELTA_E**2
+        and float((_squared(one - a) <= DELTA_E**2).mean()) >= BACKGROUND_BORDER
+        and float((_squared(other - b) <= DELTA_E**2).mean()) >= BACKGROUND_BORDER
+    )
 
 
 def _content_box(ink: np.ndarray) -> tuple[int, int, int, int]:
@@ -221,8 +276,13 @@ def _content_box(ink: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
-def _layouts(a: Prepared, b: Prepared) -> Iterator[tuple[str, np.ndarray]]:
-    """Candidate affine maps (2x3, B coordinates -> A coordinates), cheapest first."""
+def _layouts(a: Prepared, b: Prepared, graphic: bool) -> Iterator[tuple[str, np.ndarray]]:
+    """Candidate affine maps (2x3, B coordinates -> A coordinates), cheapest first.
+
+    Sliding one picture along the other (letterboxes, aspect versions) is for photos and
+    wallpapers: a drawing fitted by its width inside a taller one is another drawing (a
+    thicker line, a longer bar).
+    """
     wa, ha = a.size
     wb, hb = b.size
     if _similar_aspect(wa / wb, ha / hb):
@@ -233,7 +293,7 @@ def _layouts(a: Prepared, b: Prepared) -> Iterator[tuple[str, np.ndarray]]:
         sx, sy = (ax1 - ax0) / max(1, bx1 - bx0), (ay1 - ay0) / max(1, by1 - by0)
         if _similar_aspect(sx, sy):
             yield "content", np.array([[sx, 0, ax0 - sx * bx0], [0, sy, ay0 - sy * by0]], np.float64)
-    for name, s in (("fit-width", wa / wb), ("fit-height", ha / hb)):
+    for name, s in () if graphic else (("fit-width", wa / wb), ("fit-height", ha / hb)):
         m = _slide(a, b, s)
         if m is not None:
             yield name, m
@@ -306,7 +366,22 @@ def _features(a: Prepared, b: Prepared) -> np.ndarray | None:
 
 
 def _grade(src: np.ndarray, dst: np.ndarray, limits: Grade) -> tuple[np.ndarray, float, float, float]:
-    """Map ``src`` Lab pixels onto ``dst`` with a mild global grade; returns (graded, gain, offset, chroma)."""
+    """Map ``src`` Lab pixels onto ``dst`` with a mild global grade; returns (graded, gain, offset, chroma).
+
+    Fitted twice, the second time without the quarter of pixels that fitted worst, so that
+    an overlay (a dark banner over a seventh of a photo) does not bend the grade of the rest.
+    """
+    gain, offset, chroma = _fit(src, dst, limits)
+    if limits.gain != (1.0, 1.0) and len(src):
+        residual = _squared(_apply(src, gain, offset, chroma) - dst)
+        keep = residual <= np.percentile(residual, 75)
+        gain, offset, chroma = _fit(src[keep], dst[keep], limits)
+    return _apply(src, gain, offset, chroma), gain, offset, chroma
+
+
+def _fit(src: np.ndarray, dst: np.ndarray, limits: Grade) -> tuple[float, float, float]:
+    if len(src) == 0:
+        return 1.0, 0.0, 1.0
     ls, ld = src[:, 0], dst[:, 0]
     var = float(ls.var())
     gain = float(((ls - ls.mean()) * (ld - ld.mean())).mean() / var) if var > 1e-6 else 1.0
@@ -315,11 +390,7 @@ def _grade(src: np.ndarray, dst: np.ndarray, limits: Grade) -> tuple[np.ndarray,
     cs, cd = src[:, 1:], dst[:, 1:]
     power = float((cs * cs).sum())
     chroma = float((cs * cd).sum() / power) if power > 1e-6 else 1.0
-    chroma = float(np.clip(chroma, *limits.chroma))
-    graded = np.empty_like(src)
-    graded[:, 0] = gain * ls + offset
-    graded[:, 1:] = chroma * cs
-    return graded, gain, offset, chroma
+    return gain, offset, float(np.clip(chroma, *limits.chroma))
 
 
 def _apply(lab: np.ndarray, gain: float, offset: float, chroma: float) -> np.ndarray:
@@ -403,24 +474,30 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
         a, b = b, a  # lay the larger picture over the smaller: shrinking loses nothing either has
     wa, ha = a.size
     wb, hb = b.size
-    graphic = a.drawing or b.drawing or max(a.flat, b.flat) >= GRAPHIC_FLAT_SHARE or min(*a.size, *b.size) < ICON_SIDE
+    graphic = (
+        (a.drawing and b.drawing) or max(a.flat, b.flat) >= GRAPHIC_FLAT_SHARE or min(*a.size, *b.size) < ICON_SIDE
+    )
     limits = GRAPHIC_GRADE if graphic else PHOTO_GRADE
+    delta = DELTA_E if graphic else PHOTO_DELTA_E
     best: _Layout | None = None
-    for name, m in _layouts(a, b):
+    for name, m in _layouts(a, b, graphic):
         warped, valid = _warp(b.lab, m, (wa, ha))
         valid = cv2.erode(valid, np.ones((3, 3), np.uint8)) if min(wa, ha) > 24 else valid
         mask = valid.astype(bool)
         n = int(mask.sum())
         if n < 64:
             continue
+        # How much of each picture's content the overlap holds: plain borders (letterbox bars,
+        # a canvas, the corners a rotation added) are not part of the picture.
         scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-        cover_a = n / (wa * ha)
-        cover_b = min(1.0, n / max(1.0, wb * hb * scale * scale))
+        ink_b = cv2.warpAffine(b.ink, m, (wa, ha), flags=cv2.INTER_NEAREST, borderValue=0)
+        cover_a = float((a.ink.astype(bool) & mask).sum()) / max(1, int(a.ink.sum()))
+        cover_b = min(1.0, float((ink_b.astype(bool) & mask).sum()) / max(1.0, float(b.ink.sum()) * scale * scale))
         pa, pb = a.lab[mask], warped[mask]
         # Grade the paler (less saturated) side from the richer one, so greyscale copies fit.
         a_richer = float(np.abs(pb[:, 1:]).mean()) <= float(np.abs(pa[:, 1:]).mean())
         graded, gain, offset, chroma = _grade(pa, pb, limits) if a_richer else _grade(pb, pa, limits)
-        plain = float((_squared(graded - (pb if a_richer else pa)) > DELTA_E**2).mean())
+        plain = float((_squared(graded - (pb if a_richer else pa)) > delta**2).mean())
         rank = plain + max(0.0, 0.6 - min(cover_a, cover_b))
         if best is None or rank < best.rank:
             best = _Layout(rank, name, m, warped, mask, cover_a, cover_b, gain, offset, chroma, a_richer)
@@ -428,6 +505,21 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
             break  # nothing differs: no other layout can do better
     if best is None:
         return Comparison(1.0, 0.0, 0.0, "none", 1.0, 0.0, 1.0, 1.0)
+    if best.rank > CLEARLY_DIFFERENT:
+        # Most candidates are different pictures; the finer measures below cannot save them.
+        return Comparison(
+            best.rank,
+            best.cover_a,
+            best.cover_b,
+            best.name,
+            best.gain,
+            best.offset,
+            best.chroma,
+            best.rank,
+            graphic,
+            overlay=1.0,
+            outside=best.rank,
+        )
     name, m, warped, mask = best.name, best.matrix, best.warped, best.mask
     cover_a, cover_b, gain, offset, chroma = best.cover_a, best.cover_b, best.gain, best.offset, best.chroma
     if best.a_richer:
@@ -437,7 +529,7 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
     # Same size laid on itself: no resampling, so no seams to forgive (a 1-pixel line counts).
     identity = name == "stretch" and (wa, ha) == (wb, hb)
     distance = _squared(first - second) if identity else _tolerant_diff(first, second)
-    changed = ((distance > DELTA_E**2) & mask).astype(np.uint8)
+    changed = ((distance > delta**2) & mask).astype(np.uint8)
     ink_b = cv2.warpAffine(b.ink, m, (wa, ha), flags=cv2.INTER_NEAREST, borderValue=0)  # a mask: no need to shrink
     content = max(1, int(((a.ink | ink_b) & mask).sum()))
     # The changed share is measured on slightly smoothed pictures: compression noise and ringing
@@ -447,15 +539,28 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
         soft = _tolerant_diff(cv2.GaussianBlur(first, (0, 0), SMOOTH), cv2.GaussianBlur(second, (0, 0), SMOOTH))
     else:
         soft = distance
-    share = float(((soft > DELTA_E**2) & mask).sum()) / content
-    blob = 0.0
+    share = float(((soft > delta**2) & mask).sum()) / content
+    blob = overlay = 0.0
+    outside = share
     if changed.any():
         # Patches are what survives an opening: compression noise and one-pixel seams and
         # rings (around a sun, along a JPEG's colour edges) are not a changed part.
         patches = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         count, _, stats, _ = cv2.connectedComponentsWithStats(patches, connectivity=8)
-        blob = float(stats[1:, cv2.CC_STAT_AREA].max()) / content if count > 1 else 0.0
-    return Comparison(share, cover_a, cover_b, name, gain, offset, chroma, blob, graphic)
+        if count > 1:
+            areas = stats[1:, cv2.CC_STAT_AREA]
+            blob = float(areas.max()) / content
+            # An overlay (banner, logo, watermark) is the box around the patches that are not specks;
+            # what differs outside that box is what the photo itself changed.
+            big = stats[1:][areas >= max(4, SPECK * content)]
+            if len(big):
+                x0, y0 = int(big[:, cv2.CC_STAT_LEFT].min()), int(big[:, cv2.CC_STAT_TOP].min())
+                x1 = int((big[:, cv2.CC_STAT_LEFT] + big[:, cv2.CC_STAT_WIDTH]).max())
+                y1 = int((big[:, cv2.CC_STAT_TOP] + big[:, cv2.CC_STAT_HEIGHT]).max())
+                overlay = (x1 - x0) * (y1 - y0) / max(1, int(mask.sum()))
+                inside = int(changed[y0:y1, x0:x1].sum())
+                outside = float(changed.sum() - inside) / content
+    return Comparison(share, cover_a, cover_b, name, gain, offset, chroma, blob, graphic, overlay, outside)
 
 
 def _rank(c: Comparison) -> float:
@@ -469,7 +574,8 @@ def same_picture(c: Comparison) -> bool:
         return False
     if c.graphic:
         return c.changed <= GRAPHIC_MAX_CHANGED and c.blob <= GRAPHIC_MAX_PATCH
-    return c.blob <= MAX_OVERLAY and c.changed - c.blob <= MAX_CHANGED
+    strength = abs(math.log(max(c.gain, 1e-3))) + abs(math.log(max(c.chroma, 0.05)))
+    return c.overlay <= MAX_OVERLAY and c.outside <= MAX_CHANGED and strength <= MAX_GRADE
 
 
 @dataclass(frozen=True)
