@@ -327,7 +327,7 @@ def test_http_groups_and_trash(dup_server):
     live, folder, truth = dup_server
     with live.client() as api:
         page = api.get("/api/duplicates").json()
-        assert page["total"] >= 1 and page["threshold"] == 0.85
+        assert page["total"] >= 1 and page["threshold"] == 0.80
         group = page["items"][0]
         assert group["keeper"]["kind"] is None and group["others"][0]["kind"] in (
             "near_duplicate",
