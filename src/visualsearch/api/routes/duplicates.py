@@ -96,8 +96,9 @@ def lookalikes(
     limit: int = Query(20, ge=1, le=200),
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> GroupPage:
-    """Clusters of visually similar images that are not necessarily copies (a photo series, the same
-    product from several angles), joined through mutual nearest neighbours at `threshold`."""
+    """Look-alikes: clusters of different pictures that look alike (a photo series, the same product
+    from several angles, colour or light/dark variants), joined through mutual nearest neighbours at
+    `threshold`. Copies are not look-alikes: each picture appears once, as the keeper of its copies."""
     return _page(assets, service.lookalikes(threshold, min_size), limit, offset, threshold)
 
 
