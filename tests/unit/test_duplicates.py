@@ -231,14 +231,16 @@ def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tm
     listed = json.loads(run("duplicates", "--library", lib, "--json").stdout)
     assert len(listed) == len(set(truth.values()))
     assert all(g["keep"]["kind"] is None and all(o["kind"] for o in g["others"]) for g in listed)
+    assert all(g["keeper_reason"].startswith(("largest", "all ")) for g in listed)
     extras = sum(len(g["others"]) for g in listed)
     looks = json.loads(run("groups", "--library", lib, "--json", "--threshold", "0.8").stdout)
     assert looks and all(len(g["others"]) >= 1 and g["others"][0]["kind"] == "lookalike" for g in looks)
+    assert all(g["keeper_reason"] is None for g in looks)
     text = run("groups", "--library", lib, "--threshold", "0.8").stdout
     assert "alike" in text and "extra" not in text and "keep" not in text  # look-alikes are not extras
     assert run("groups", "--library", lib, "--min-size", "50").stderr.strip() == "no look-alike groups found"
     dry = run("duplicates", "--library", lib)
-    assert "Dry run: nothing was moved" in dry.stderr and "keep" in dry.stdout
+    assert "Dry run: nothing was moved" in dry.stderr and "keep" in dry.stdout and "kept because: " in dry.stdout
     assert len(list(work.iterdir())) == len(list(folder.iterdir()))
 
     refused = run("duplicates", "--library", lib, "--delete-extras", check=False)  # no terminal: not confirmed

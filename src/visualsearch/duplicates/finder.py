@@ -390,7 +390,10 @@ def find_lookalikes(
             b = np.array([keeper_of.get(int(x), int(x)) for x in b], np.int64)
             keep = a != b
             a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
-    return _build_groups(_components(a, b), assets, exact, lambda keeper, other: LOOKALIKE)
+    groups = _build_groups(_components(a, b), assets, exact, lambda keeper, other: LOOKALIKE)
+    for group in groups:
+        group.keeper_reason = ""  # nothing is kept or moved in a look-alike group: its first is only the reference
+    return groups
 
 
 @dataclass
