@@ -328,3 +328,26 @@ def test_keeper_rule_and_reason():
     newer = _asset(6, 2000, 1500, 1_010_000, 60.0)
     keeper, reason = choose_keeper([newer, older])
     assert keeper is older and "oldest" in reason
+
+
+def test_verdicts_outlive_the_process_in_the_catalog(photo, tmp_path):
+    """The next `visualsearch duplicates` run checks only pairs it has not seen."""
+    from tests.support.embedders import TinyEmbedder
+
+    library = Library(Settings.from_env(tmp_path / "library"), embedder=TinyEmbedder())
+    try:
+        loads: list[int] = []
+
+        def load(asset: Asset) -> Image.Image:
+            loads.append(asset.id)
+            return photo if asset.id == 1 else photo.resize((photo.width // 2, photo.height // 2))
+
+        a, b = Asset(id=1, sha256="a" * 64), Asset(id=2, sha256="b" * 64)
+        first = PixelVerifier(load, store=library.catalog.verdicts)
+        assert first.verdict(a, b).same
+        first.flush()
+        second = PixelVerifier(load, store=library.catalog.verdicts)  # a new run, as in a new process
+        assert second.verdict(b, a).same and second.checked == 0 and loads == [1, 2]
+        assert library.catalog.verdicts.all("another-method") == {}  # a new check version starts afresh
+    finally:
+        library.close()

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -120,6 +121,21 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PairVerdictRow(Base):
+    """Whether two files (by SHA-256, the smaller first) are the same picture, by one pixel-check method.
+
+    Files with those bytes always give the same verdict, so it is kept across runs and processes;
+    a new ``method`` (the check's version) makes old verdicts unused.
+    """
+
+    __tablename__ = "pair_verdicts"
+
+    first_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    second_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(32), primary_key=True)
+    same: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
 
 class LibraryState(Base):

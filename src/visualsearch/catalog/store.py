@@ -31,6 +31,7 @@ from .keys import KeyRepository
 from .pgvector import PgVectorQueries, pg_literal
 from .records import Asset, FileState, ImageRecord
 from .schema import FAILED, INDEXED, AssetRow, AssetTag, Embedding, LibraryState, utcnow
+from .verdicts import VerdictRepository
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -168,6 +169,7 @@ class Catalog:
         #: Repositories of the other tables; all SQL of the library lives in this package.
         self.keys = KeyRepository(self)
         self.jobs = JobRepository(self)
+        self.verdicts = VerdictRepository(self)
         self.pgvector = PgVectorQueries(self)
 
     @property

@@ -351,6 +351,7 @@ def find_duplicates(
             keep[n] = _confirmed(assets.get(x), assets.get(y), verifier)
             if progress is not None and (n % 200 == 199 or n == len(a) - 1):
                 progress(n + 1, len(a))
+        verifier.flush()
         a, b = a[keep], b[keep]
 
     def kind_of(keeper: Asset, other: Asset) -> str:

@@ -41,6 +41,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -593,23 +594,51 @@ class Verdict:
     comparison: Comparison | None  # None when one of the images carries no evidence (blank)
 
 
+#: The check's version: verdicts stored by another version are not reused. Change it with any
+#: change to the decision.
+METHOD = "pixels-1"
+
+
+class VerdictStore(Protocol):
+    """Where verdicts outlive a run (the catalog's ``pair_verdicts``)."""
+
+    def all(self, method: str) -> dict[tuple[str, str], bool]: ...
+
+    def add(self, method: str, verdicts: dict[tuple[str, str], bool]) -> None: ...
+
+
 class PixelVerifier:
     """Verdicts for candidate pairs of assets, from their pictures (``load`` gives one, or None).
 
     Prepared pictures are kept in a small LRU cache (a duplicates run visits each image
     in a few pairs, often close together), and verdicts are remembered by the pair's file
     digests, so that a later run (after a few images were added or moved to the trash)
-    only compares new pairs. Safe to share between threads.
+    only compares new pairs; with a ``store`` they also outlive the process (the next
+    ``visualsearch duplicates`` checks only pairs it has not seen). Safe to share between threads.
     """
 
-    def __init__(self, load: Callable[[Asset], Image.Image | None], cache: int = 256):
+    def __init__(
+        self, load: Callable[[Asset], Image.Image | None], cache: int = 256, store: VerdictStore | None = None
+    ):
         self._load = load
         self._cache: OrderedDict[int, Prepared | None] = OrderedDict()
         self._size = cache
         self._verdicts: dict[tuple[str, str], Verdict] = {}
+        self._store = store
+        self._stored: dict[tuple[str, str], bool] = store.all(METHOD) if store is not None else {}
+        self._new: dict[tuple[str, str], bool] = {}
         self._lock = threading.Lock()
         self.checked = 0
         self.unreadable = 0
+
+    def flush(self) -> None:
+        """Keep the verdicts found since the last flush in the store (one write for a whole run)."""
+        with self._lock:
+            new, self._new = self._new, {}
+        if self._store is not None and new:
+            self._store.add(METHOD, new)
+            with self._lock:
+                self._stored.update(new)
 
     def prepared(self, asset: Asset) -> Prepared | None:
         with self._lock:
@@ -632,8 +661,11 @@ class PixelVerifier:
             key = (min(a.sha256, b.sha256), max(a.sha256, b.sha256))
             with self._lock:
                 known = self._verdicts.get(key)
+                stored = self._stored.get(key)
             if known is not None:
                 return known
+            if stored is not None:
+                return Verdict(stored, None)
         pa = a if isinstance(a, Prepared) else self.prepared(a)
         pb = b if isinstance(b, Prepared) else self.prepared(b)
         if pa is None or pb is None or not pa.informative or not pb.informative:
@@ -646,4 +678,5 @@ class PixelVerifier:
         if key is not None and (pa is not None and pb is not None):  # unreadable: try again next time
             with self._lock:
                 self._verdicts[key] = verdict
+                self._new[key] = verdict.same
         return verdict

@@ -133,4 +133,4 @@ def preview_verifier(library: Library) -> PixelVerifier:
         except (OSError, VisualSearchError):
             return None
 
-    return PixelVerifier(load)
+    return PixelVerifier(load, store=library.catalog.verdicts)
