@@ -33,7 +33,9 @@ then the smallest id. Each group says why its keeper won (``keeper_reason``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -67,6 +69,8 @@ DEFAULT_GROUP_THRESHOLD = 0.75
 NEIGHBOURS = 10
 DUPLICATE_EF = 32
 
+#: Threads for the pixel check of candidate pairs.
+CHECK_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: Between copies of the same size, a file this much larger per pixel counts as less compressed.
 COMPRESSION_MARGIN = 0.05
 
@@ -347,10 +351,14 @@ def find_duplicates(
 
     if verifier is not None and len(a):
         keep = np.zeros(len(a), dtype=bool)
-        for n, (x, y) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
-            keep[n] = _confirmed(assets.get(x), assets.get(y), verifier)
-            if progress is not None and (n % 200 == 199 or n == len(a) - 1):
-                progress(n + 1, len(a))
+        pairs = list(zip(a.tolist(), b.tolist(), strict=True))
+        # OpenCV and most numpy work release the GIL: two threads use both cores of a small machine.
+        with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
+            results = pool.map(lambda pair: _confirmed(assets.get(pair[0]), assets.get(pair[1]), verifier), pairs)
+            for n, same in enumerate(results):
+                keep[n] = same
+                if progress is not None and (n % 200 == 199 or n == len(a) - 1):
+                    progress(n + 1, len(a))
         verifier.flush()
         a, b = a[keep], b[keep]
 

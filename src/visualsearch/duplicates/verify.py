@@ -334,15 +334,15 @@ def _slide(a: Prepared, b: Prepared, s: float) -> np.ndarray | None:
     return np.array([[s, 0, dx], [0, s, dy]], np.float64)
 
 
-_orb = None
+_local = threading.local()  # one ORB detector per thread: OpenCV's are not safe to share
 
 
 def _orb_features(p: Prepared) -> tuple[tuple[cv2.KeyPoint, ...], np.ndarray | None]:
-    global _orb
-    if _orb is None:
-        _orb = cv2.ORB.create(nfeatures=ORB_FEATURES, edgeThreshold=15, patchSize=15, fastThreshold=10)
+    orb = getattr(_local, "orb", None)
+    if orb is None:
+        orb = _local.orb = cv2.ORB.create(nfeatures=ORB_FEATURES, edgeThreshold=15, patchSize=15, fastThreshold=10)
     if p.features is None:
-        keypoints, descriptors = _orb.detectAndCompute(p.grey, None)
+        keypoints, descriptors = orb.detectAndCompute(p.grey, None)
         p.features = (tuple(keypoints), descriptors)
     return p.features
 
