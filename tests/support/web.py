@@ -15,8 +15,9 @@ from visualsearch.config import Settings
 
 
 @contextmanager
-def open_page(browser: Any, url: str, **context_options: Any) -> Iterator[Any]:
-    """A fresh browser context on ``url`` (the library grid loaded); JavaScript errors fail the test.
+def open_page(browser: Any, url: str, wait_for: str | None = ".card img", **context_options: Any) -> Iterator[Any]:
+    """A fresh browser context on ``url`` (by default once the library grid loaded: ``wait_for``, or
+    None for views without it); JavaScript errors fail the test.
 
     bypass_csp: Playwright's wait_for_function evaluates strings in the page, which the page's own
     CSP forbids; test_the_page_works_under_its_content_security_policy runs with the CSP enforced.
@@ -26,8 +27,9 @@ def open_page(browser: Any, url: str, **context_options: Any) -> Iterator[Any]:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)
-    page.wait_for_selector(".card img")
     try:
+        if wait_for:
+            page.wait_for_selector(wait_for)
         yield page
     finally:
         context.close()

@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 
 from tests.support.embedders import TinyEmbedder
 from tests.support.live import LiveServer
+from tests.support.web import open_page
 from tests.web.test_layout import assert_fully_visible, assert_no_sideways_scroll
 from tests.web.test_web import browser, shot, sync_api  # noqa: F401 (the browser fixture)
 from visualsearch.api import create_app
@@ -88,18 +89,10 @@ def live(tmp_path):
 
 @contextmanager
 def open_at(browser, url: str, viewport=DESKTOP, **options):  # noqa: F811
-    """A page in its own browser context, opened on any view; no script errors allowed."""
+    """A page in its own browser context, opened on any view (phones as touch devices); no script errors allowed."""
     phone = viewport["width"] < 600
-    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone, bypass_csp=True, **options)
-    errors: list[str] = []
-    try:
-        page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(url)
+    with open_page(browser, url, wait_for=None, viewport=viewport, is_mobile=phone, has_touch=phone, **options) as page:
         yield page
-    finally:
-        context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
 def address(page, live) -> str:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.support.web import tiny_server
+from tests.support.web import open_page, tiny_server
 from tests.web import test_web as web
 from tests.web.test_web import card_names, scores, shot, sync_api, visual_on, wait_results
 from visualsearch.services.keys import KeyService
@@ -61,17 +61,9 @@ def text_search(page, text: str) -> None:
 
 @contextmanager
 def new_page(browser, url: str, **context_options):
-    """A page in its own browser context; no script errors allowed."""
-    context = browser.new_context(viewport={"width": 1360, "height": 900}, bypass_csp=True, **context_options)
-    errors: list[str] = []
-    try:
-        p = context.new_page()
-        p.on("pageerror", lambda exc: errors.append(str(exc)))
-        p.goto(url)
+    """A page in its own browser context, on any view; no script errors allowed."""
+    with open_page(browser, url, wait_for=None, viewport={"width": 1360, "height": 900}, **context_options) as p:
         yield p
-    finally:
-        context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
 # -- 1. errors where the user is looking ------------------------------------------------------------
