@@ -327,7 +327,10 @@ def test_keeper_rule_and_reason():
     older = _asset(5, 2000, 1500, 1_000_000, 50.0)
     newer = _asset(6, 2000, 1500, 1_010_000, 60.0)
     keeper, reason = choose_keeper([newer, older])
-    assert keeper is older and "oldest" in reason
+    assert keeper is older and reason == "all 2000×1500; oldest (1970-01-01)"
+    tiny = _asset(7, 1000, 750, 500_000, 10.0)
+    keeper, reason = choose_keeper([newer, older, tiny])
+    assert keeper is older and reason == "2 at the largest size, 2000×1500; oldest (1970-01-01)"
 
 
 def test_verdicts_outlive_the_process_in_the_catalog(photo, tmp_path):

@@ -138,13 +138,10 @@ def choose_keeper(members: list[Asset]) -> tuple[Asset, str]:
     ranked = sorted(members, key=keeper_order)
     top = [m for m in ranked if _pixels(m) == _pixels(ranked[0])]
     size = f"{ranked[0].width or '?'}×{ranked[0].height or '?'}"
-    if len(top) < len(ranked):
-        second = next(m for m in ranked if _pixels(m) < _pixels(ranked[0]))
-        reason = f"largest: {size} (the next is {second.width or '?'}×{second.height or '?'})"
-        if len(top) == 1:
-            return top[0], reason
-    else:
-        reason = f"all {size}"
+    if len(top) == 1:
+        second = ranked[1]
+        return top[0], f"largest: {size} (the next is {second.width or '?'}×{second.height or '?'})"
+    reason = f"all {size}" if len(top) == len(ranked) else f"{len(top)} at the largest size, {size}"
     # Less compressed only counts against copies with other pixels: a lossless re-save of a
     # JPEG is larger but no better, so pixel-identical files fall back to age.
     heaviest = max(top, key=lambda m: (m.byte_size or 0, -m.id))
