@@ -97,10 +97,11 @@ SMALL_CONTENT = 0.25
 #: ... and one whose content covers less than this is a speck (a bullet hole on an empty page):
 #: too little to tell copies from look-alikes, so only exact copies count.
 MIN_CONTENT = 0.015
-#: The decision for pictures that fill the frame (photos, wallpapers): the overlap covers at
-#: least MIN_COVER of each image, and apart from its largest changed patch (an overlay: a logo,
-#: banner, watermark or caption bar, up to MAX_OVERLAY of the picture) at most MAX_CHANGED of it
-#: differs. Another shot, a light/dark variant or a card with more pips differs all over.
+#: The decision for pictures that fill the frame (photos, wallpapers): the overlap holds at
+#: least MIN_COVER of each picture's content, and apart from one overlay (the box around every
+#: changed patch: a logo, banner, watermark or caption bar, up to MAX_OVERLAY of the picture) at
+#: most MAX_CHANGED of it differs. Another shot, a light/dark variant or a card with more pips
+#: differs all over.
 MIN_COVER = 0.55
 MAX_CHANGED = 0.03
 MAX_OVERLAY = 0.2
@@ -142,18 +143,15 @@ class Prepared:
     flat: float
     #: ORB keypoints and descriptors, computed on first use and kept for the image's other pairs.
     features: tuple[tuple[cv2.KeyPoint, ...], np.ndarray | None] | None = field(default=None, repr=False)
+    #: Share of the preview that the content box covered (before cutting a small drawing to it).
+    content_share: float = 1.0
+    #: All four sides are one plain colour: a drawing, icon or cut-out on a canvas.
+    canvas: bool = False
 
     @property
     def drawing(self) -> bool:
         """A drawing, icon or cut-out on a plain (or transparent) background, not a full-bleed picture."""
         return self.canvas and float(self.ink.mean()) < DRAWING_INK
-
-    #: Share of the preview that the content box covered (before cutting a small drawing to it).
-    content_share: float = 1.0
-    #: All four sides are one plain colour: a drawing, icon or cut-out on a canvas.
-    canvas: bool = False
-    #: The flat share within the content only (a photo turned on a black canvas has little).
-    flat_content: float = 0.0
 
     @property
     def informative(self) -> bool:
@@ -220,7 +218,7 @@ def _prepare(rgb: Image.Image, size: int) -> Prepared:
     grey = cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
     ink, canvas = _ink(lab)
     box = _content_box(cv2.erode(ink, np.ones((5, 5), np.uint8)))
-    return Prepared(lab, grey, box, ink, _flat_share(lab), canvas=canvas, flat_content=_flat_share(lab, ink))
+    return Prepared(lab, grey, box, ink, _flat_share(lab), canvas=canvas)
 
 
 def _lab(rgb: Image.Image) -> np.ndarray:
@@ -228,13 +226,10 @@ def _lab(rgb: Image.Image) -> np.ndarray:
     return lab
 
 
-def _flat_share(lab: np.ndarray, where: np.ndarray | None = None) -> float:
+def _flat_share(lab: np.ndarray) -> float:
     kernel = np.ones((3, 3), np.uint8)
-    flat = (cv2.dilate(lab, kernel) - cv2.erode(lab, kernel)).max(axis=2) < FLAT_SPREAD
-    if where is not None:
-        inside = where.astype(bool)
-        return float(flat[inside].mean()) if inside.any() else 1.0
-    return float(flat.mean())
+    spread = (cv2.dilate(lab, kernel) - cv2.erode(lab, kernel)).max(axis=2)
+    return float((spread < FLAT_SPREAD).mean())
 
 
 def _ink(lab: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -247,29 +242,23 @@ def _ink(lab: np.ndarray) -> tuple[np.ndarray, bool]:
     drawing on a big margin as strict as a large one.
     """
     sides = [lab[0], lab[-1], lab[:, 0], lab[:, -1]]  # top, bottom, left, right
-    plain = []
-    for side in sides:
-        colour = np.median(side, axis=0)
-        if float((_squared(side - colour) <= DELTA_E**2).mean()) >= BACKGROUND_BORDER:
-            plain.append(colour)
+    colours = [np.median(side, axis=0) for side in sides]
+    is_plain = [
+        float((_squared(side - colour) <= DELTA_E**2).mean()) >= BACKGROUND_BORDER
+        for side, colour in zip(sides, colours, strict=True)
+    ]
+    plain = [colour for colour, flat in zip(colours, is_plain, strict=True) if flat]
+
+    def bars(one: int, other: int) -> bool:  # two opposite sides plain in one colour (letterbox bars)
+        return is_plain[one] and is_plain[other] and float(_squared(colours[one] - colours[other])) <= DELTA_E**2
+
     # A plain background shows on all four sides (a drawing on a canvas) or on two opposite
     # sides (the bars of a letterboxed picture).
-    opposite = len(plain) >= 2 and (_plain_pair(sides[0], sides[1]) or _plain_pair(sides[2], sides[3]))
-    if len(plain) < 4 and not opposite:
+    if len(plain) < 4 and not (bars(0, 1) or bars(2, 3)):
         return np.ones(lab.shape[:2], np.uint8), False
     background = np.median(np.array(plain), axis=0)
     far = (_squared(lab - background) > DELTA_E**2).astype(np.uint8)
     return cv2.dilate(far, np.ones((5, 5), np.uint8)), len(plain) == 4
-
-
-def _plain_pair(one: np.ndarray, other: np.ndarray) -> bool:
-    """Two sides of one plain colour (letterbox bars), the same on both."""
-    a, b = np.median(one, axis=0), np.median(other, axis=0)
-    return bool(
-        float(_squared(a - b)) <= DELTA_E**2
-        and float((_squared(one - a) <= DELTA_E**2).mean()) >= BACKGROUND_BORDER
-        and float((_squared(other - b) <= DELTA_E**2).mean()) >= BACKGROUND_BORDER
-    )
 
 
 def _content_box(ink: np.ndarray) -> tuple[int, int, int, int]:
@@ -439,9 +428,9 @@ class _Layout:
 
     rank: float
     name: str
-    matrix: np.ndarray
     warped: np.ndarray
     mask: np.ndarray
+    ink_b: np.ndarray  # B's content mask laid the same way
     cover_a: float
     cover_b: float
     gain: float
@@ -497,7 +486,7 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
         # How much of each picture's content the overlap holds: plain borders (letterbox bars,
         # a canvas, the corners a rotation added) are not part of the picture.
         scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-        ink_b = cv2.warpAffine(b.ink, m, (wa, ha), flags=cv2.INTER_NEAREST, borderValue=0)
+        ink_b = cv2.warpAffine(b.ink, m, (wa, ha), flags=cv2.INTER_NEAREST, borderValue=0)  # a mask: no shrinking
         cover_a = float((a.ink.astype(bool) & mask).sum()) / max(1, int(a.ink.sum()))
         cover_b = min(1.0, float((ink_b.astype(bool) & mask).sum()) / max(1.0, float(b.ink.sum()) * scale * scale))
         # Ranking and grading look at every SAMPLE-th pixel of the overlap: the same answer, a
@@ -510,7 +499,7 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
         plain = float((_squared(graded - (pb if a_richer else pa)) > delta**2).mean())
         rank = plain + max(0.0, 0.6 - min(cover_a, cover_b))
         if best is None or rank < best.rank:
-            best = _Layout(rank, name, m, warped, mask, cover_a, cover_b, gain, offset, chroma, a_richer)
+            best = _Layout(rank, name, warped, mask, ink_b, cover_a, cover_b, gain, offset, chroma, a_richer)
         if plain == 0.0 and min(cover_a, cover_b) >= 0.95:
             break  # nothing differs: no other layout can do better
     if best is None:
@@ -530,7 +519,7 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
             overlay=1.0,
             outside=best.rank,
         )
-    name, m, warped, mask = best.name, best.matrix, best.warped, best.mask
+    name, warped, mask, ink_b = best.name, best.warped, best.mask, best.ink_b
     cover_a, cover_b, gain, offset, chroma = best.cover_a, best.cover_b, best.gain, best.offset, best.chroma
     if best.a_richer:
         first, second = _apply(a.lab, gain, offset, chroma), warped
@@ -540,7 +529,6 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
     identity = name == "stretch" and (wa, ha) == (wb, hb)
     distance = _squared(first - second) if identity else _tolerant_diff(first, second)
     changed = ((distance > delta**2) & mask).astype(np.uint8)
-    ink_b = cv2.warpAffine(b.ink, m, (wa, ha), flags=cv2.INTER_NEAREST, borderValue=0)  # a mask: no need to shrink
     content = max(1, int(((a.ink | ink_b) & mask).sum()))
     # The changed share is measured on slightly smoothed pictures: compression noise and ringing
     # (a JPEG'd drawing's colour edges) are fine grain that smoothing removes, while a missing
@@ -571,11 +559,6 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
                 inside = int(changed[y0:y1, x0:x1].sum())
                 outside = float(changed.sum() - inside) / content
     return Comparison(share, cover_a, cover_b, name, gain, offset, chroma, blob, graphic, overlay, outside)
-
-
-def _rank(c: Comparison) -> float:
-    """Lower is better: the changed share, with layouts that cover little of either image penalised."""
-    return c.changed + max(0.0, 0.6 - min(c.cover_a, c.cover_b))
 
 
 def same_picture(c: Comparison) -> bool:
