@@ -48,6 +48,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 from visualsearch.config import Settings
 from visualsearch.duplicates import DEFAULT_THRESHOLD, find_duplicates
+from visualsearch.duplicates.finder import exact_kind
 from visualsearch.services import DuplicatesService, Library
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -310,9 +311,7 @@ def evaluate_real(library: Library, ref_of: dict[str, str], threshold: float) ->
         members = [group.keeper.asset, *(m.asset for m in group.others)]
         for i, a in enumerate(members):
             for b in members[i + 1 :]:
-                same = bool(
-                    (a.sha256 and a.sha256 == b.sha256) or (a.pixel_sha256 and a.pixel_sha256 == b.pixel_sha256)
-                )
+                same = exact_kind(a, b) is not None
                 claimed[frozenset((ref_of[str(a.path or a.source)], ref_of[str(b.path or b.source)]))] = same
     tiers = {t: {p for p, tier in labels.items() if tier == t} for t in ("exact", "near_duplicate", "look_alike")}
     copies = tiers["exact"] | tiers["near_duplicate"]

@@ -145,7 +145,7 @@ def choose_keeper(members: list[Asset]) -> tuple[Asset, str]:
     # Less compressed only counts against copies with other pixels: a lossless re-save of a
     # JPEG is larger but no better, so pixel-identical files fall back to age.
     heaviest = max(top, key=lambda m: (m.byte_size or 0, -m.id))
-    rivals = [m for m in top if m is not heaviest and not (m.pixel_sha256 and m.pixel_sha256 == heaviest.pixel_sha256)]
+    rivals = [m for m in top if m is not heaviest and exact_kind(m, heaviest) is None]
     if rivals and all(_less_compressed(heaviest, m) for m in rivals):
         twins = [m for m in top if m not in rivals]
         keeper = min(twins, key=lambda m: (_age(m), m.id))
@@ -309,13 +309,20 @@ def _hash_pairs(assets: dict[int, Asset], exact: ExactIndex) -> tuple[np.ndarray
     return pairs[keep, 0], pairs[keep, 1]
 
 
+def exact_kind(x: Asset, y: Asset) -> str | None:
+    """EXACT_BYTES or SAME_PIXELS when the two are exact copies; None otherwise."""
+    if x.sha256 and x.sha256 == y.sha256:
+        return EXACT_BYTES
+    if x.pixel_sha256 and x.pixel_sha256 == y.pixel_sha256:
+        return SAME_PIXELS
+    return None
+
+
 def _confirmed(x: Asset | None, y: Asset | None, verifier: PixelVerifier) -> bool:
     """An exact copy (same bytes or pixels), or a candidate that passes the pixel check."""
     if x is None or y is None:
         return False
-    if (x.sha256 and x.sha256 == y.sha256) or (x.pixel_sha256 and x.pixel_sha256 == y.pixel_sha256):
-        return True
-    return verifier.verdict(x, y).same
+    return exact_kind(x, y) is not None or verifier.verdict(x, y).same
 
 
 def find_duplicates(
@@ -359,15 +366,8 @@ def find_duplicates(
         verifier.flush()
         a, b = a[keep], b[keep]
 
-    def kind_of(keeper: Asset, other: Asset) -> str:
-        if keeper.sha256 and keeper.sha256 == other.sha256:
-            return EXACT_BYTES
-        if keeper.pixel_sha256 and keeper.pixel_sha256 == other.pixel_sha256:
-            return SAME_PIXELS
-        return NEAR
-
     components = _components(np.concatenate([a, ea, pa]), np.concatenate([b, eb, pb]))
-    return _build_groups(components, assets, exact, kind_of)
+    return _build_groups(components, assets, exact, lambda keeper, other: exact_kind(keeper, other) or NEAR)
 
 
 def find_lookalikes(
@@ -387,15 +387,13 @@ def find_lookalikes(
     assets = catalog.indexed_assets()
     exact, nbr_ids, nbr_scores = _neighbours(index, k)
     a, b, _ = _pairs(exact, nbr_ids, nbr_scores, threshold, mutual=True)
-    if copies:
-        extras = np.array([m.asset.id for g in copies for m in g.others], np.int64)
-        keeper_of = {m.asset.id: g.keeper.asset.id for g in copies for m in g.others}
-        if len(a) and len(extras):
-            # An extra's links count as its keeper's, so two pictures joined only through a copy stay joined.
-            a = np.array([keeper_of.get(int(x), int(x)) for x in a], np.int64)
-            b = np.array([keeper_of.get(int(x), int(x)) for x in b], np.int64)
-            keep = a != b
-            a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
+    keeper_of = {m.asset.id: g.keeper.asset.id for g in copies or [] for m in g.others}
+    if len(a) and keeper_of:
+        # An extra's links count as its keeper's, so two pictures joined only through a copy stay joined.
+        a = np.array([keeper_of.get(int(x), int(x)) for x in a], np.int64)
+        b = np.array([keeper_of.get(int(x), int(x)) for x in b], np.int64)
+        keep = a != b
+        a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
     groups = _build_groups(_components(a, b), assets, exact, lambda keeper, other: LOOKALIKE)
     for group in groups:
         group.keeper_reason = ""  # nothing is kept or moved in a look-alike group: its first is only the reference
