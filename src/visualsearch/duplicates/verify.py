@@ -608,7 +608,9 @@ class PixelVerifier:
         self._size = cache
         self._verdicts: dict[tuple[str, str], Verdict] = {}
         self._store = store
-        self._stored: dict[tuple[str, str], bool] = store.all(METHOD) if store is not None else {}
+        #: The store's verdicts, read on the first lookup of a pair of assets (an upload's check
+        #: compares a new picture, which has none, so it never reads them).
+        self._stored: dict[tuple[str, str], bool] | None = None
         self._new: dict[tuple[str, str], bool] = {}
         self._lock = threading.Lock()
         self.checked = 0
@@ -621,7 +623,8 @@ class PixelVerifier:
         if self._store is not None and new:
             self._store.add(METHOD, new)
             with self._lock:
-                self._stored.update(new)
+                if self._stored is not None:
+                    self._stored.update(new)
 
     def prepared(self, asset: Asset) -> Prepared | None:
         with self._lock:
@@ -643,6 +646,8 @@ class PixelVerifier:
         if isinstance(a, Asset) and isinstance(b, Asset) and a.sha256 and b.sha256:
             key = (min(a.sha256, b.sha256), max(a.sha256, b.sha256))
             with self._lock:
+                if self._stored is None:
+                    self._stored = self._store.all(METHOD) if self._store is not None else {}
                 known = self._verdicts.get(key)
                 stored = self._stored.get(key)
             if known is not None:
