@@ -15,7 +15,16 @@ import pytest
 
 from tests.support.web import open_page, tiny_server
 from tests.web import test_web as web
-from tests.web.test_web import card_names, scores, shot, sync_api, visual_on, wait_results
+from tests.web.test_web import (
+    card_names,
+    keep_top_five,
+    set_min_score,
+    shot,
+    sync_api,
+    text_search,
+    visual_on,
+    wait_results,
+)
 from visualsearch.services.keys import KeyService
 
 # test_web.py's fixtures, used here as they are (each module gets its own live servers).
@@ -42,21 +51,6 @@ BROKEN = """() => [...document.images].filter((i) => i.getAttribute('src') && i.
 def library_total(live) -> int:
     with live.client() as api:
         return api.get("/api/assets", params={"limit": 1}).json()["total"]
-
-
-def set_min_score(page, value: float) -> None:
-    page.eval_on_selector(
-        "#min-score",
-        f"(e) => {{ e.value = '{value}'; e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); }}",
-    )
-
-
-def text_search(page, text: str) -> None:
-    if not page.get_by_role("switch", name="Visual").is_checked():
-        visual_on(page)
-    page.fill("#search-input", text)
-    page.press("#search-input", "Enter")
-    wait_results(page)
 
 
 @contextmanager
@@ -263,10 +257,7 @@ def test_escape_in_the_search_box_returns_to_the_library(page, live):
 def test_an_active_minimum_score_is_shown_with_what_it_hides_for_the_next_search(page, live):
     total = library_total(live)
     text_search(page, COFFEE)
-    cut = round(scores(page)[4], 2)
-    set_min_score(page, cut)
-    page.wait_for_function("document.querySelectorAll('.card .score').length <= 5")
-    wait_results(page)
+    cut = keep_top_five(page)
     shown = page.locator(".card").count()
     note = page.locator("#min-note")
     expect(note).to_contain_text(f"Minimum score {cut:.2f} hides {total - shown} results")

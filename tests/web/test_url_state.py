@@ -12,7 +12,17 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from tests.web import test_web as web
-from tests.web.test_web import DUPLICATED, card_names, scores, shot, sync_api, visual_on, wait_results
+from tests.web.test_web import (
+    DUPLICATED,
+    card_names,
+    keep_top_five,
+    scores,
+    set_min_score,
+    shot,
+    sync_api,
+    text_search,
+    wait_results,
+)
 
 # test_web.py's fixtures, used here as they are (the live server is one per module).
 browser, library_photos, live, page, photo_host = web.browser, web.library_photos, web.live, web.page, web.photo_host
@@ -57,20 +67,6 @@ def expect_library(page, library_photos) -> None:
     expect(page.locator("#min-score-box")).to_be_hidden()
     expect(page.locator("#reference")).to_be_hidden()
     expect(page.locator("#error-banner")).to_be_hidden()
-
-
-def set_min_score(page, value: float) -> None:
-    page.eval_on_selector(
-        "#min-score",
-        f"(e) => {{ e.value = '{value}'; e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); }}",
-    )
-
-
-def text_search(page, text: str) -> None:
-    visual_on(page)
-    page.fill("#search-input", text)
-    page.press("#search-input", "Enter")
-    wait_results(page)
 
 
 @pytest.fixture
@@ -141,10 +137,7 @@ def test_the_name_filter_is_one_entry_per_typing_session(page, live, library_pho
 def test_find_similar_then_back_and_forward_restore_each_view(page, live, library_photos):
     start = history_length(page)
     text_search(page, COFFEE)
-    cut = round(scores(page)[4], 2)
-    set_min_score(page, cut)
-    page.wait_for_function("document.querySelectorAll('.card .score').length <= 5")
-    wait_results(page)
+    cut = keep_top_five(page)
     assert query(page) == {"q": COFFEE, "visual": "1", "min": str(cut)}
     searched = card_names(page)
     assert all(s >= cut for s in scores(page))

@@ -111,6 +111,31 @@ def wait_results(page):
     page.wait_for_selector("#loading", state="hidden")
 
 
+def set_min_score(page, value: float) -> None:
+    page.eval_on_selector(
+        "#min-score",
+        f"(e) => {{ e.value = '{value}'; e.dispatchEvent(new Event('input')); e.dispatchEvent(new Event('change')); }}",
+    )
+
+
+def text_search(page, text: str) -> None:
+    """A visual text search as a person makes it: Visual on (if it is not), type, Enter."""
+    if not page.get_by_role("switch", name="Visual").is_checked():
+        visual_on(page)
+    page.fill("#search-input", text)
+    page.press("#search-input", "Enter")
+    wait_results(page)
+
+
+def keep_top_five(page) -> float:
+    """Sets the minimum score to the fifth result's score, waits for the cut list; returns the cut."""
+    cut = round(scores(page)[4], 2)
+    set_min_score(page, cut)
+    page.wait_for_function("document.querySelectorAll('.card .score').length <= 5")
+    wait_results(page)
+    return cut
+
+
 def test_library_grid_shows_thumbnails_and_count(page, library_photos):
     count = len(list(library_photos.iterdir()))
     sync_api.expect(page.locator("#summary")).to_have_text(f"{count} images")
