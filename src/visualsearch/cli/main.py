@@ -24,7 +24,7 @@ from ..errors import ConfigError, VisualSearchError
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from ..duplicates import DuplicateGroup, Member
-    from ..services import KeyService, Library, SearchResult
+    from ..services import KeyService, Library, ModelInfo, ReembedReport, SearchResult
 
 app = typer.Typer(
     add_completion=False,
@@ -166,11 +166,20 @@ def reembed(library: LibraryOpt = None, model: ModelOpt = None, as_json: JsonOpt
     Until it finishes, searches (here and in a running server) keep using the
     previous model's vectors. `visualsearch serve` starts this by itself.
     """
+    lib = _open(library, model)
+    report = _reembed(lib, as_json)
+    if as_json:
+        out.print_json(json.dumps(report.__dict__))
+        return
+    _reembed_summary(lib, report)
+
+
+def _reembed(lib: Library, as_json: bool) -> ReembedReport:
+    """Run re-embedding with a progress bar; Ctrl-C keeps what was done and says how to go on."""
     from ..services import reembed_library
 
-    lib = _open(library, model)
     change = lib.model_change()
-    if change:
+    if change and not as_json:
         console.print(
             f"re-embedding {change.total} image(s): {change.from_name} -> {change.to_name} ({change.done} already done)"
         )
@@ -185,20 +194,18 @@ def reembed(library: LibraryOpt = None, model: ModelOpt = None, as_json: JsonOpt
     task = progress.add_task("reembed", total=None)
     try:
         with progress:
-            report = reembed_library(
-                lib, progress=lambda done, total: progress.update(task, completed=done, total=total)
-            )
+            return reembed_library(lib, progress=lambda done, total: progress.update(task, completed=done, total=total))
     except KeyboardInterrupt:
         console.print(
-            "\ninterrupted: what was embedded is kept; run the same command again to continue "
+            "\ninterrupted: what was embedded is kept; run `visualsearch reembed` to continue "
             "(searches still use the previous model)"
         )
         raise typer.Exit(130) from None
     except VisualSearchError as exc:
         _fail(str(exc))
-    if as_json:
-        out.print_json(json.dumps(report.__dict__))
-        return
+
+
+def _reembed_summary(lib: Library, report: ReembedReport) -> None:
     if report.switched:
         console.print(
             f"done: {report.embedded} image(s) re-embedded in {report.seconds:.0f} s; "
@@ -699,6 +706,148 @@ def keys_revoke(
     except VisualSearchError as exc:
         _fail(str(exc))
     console.print(f"revoked key {info.id} ({info.name})")
+
+
+models_app = typer.Typer(
+    no_args_is_help=True,
+    help="Choose the embedding model: list the curated ones, download and switch to one, remove one.",
+)
+app.add_typer(models_app, name="models")
+
+
+def _model_service(library: Path | None) -> Any:
+    from ..services import ModelService
+
+    return ModelService(_open(library))
+
+
+def _model_json(m: ModelInfo) -> dict[str, Any]:
+    return dict(m.__dict__)
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n / 1e3:,.0f} kB"
+
+
+@models_app.command("list")
+def models_list(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
+    """The curated models: size, languages, published retrieval, measured speed, and which one is in use."""
+    service = _model_service(library)
+    rows = service.list()
+    if as_json:
+        out.print_json(json.dumps([_model_json(m) for m in rows]))
+        return
+
+    table = Table(
+        title="Models (text->image R@1 %, COCO 5k / Flickr30k 1k, as published)",
+        box=None,
+        pad_edge=False,
+        padding=(0, 1),
+    )
+    for column in ("name", "dim", "MB", "lang", "COCO", "F30k", "img/s", "status"):
+        table.add_column(column, no_wrap=column in ("name", "status"))
+    for m in rows:
+        if m.active and m.requested:
+            here = "[green]in use[/]"
+        elif m.requested:
+            here = "[yellow]moving to it[/]"
+        elif m.active:
+            here = "in use (leaving)"
+        elif m.installed:
+            here = "downloaded"
+        elif m.partial_bytes:
+            here = f"partial, {_mb(m.partial_bytes)}"
+        else:
+            here = "-"
+        table.add_row(
+            m.name,
+            str(m.dim),
+            "bundled" if m.repo is None else f"{m.download_mb:,}",
+            "multi" if m.languages.startswith("multi") else "en",
+            "-" if m.coco_r1 is None else f"{m.coco_r1:.1f}",
+            "-" if m.flickr_r1 is None else f"{m.flickr_r1:.1f}",
+            "-" if m.images_per_s is None else f"{m.images_per_s:.0f}",
+            here,
+        )
+    out.print(table)
+    for m in rows:
+        console.print(f"  {m.name}: {m.family}; {m.pick}" + (f"; licence {m.licence}" if m.licence else ""))
+    console.print(
+        "images/s: measured with benchmarks/models.py on 2 CPU cores (each architecture at its real size). "
+        f"Sources of the published figures: `visualsearch models list --json`. Downloads go to {service.store}."
+    )
+    console.print("Switch with `visualsearch models use NAME`; searches keep working while the library re-embeds.")
+
+
+@models_app.command("use")
+def models_use(
+    name: Annotated[str, typer.Argument(help="A name from `visualsearch models list`.")],
+    library: LibraryOpt = None,
+    reembed_now: Annotated[
+        bool,
+        typer.Option(
+            "--reembed/--no-reembed",
+            help="Re-embed the library now, with a progress bar (default); or leave it to `visualsearch serve`.",
+        ),
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download a model (resumable: run it again after an interruption), then move the library onto it.
+
+    Searches keep using the current model until every image has a vector from the new one.
+    """
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from ..models.hub import ModelDownloadError
+
+    service = _model_service(library)
+    try:
+        fetch = service.needs_download(name)
+    except VisualSearchError as exc:
+        _fail(str(exc))
+    progress = Progress(
+        TextColumn("[bold]downloading {task.fields[model]}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json or not fetch,
+    )
+    task = progress.add_task("download", total=None, model=name)
+    try:
+        with progress:
+            info = service.use(name, lambda done, total, _f: progress.update(task, completed=done, total=total))
+    except KeyboardInterrupt:
+        console.print(f"\ninterrupted: what was downloaded is kept; run `visualsearch models use {name}` to resume")
+        raise typer.Exit(130) from None
+    except (ModelDownloadError, VisualSearchError) as exc:
+        _fail(str(exc))
+    lib = service.library
+    if not as_json:
+        console.print(f"{name} is {'downloaded and is ' if fetch else ''}now the library's model")
+    report = _reembed(lib, as_json) if reembed_now else None
+    if as_json:
+        out.print_json(json.dumps({"model": _model_json(info), "reembed": report.__dict__ if report else None}))
+        return
+    if report is not None:
+        _reembed_summary(lib, report)
+    elif lib.model_change() is not None:
+        console.print("searches use the previous model until `visualsearch reembed` (or `serve`) has moved every image")
+
+
+@models_app.command("remove")
+def models_remove(
+    name: Annotated[str, typer.Argument(help="A downloaded model from `visualsearch models list`.")],
+    library: LibraryOpt = None,
+) -> None:
+    """Delete a downloaded model's files (not the one the library uses)."""
+    service = _model_service(library)
+    try:
+        removed = service.remove(name)
+    except VisualSearchError as exc:
+        _fail(str(exc))
+    console.print(f"removed {name}" if removed else f"{name} was not downloaded")
 
 
 def main() -> None:  # pragma: no cover - console entry point

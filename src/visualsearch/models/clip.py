@@ -7,15 +7,18 @@ Text and images share one space, so image similarity uses it too.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from .base import SEMANTIC, Embedder, l2_normalize
+from .torch_compat import prepare_torch_imports
 
 if TYPE_CHECKING:
     import torch
@@ -31,6 +34,7 @@ class _TorchEmbedder(Embedder):
     def _ensure(self) -> None:
         with self._lock:
             if not self._loaded:
+                prepare_torch_imports()
                 import torch
 
                 torch.set_num_threads(os.cpu_count() or 1)
@@ -41,8 +45,46 @@ class _TorchEmbedder(Embedder):
         raise NotImplementedError
 
 
+def _rgb(images: Sequence[Image.Image]) -> list[Image.Image]:
+    # Some processors (SigLIP2's) do not convert: a greyscale or RGBA query would fail in them.
+    return [im if im.mode == "RGB" else im.convert("RGB") for im in images]
+
+
+def write_openclip_config(folder: Path, architecture: str, tag: str) -> None:
+    """Give a downloaded OpenCLIP folder the ``open_clip_config.json`` that ``local-dir:`` loading reads.
+
+    Some hub repos (LAION's B/32) carry only weights: OpenCLIP then takes the model and
+    preprocessing configuration from its built-in architecture and pretrained tag, and
+    this writes exactly that beside the weights. A text tower from transformers
+    (XLM-RoBERTa) is pointed at its config and tokenizer downloaded into ``text/``, so
+    loading never asks the hub for them.
+    """
+    prepare_torch_imports()
+    import open_clip
+
+    path = folder / "open_clip_config.json"
+    if path.exists():
+        config = json.loads(path.read_text())
+    else:
+        model_cfg = open_clip.get_model_config(architecture)
+        if model_cfg is None:
+            raise ValueError(f"OpenCLIP has no architecture {architecture!r}")
+        pretrained = open_clip.get_pretrained_cfg(architecture, tag) or {}
+        keys = ("mean", "std", "interpolation", "resize_mode")
+        preprocess = {k: pretrained[k] for k in keys if pretrained.get(k) is not None}
+        config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess}
+    text = folder / "text"
+    if text.is_dir():
+        text_cfg = config["model_cfg"].setdefault("text_cfg", {})
+        for key in ("hf_model_name", "hf_tokenizer_name"):
+            if key in text_cfg:
+                text_cfg[key] = str(text)
+        text_cfg["hf_model_pretrained"] = False  # the CLIP checkpoint holds the text tower's weights
+    path.write_text(json.dumps(config, indent=1))
+
+
 class OpenClipEmbedder(_TorchEmbedder):
-    """``open_clip`` model by architecture and pretrained tag (or checkpoint path)."""
+    """``open_clip`` model by architecture and pretrained tag, ``hf-hub:org/repo`` or ``local-dir:/folder``."""
 
     def __init__(
         self,
@@ -51,10 +93,14 @@ class OpenClipEmbedder(_TorchEmbedder):
         model: Any = None,
         preprocess: Callable[[Image.Image], torch.Tensor] | None = None,
         tokenizer: Callable[[list[str]], torch.Tensor] | None = None,
+        model_id: str | None = None,
     ):
         super().__init__()
         self.architecture, self.pretrained = architecture, pretrained
-        self.model_id = f"open_clip:{architecture}/{pretrained or 'random'}"
+        schema = architecture.startswith(("hf-hub:", "local-dir:"))
+        self.model_id = model_id or (
+            f"open_clip:{architecture}" if schema else f"open_clip:{architecture}/{pretrained or 'random'}"
+        )
         # open_clip's model, image transform and tokenizer (the package has no type information).
         self._model: Any = model
         self._preprocess: Any = preprocess
@@ -90,7 +136,7 @@ class OpenClipEmbedder(_TorchEmbedder):
         import torch
 
         self._ensure()
-        batch = torch.stack([self._preprocess(im) for im in images])
+        batch = torch.stack([self._preprocess(im) for im in _rgb(images)])
         with torch.inference_mode():
             out = self._model.encode_image(batch)
         return {SEMANTIC: l2_normalize(out.float().numpy())}
@@ -107,10 +153,10 @@ class OpenClipEmbedder(_TorchEmbedder):
 class HFClipEmbedder(_TorchEmbedder):
     """Hugging Face ``transformers`` CLIP/SigLIP from a hub id or a local folder."""
 
-    def __init__(self, name_or_path: str, model: Any = None, processor: Any = None):
+    def __init__(self, name_or_path: str, model: Any = None, processor: Any = None, model_id: str | None = None):
         super().__init__()
         self.name_or_path = name_or_path
-        self.model_id = f"hf-clip:{name_or_path}"
+        self.model_id = model_id or f"hf-clip:{name_or_path}"
         # AutoModel / AutoProcessor pick the class (CLIP, SigLIP...) at run time.
         self._model: Any = model
         self._processor: Any = processor
@@ -144,16 +190,34 @@ class HFClipEmbedder(_TorchEmbedder):
         import torch
 
         self._ensure()
-        inputs = self._processor(images=list(images), return_tensors="pt")
+        # Every processor output goes in: SigLIP2 needs its patch mask and spatial shapes too.
+        inputs = self._processor(images=_rgb(images), return_tensors="pt")
         with torch.inference_mode():
-            out = self._tensor(self._model.get_image_features(pixel_values=inputs["pixel_values"]))
+            out = self._tensor(self._model.get_image_features(**inputs))
         return {SEMANTIC: l2_normalize(out.float().numpy())}
+
+    @property
+    def _siglip(self) -> bool:
+        return str(getattr(self._model.config, "model_type", "")).startswith("siglip")
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
         self._ensure()
-        inputs = self._processor(text=list(texts), return_tensors="pt", padding=True, truncation=True)
+        if self._siglip:
+            # SigLIP pools the last position, so it must see texts padded as in training (to the full
+            # length) or a text's vector would depend on the others in its batch; it was trained on
+            # lowercased text.
+            length = int(self._model.config.text_config.max_position_embeddings)
+            inputs = self._processor.tokenizer(
+                [t.lower() for t in texts],
+                return_tensors="pt",
+                padding="max_length",
+                max_length=length,
+                truncation=True,
+            )
+        else:  # CLIP pools the end-of-text token: padding to the longest text in the batch is exact
+            inputs = self._processor.tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True)
         with torch.inference_mode():
             out = self._tensor(
                 self._model.get_text_features(

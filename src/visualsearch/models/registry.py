@@ -6,8 +6,12 @@ Names:
 - ``open_clip:<architecture>/<pretrained tag or checkpoint path>``, e.g.
   ``open_clip:ViT-B-32/laion2b_s34b_b79k``: OpenCLIP (``pip install visualsearch[clip]``);
   weights from the Hugging Face cache or downloaded on first use.
+  Also ``open_clip:hf-hub:<org/repo>`` and ``open_clip:local-dir:<folder>``.
 - ``hf-clip:<hub id or local folder>``, e.g. ``hf-clip:openai/clip-vit-base-patch32``:
-  Hugging Face transformers CLIP or SigLIP.
+  Hugging Face transformers CLIP, SigLIP or SigLIP2.
+- A curated name from :mod:`visualsearch.models.zoo` (``clip-vit-b32-laion2b``,
+  ``siglip2-base``...), once ``visualsearch models use NAME`` has downloaded it: it loads
+  from the model store, never from the network.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..config import default_cache_dir
 from ..errors import ConfigError
 from .base import Embedder
+from .hub import installed_manifest, model_dir
+from .zoo import card as curated
 
 _CONSE = re.compile(r"^conse-efficientnet-(lite[012])-minilm$")
 
@@ -27,16 +34,43 @@ def load_embedder(name: str, cache_dir: Path | None = None) -> Embedder:
         from .conse import ConSEEmbedder
 
         return ConSEEmbedder(match.group(1), cache_dir=cache_dir)
+    found = curated(name)
+    if found is not None and found.repo is not None:
+        return _load_curated(name, cache_dir or default_cache_dir())
     if name.startswith("open_clip:"):
         from .clip import OpenClipEmbedder
 
-        arch, _, pretrained = name.removeprefix("open_clip:").partition("/")
+        rest = name.removeprefix("open_clip:")
+        if rest.startswith(("hf-hub:", "local-dir:")):  # OpenCLIP's own schemas: the rest is a repo or a path
+            return OpenClipEmbedder(rest, None)
+        arch, _, pretrained = rest.partition("/")
         return OpenClipEmbedder(arch, pretrained or None)
     if name.startswith("hf-clip:"):
         from .clip import HFClipEmbedder
 
         return HFClipEmbedder(name.removeprefix("hf-clip:"))
     raise ConfigError(
-        f"unknown model {name!r}; use conse-efficientnet-lite0-minilm (default), "
-        "open_clip:<arch>/<pretrained> or hf-clip:<hub id or folder>"
+        f"unknown model {name!r}; use conse-efficientnet-lite0-minilm (default), a name from "
+        "`visualsearch models list`, open_clip:<arch>/<pretrained> or hf-clip:<hub id or folder>"
     )
+
+
+class ModelNotInstalled(ConfigError):
+    """A curated model was asked for before ``visualsearch models use`` downloaded it."""
+
+
+def _load_curated(name: str, cache_dir: Path) -> Embedder:
+    card = curated(name)
+    assert card is not None
+    if installed_manifest(cache_dir, name) is None:
+        raise ModelNotInstalled(f"model {name} is not downloaded yet: run `visualsearch models use {name}`")
+    folder = model_dir(cache_dir, name)
+    if card.loader == "hf-clip":
+        from .clip import HFClipEmbedder
+
+        return HFClipEmbedder(str(folder), model_id=card.model_id)
+    from .clip import OpenClipEmbedder, write_openclip_config
+
+    if card.openclip_arch and (not (folder / "open_clip_config.json").exists() or (folder / "text").is_dir()):
+        write_openclip_config(folder, *card.openclip_arch)
+    return OpenClipEmbedder(f"local-dir:{folder}", None, model_id=card.model_id)

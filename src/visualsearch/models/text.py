@@ -20,6 +20,7 @@ import numpy as np
 
 from .base import l2_normalize
 from .onnx import OnnxSession, cached_onnx_path, export_onnx, open_session
+from .torch_compat import prepare_torch_imports
 
 if TYPE_CHECKING:
     import torch
@@ -70,6 +71,7 @@ class SentenceEncoder:
     def _export(self, path: Path) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        prepare_torch_imports()
         import torch
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging

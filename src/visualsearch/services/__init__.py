@@ -3,7 +3,7 @@
 Surfaces call these; these call the catalog, indexes, models and ingestion. One
 service per use case: adding images (:mod:`.adding`), search (:mod:`.search`),
 duplicates and trash (:mod:`.duplicates`), background jobs (:mod:`.jobs`),
-re-embedding (:mod:`.reembed`) and API keys (:mod:`.keys`), all on one
+re-embedding (:mod:`.reembed`), choosing a model (:mod:`.models`) and API keys (:mod:`.keys`), all on one
 :class:`~.library.Library` (the composition root of one library).
 """
 
@@ -13,6 +13,7 @@ from .duplicates import DuplicatesService
 from .jobs import JobQueue
 from .keys import KeyService
 from .library import Library, ModelChange
+from .models import ModelInfo, ModelService
 from .reembed import ReembedReport, reembed_library
 from .search import SearchResult, SearchService
 
@@ -24,6 +25,8 @@ __all__ = [
     "KeyService",
     "Library",
     "ModelChange",
+    "ModelInfo",
+    "ModelService",
     "Outcome",
     "ReembedReport",
     "SearchResult",

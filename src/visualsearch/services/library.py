@@ -27,6 +27,9 @@ from ..models import SEMANTIC, Embedder, load_embedder
 
 #: Catalog key of the model whose vectors searches use: {"name": ..., "model_id": ...}.
 ACTIVE_MODEL = "active_model"
+#: Catalog key of the model chosen with ``visualsearch models use`` (or the API): {"name": ...}.
+#: It is the requested model unless the settings name one (``VISUALSEARCH_MODEL`` / ``--model``).
+REQUESTED_MODEL = "requested_model"
 #: How often a process re-reads the active model, to notice a switch made by another process.
 ACTIVE_MODEL_REFRESH_SECONDS = 5.0
 
@@ -73,8 +76,43 @@ class Library:
         self._model_lock = threading.RLock()
         self._sync_lock = threading.Lock()
         self._managers: dict[tuple[str, str], IndexBackend] = {}
+        #: A model named by the settings (or passed in) wins over the one recorded by ``models use``.
+        self.model_pinned = embedder is not None or "model" in settings.model_fields_set
+        self._adopt_requested()
 
     # -- models --------------------------------------------------------------------
+    def _adopt_requested(self) -> None:
+        """Follow the model recorded by ``models use``, in this process too (read again every few seconds)."""
+        if self.model_pinned:
+            return
+        state = self.catalog.get_state(REQUESTED_MODEL)
+        name = state.get("name") if state else None
+        if name and name != self.settings.model:
+            with self._model_lock:
+                self.settings.model = name
+                self._requested = None
+
+    def request_model(self, name: str) -> Embedder:
+        """Make ``name`` the requested model (it must load); re-embedding then moves the library onto it."""
+        if self.model_pinned and name != self.settings.model:
+            raise ConfigError(
+                f"the model is set to {self.settings.model} by VISUALSEARCH_MODEL (or --model), which overrides "
+                f"the choice made here: unset it to use {name}"
+            )
+        embedder = self._loader(name)
+        embedder.spaces  # noqa: B018  # loads the weights now, so a broken download fails here, not mid-way
+        with self._model_lock:
+            self.catalog.set_state(REQUESTED_MODEL, {"name": name})
+            self.settings.model = name
+            self._requested = embedder
+            self._active_checked = 0.0  # look at the active model again on the next search
+        return embedder
+
+    @property
+    def active_model_name(self) -> str:
+        state = self.catalog.get_state(ACTIVE_MODEL)
+        return str(state["name"]) if state else self.settings.model
+
     @property
     def requested_embedder(self) -> Embedder:
         """The configured model (``settings.model``, or the one passed in)."""
@@ -96,6 +134,7 @@ class Library:
         return active
 
     def _refresh_active(self) -> Embedder:
+        self._adopt_requested()
         requested = self.requested_embedder
         state = self.catalog.get_state(ACTIVE_MODEL)
         if state is None:  # a new library (or one from before models were recorded)
