@@ -100,6 +100,12 @@ class SourceChanged(VisualSearchError):
         self.asset_id = asset_id
 
 
+class ModelPinned(VisualSearchError):
+    """The settings name the model (``VISUALSEARCH_MODEL`` / ``--model``), so choosing another here cannot win."""
+
+    code = "model_pinned"
+
+
 class Busy(VisualSearchError):
     """The server is already doing as much of this kind of work as it safely can (decodes, fetches).
 

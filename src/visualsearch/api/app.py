@@ -16,7 +16,7 @@ from . import errors
 from .guard import HostPolicy, RequestGuard
 from .limits import BodySizeLimit
 from .memory import return_large_buffers
-from .routes import assets, duplicates, jobs, search, system
+from .routes import assets, duplicates, jobs, models, search, system
 from .state import ServerState
 from .uploads import fill_limits
 
@@ -65,7 +65,7 @@ def create_app(
     )
     app.state.server = server
     errors.install(app)
-    for router in (system.router, search.router, assets.router, duplicates.router, jobs.router):
+    for router in (system.router, search.router, assets.router, duplicates.router, jobs.router, models.router):
         app.include_router(router)
     web.install(
         app,

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..config import Settings
-from ..services import AssetService, DuplicatesService, JobQueue, KeyService, Library, SearchService
+from ..services import AssetService, DuplicatesService, JobQueue, KeyService, Library, ModelService, SearchService
 from .state import ServerState
 
 
@@ -52,6 +52,10 @@ def get_keys(server: ServerDep) -> KeyService:
     return server.keys
 
 
+def get_models(server: ServerDep) -> ModelService:
+    return server.models
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LibraryDep = Annotated[Library, Depends(get_library)]
 AssetsDep = Annotated[AssetService, Depends(get_assets)]
@@ -59,3 +63,4 @@ SearchDep = Annotated[SearchService, Depends(get_search)]
 DuplicatesDep = Annotated[DuplicatesService, Depends(get_duplicates)]
 JobsDep = Annotated[JobQueue, Depends(get_jobs)]
 KeysDep = Annotated[KeyService, Depends(get_keys)]
+ModelsDep = Annotated[ModelService, Depends(get_models)]

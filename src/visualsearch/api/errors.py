@@ -29,6 +29,7 @@ from ..errors import (
     FetchError,
     ImageTooLarge,
     InvalidInput,
+    ModelPinned,
     NotFound,
     SourceChanged,
     StorageFull,
@@ -89,7 +90,7 @@ def status_of(exc: VisualSearchError) -> int:
         return 422
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, (Duplicate, SourceChanged)):
+    if isinstance(exc, (Duplicate, SourceChanged, ModelPinned)):
         return 409
     if isinstance(exc, ConfigError):
         return 500

@@ -137,7 +137,10 @@ class UploadOut(BaseModel):
 
 class JobOut(FromRecord):
     id: str
-    kind: str = Field(description="`folder` or `upload`.")
+    kind: str = Field(
+        description="`folder`, `upload`, `reembed` (moving the library to a new model) or `model` "
+        "(downloading one: `total` and `done` count bytes)."
+    )
     status: str = Field(description="`queued`, `running`, `done` or `failed`.")
     total: int
     done: int
@@ -398,3 +401,39 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut},
     429: {"model": ErrorOut},
 }
+
+
+class ModelOut(FromRecord):
+    """One curated model, as `visualsearch models list` shows it."""
+
+    name: str
+    family: str
+    dim: int = Field(description="Embedding size.")
+    download_mb: int = Field(description="Approximate download, MB; 0 for the bundled model.")
+    languages: str
+    coco_r1: float | None = Field(description="Published text->image Recall@1 (%) on COCO 5k, zero-shot.")
+    flickr_r1: float | None = Field(description="Published text->image Recall@1 (%) on Flickr30k 1k.")
+    source: str = Field(description="Where the published figures come from.")
+    pick: str = Field(description="When to choose it.")
+    licence: str
+    repo: str | None = Field(description="Hugging Face Hub repo its files come from; null when bundled.")
+    installed: bool
+    partial_bytes: int = Field(description="Bytes of an interrupted download that the next `use` resumes from.")
+    disk_bytes: int
+    images_per_s: float | None = Field(description="Indexing speed measured by benchmarks/models.py (2 CPU cores).")
+    text_ms: float | None = Field(description="Time to embed one query text, measured the same way.")
+    active: bool = Field(description="Searches use its vectors now.")
+    requested: bool = Field(description="The library's chosen model (re-embedding moves it here if not active).")
+
+
+class ModelsOut(BaseModel):
+    models: list[ModelOut]
+    active: str = Field(description="The model searches use now.")
+    requested: str = Field(description="The model the library is set to; differs from `active` while re-embedding.")
+    pinned: bool = Field(description="VISUALSEARCH_MODEL names the model, so it cannot be changed here.")
+    model_change: ModelChangeOut | None = None
+    job: JobOut | None = Field(None, description="The download or re-embedding in progress, if any.")
+
+
+class ModelUseIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="A name from `GET /api/models`.")

@@ -14,24 +14,28 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 import uuid
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..catalog import DONE, JOB_FAILED, QUEUED, RUNNING, JobRecord
-from ..errors import NotFound, VisualSearchError
+from ..errors import Busy, NotFound, VisualSearchError
 from .adding import Incoming, add_incoming
 from .library import Library
+from .models import ModelService
 from .reembed import reembed_library
 
 log = logging.getLogger(__name__)
 
 FAILED = JOB_FAILED
-FOLDER, UPLOAD, REEMBED = "folder", "upload", "reembed"
+FOLDER, UPLOAD, REEMBED, MODEL = "folder", "upload", "reembed", "model"
+#: Seconds between progress writes of a model download (its callback fires per MiB).
+MODEL_PROGRESS_EVERY = 0.5
 MAX_RECORDED_FAILURES = 1000
 
-__all__ = ["DONE", "FAILED", "FOLDER", "QUEUED", "REEMBED", "RUNNING", "UPLOAD", "JobQueue", "JobRecord"]
+__all__ = ["DONE", "FAILED", "FOLDER", "MODEL", "QUEUED", "REEMBED", "RUNNING", "UPLOAD", "JobQueue", "JobRecord"]
 
 
 class JobQueue:
@@ -64,6 +68,9 @@ class JobQueue:
 
     def list(self, limit: int = 50) -> list[JobRecord]:
         return self.jobs.list(limit)
+
+    def active_of_kind(self, kind: str) -> JobRecord | None:
+        return self.jobs.active_of_kind(kind)
 
     def active_count(self) -> int:
         return self.jobs.count_active()
@@ -116,6 +123,8 @@ class JobQueue:
                 self._run_upload(job)
             elif job.kind == REEMBED:
                 self._run_reembed(job)
+            elif job.kind == MODEL:
+                self._run_model(job)
             else:
                 raise VisualSearchError(f"unknown job kind {job.kind!r}")
             self.jobs.update(job_id, status=DONE, finished=True)
@@ -146,6 +155,33 @@ class JobQueue:
         )
         failures = [{"name": src, "error": reason} for src, reason in report.failures[:MAX_RECORDED_FAILURES]]
         self.jobs.update(job.id, failed=report.failed, failures=failures)
+
+    def _run_model(self, job: JobRecord) -> None:
+        """Download a model (progress in bytes), make it the requested one, and queue the re-embedding."""
+        last = 0.0
+
+        def progress(done: int, total: int, _file: str) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= MODEL_PROGRESS_EVERY or done == total:
+                last = now
+                self.jobs.update(job.id, done=done, total=total)
+
+        ModelService(self.library).use(job.params["name"], progress)
+        self.ensure_reembedding()
+
+    def use_model(self, name: str) -> JobRecord:
+        """Queue the download of ``name`` and the switch to it (one at a time; the same request joins it)."""
+        service = ModelService(self.library)
+        service.card(name)  # an unknown name fails now, not in the job
+        if self.library.model_pinned and name != self.library.settings.model:
+            self.library.request_model(name)  # raises ModelPinned with the reason
+        existing = self.jobs.active_of_kind(MODEL)
+        if existing is not None:
+            if existing.params.get("name") == name:
+                return existing
+            raise Busy(f"model {existing.params.get('name')} is being downloaded; wait for it to finish")
+        return self.submit(MODEL, {"name": name})
 
     def ensure_reembedding(self) -> JobRecord | None:
         """Queue a re-embedding job when the configured model is not the library's active one yet."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..catalog import Catalog
 from ..config import Settings, default_cache_dir
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelPinned
 from ..index import IndexBackend, open_backend
 from ..ingest.indexer import IndexReport, Progress, index_folder
 from ..ingest.media import MediaStore
@@ -95,7 +95,7 @@ class Library:
     def request_model(self, name: str) -> Embedder:
         """Make ``name`` the requested model (it must load); re-embedding then moves the library onto it."""
         if self.model_pinned and name != self.settings.model:
-            raise ConfigError(
+            raise ModelPinned(
                 f"the model is set to {self.settings.model} by VISUALSEARCH_MODEL (or --model), which overrides "
                 f"the choice made here: unset it to use {name}"
             )
