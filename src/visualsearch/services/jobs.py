@@ -174,8 +174,7 @@ class JobQueue:
         """Queue the download of ``name`` and the switch to it (one at a time; the same request joins it)."""
         service = ModelService(self.library)
         service.card(name)  # an unknown name fails now, not in the job
-        if self.library.model_pinned and name != self.library.settings.model:
-            self.library.request_model(name)  # raises ModelPinned with the reason
+        self.library.check_can_request(name)
         existing = self.jobs.active_of_kind(MODEL)
         if existing is not None:
             if existing.params.get("name") == name:

@@ -92,13 +92,17 @@ class Library:
                 self.settings.model = name
                 self._requested = None
 
-    def request_model(self, name: str) -> Embedder:
-        """Make ``name`` the requested model (it must load); re-embedding then moves the library onto it."""
+    def check_can_request(self, name: str) -> None:
+        """Raise :class:`ModelPinned` if the settings name another model (checked before any download)."""
         if self.model_pinned and name != self.settings.model:
             raise ModelPinned(
                 f"the model is set to {self.settings.model} by VISUALSEARCH_MODEL (or --model), which overrides "
                 f"the choice made here: unset it to use {name}"
             )
+
+    def request_model(self, name: str) -> Embedder:
+        """Make ``name`` the requested model (it must load); re-embedding then moves the library onto it."""
+        self.check_can_request(name)
         embedder = self._loader(name)
         embedder.spaces  # noqa: B018  # loads the weights now, so a broken download fails here, not mid-way
         with self._model_lock:

@@ -91,7 +91,9 @@ class ModelService:
         return [self.info(card) for card in zoo.CARDS]
 
     def needs_download(self, name: str) -> bool:
+        """Whether `use` would download (False for the bundled or an installed model); refuses a pinned switch."""
         card = self.card(name)
+        self.library.check_can_request(name)
         return card.repo is not None and hub.installed_manifest(self.cache_dir, name) is None
 
     def download(self, name: str, progress: hub.Progress | None = None) -> ModelInfo:
@@ -103,6 +105,7 @@ class ModelService:
 
     def use(self, name: str, progress: hub.Progress | None = None) -> ModelInfo:
         """Download ``name`` if needed and make it the library's requested model (re-embedding follows)."""
+        self.library.check_can_request(name)
         self.download(name, progress)
         self.library.request_model(name)
         return self.info(self.card(name))

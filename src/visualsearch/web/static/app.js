@@ -1144,15 +1144,222 @@ function showDuplicates(tab) {
 dup.more.addEventListener("click", () => loadTab(false));
 dup.trashAll.addEventListener("click", () => trashIds(selectedIn(dup.list)));
 
-function showPage(duplicates) {
-  dup.view.hidden = !duplicates;
-  dup.library.hidden = duplicates;
-  el.form.hidden = duplicates;
-  el.minBox.hidden = duplicates || !el.visual.checked;
-  dup.navDuplicates.toggleAttribute("aria-current", duplicates);
-  dup.navLibrary.toggleAttribute("aria-current", !duplicates);
-  if (duplicates) { dup.navDuplicates.setAttribute("aria-current", "page"); document.title = `${TABS[dupTab].title} · visualsearch`; }
-  else { dup.navLibrary.setAttribute("aria-current", "page"); document.title = `${el.heading.textContent} · visualsearch`; }
+// ---------------------------------------------------------------------------------------
+// Models view (/?view=models): the curated embedding models, the one in use, and a switch to
+// another (POST /api/models/use: a download job, then a re-embedding job; searches keep working).
+
+const mod = {
+  view: $("models-view"), summary: $("models-summary"), error: $("models-error"), pinned: $("models-pinned"),
+  current: $("models-current"), active: $("models-active"), activeFamily: $("models-active-family"),
+  moving: $("models-moving"), movingText: $("models-moving-text"), movingBar: $("models-moving-bar"),
+  download: $("models-download"), downloadText: $("models-download-text"), downloadBar: $("models-download-bar"),
+  list: $("models-list"), loading: $("models-loading"), nav: $("nav-models"),
+};
+const POLL_MS = 1500;
+const MB = 1024 * 1024;
+let modelsData = null; // the last GET /api/models
+let modelsToken = 0; // a newer load (or leaving the view) makes older answers stale
+let modelsTimer = null;
+let modelsOn = false;
+let modelPosting = false;
+let modelJob = null; // { id, name, url }: the download this page started, followed until it ends
+
+const megabytes = (bytes, digits = 1) => (bytes / MB).toFixed(digits);
+
+function modelStatus(m, data) {
+  if (m.name === data.active) return { text: "In use", kind: "in-use" };
+  if (m.name === data.requested) return { text: "Moving to it", kind: "moving" };
+  if (m.installed) return { text: "Downloaded", kind: "downloaded" };
+  if (m.partial_bytes > 0) return { text: `Partly downloaded (${megabytes(m.partial_bytes)} MB)`, kind: "partial" };
+  return { text: "Not downloaded", kind: "none" };
+}
+
+function fact(label, value, title = "") {
+  const div = document.createElement("div");
+  const dt = document.createElement("dt"); dt.textContent = label;
+  const dd = document.createElement("dd"); dd.textContent = value;
+  if (title) dd.title = title;
+  div.append(dt, dd);
+  return div;
+}
+
+function modelRow(m, data, busy) {
+  const li = document.createElement("li");
+  const status = modelStatus(m, data);
+  li.className = `model model-${status.kind}`;
+  li.dataset.model = m.name;
+
+  const about = document.createElement("div"); about.className = "model-about";
+  const name = document.createElement("h2"); name.className = "model-name"; name.textContent = m.name;
+  const family = document.createElement("p"); family.className = "model-family muted"; family.textContent = m.family;
+  const pick = document.createElement("p"); pick.className = "model-pick";
+  pick.textContent = m.pick ? m.pick.charAt(0).toUpperCase() + m.pick.slice(1) + "." : "";
+  about.append(name, family, pick);
+
+  const r1 = (v) => (v == null ? "not published" : `${v.toFixed(1)}%`);
+  const speed = m.images_per_s == null ? "not measured" : `${m.images_per_s.toFixed(m.images_per_s < 10 ? 1 : 0)} images/s`;
+  const facts = document.createElement("dl"); facts.className = "model-facts";
+  facts.append(
+    fact("Vector", `${m.dim} dimensions`),
+    fact("Download", m.download_mb ? `${m.download_mb.toLocaleString()} MB` : "bundled"),
+    fact("Languages", m.languages),
+    fact("COCO R@1", r1(m.coco_r1), m.source),
+    fact("Flickr30k R@1", r1(m.flickr_r1), m.source),
+    fact("Speed", speed, m.text_ms == null ? "" : `${m.text_ms.toFixed(0)} ms to embed a query`),
+  );
+  const fine = document.createElement("p"); fine.className = "model-fine muted";
+  fine.textContent = `Figures: ${m.source}` + (m.licence ? ` · Licence: ${m.licence}` : "");
+
+  const side = document.createElement("div"); side.className = "model-side";
+  const badge = document.createElement("span"); badge.className = `model-status status-${status.kind}`; badge.textContent = status.text;
+  side.append(badge);
+  if (!data.pinned && m.name !== data.requested) {
+    const use = document.createElement("button");
+    use.type = "button";
+    use.className = "secondary-button model-use";
+    use.textContent = "Use";
+    use.setAttribute("aria-label", `Use ${m.name}`);
+    use.disabled = busy;
+    if (busy) use.title = "Wait for the download or the re-embedding in progress to finish";
+    use.addEventListener("click", () => useModel(m));
+    side.append(use);
+  }
+  li.append(about, side, facts, fine);
+  return li;
+}
+
+function setProgress(box, text, bar, message, done, total) {
+  box.hidden = false;
+  text.textContent = message;
+  if (total > 0) { bar.max = total; bar.value = Math.min(done, total); } else bar.removeAttribute("value"); // indeterminate
+}
+
+function renderModels(data) {
+  modelsData = data;
+  const job = data.job;
+  const busy = modelPosting || !!job;
+  const byName = new Map(data.models.map((m) => [m.name, m]));
+  mod.summary.textContent = plural(data.models.length, "model");
+  mod.pinned.hidden = !data.pinned;
+  mod.current.hidden = false;
+  mod.active.textContent = data.active;
+  mod.activeFamily.textContent = byName.has(data.active) ? byName.get(data.active).family : "";
+
+  // Re-embedding: from model_change (what is left), else the reembed job.
+  const change = data.model_change || (job && job.kind === "reembed" ? { to_model: data.requested, done: job.done, total: job.total } : null);
+  if (change && data.requested !== data.active) {
+    const to = change.to_model || data.requested;
+    setProgress(mod.moving, mod.movingText, mod.movingBar,
+      `Moving to ${to}: ${change.done.toLocaleString()} of ${plural(change.total, "image")} re-embedded`, change.done, change.total);
+  } else mod.moving.hidden = true;
+
+  if (job && job.kind === "model") {
+    const name = modelJob && modelJob.id === job.id ? modelJob.name : "the new model";
+    const total = byName.has(name) ? byName.get(name).download_mb : null;
+    const message = job.total > 0 ? `Downloading ${name}: ${megabytes(job.done)} of ${megabytes(job.total, 0)} MB`
+      : `Downloading ${name}: starting${total ? ` (about ${total.toLocaleString()} MB)` : ""}…`;
+    setProgress(mod.download, mod.downloadText, mod.downloadBar, message, job.done, job.total);
+  } else mod.download.hidden = true;
+
+  mod.list.setAttribute("aria-busy", busy ? "true" : "false");
+  mod.list.replaceChildren(...data.models.map((m) => modelRow(m, data, busy)));
+}
+
+function showModelsError(message) {
+  mod.error.textContent = message;
+  mod.error.hidden = !message;
+}
+
+// One look at the server; polls again while something is moving (a job, a re-embedding, the
+// download this page started).
+async function refreshModels() {
+  clearTimeout(modelsTimer);
+  const token = ++modelsToken;
+  try {
+    const data = await api("/api/models");
+    if (token !== modelsToken || !modelsOn) return;
+    if (modelJob && !(data.job && data.job.id === modelJob.id)) await followJob(token);
+    if (token !== modelsToken || !modelsOn) return;
+    renderModels(data);
+    if (data.job || data.model_change || modelJob) modelsTimer = setTimeout(refreshModels, POLL_MS);
+  } catch (err) {
+    if (token !== modelsToken || !modelsOn) return;
+    showModelsError(describeError(err));
+    if (modelsData) modelsTimer = setTimeout(refreshModels, POLL_MS * 2); // keep trying while something moves
+  } finally {
+    if (token === modelsToken) mod.loading.hidden = true;
+  }
+}
+
+// The download this page started is no longer in progress: did it work?
+async function followJob(token) {
+  const job = modelJob;
+  let record;
+  try { record = await api(job.url); } catch { modelJob = null; return; } // e.g. a key that may not read jobs
+  if (token !== modelsToken) return;
+  if (record.status === "failed") {
+    modelJob = null;
+    showModelsError(`Downloading ${job.name} failed: ${record.error || "no reason given"}`);
+  } else if (record.status === "done") {
+    modelJob = null;
+    toast(`${job.name} is downloaded; the library is being re-embedded`);
+  }
+}
+
+async function useModel(m) {
+  const data = modelsData;
+  const left = m.installed ? 0 : Math.max(0, m.download_mb - Math.floor(m.partial_bytes / MB));
+  const download = !m.download_mb || m.installed ? "It is already on this machine, so nothing is downloaded."
+    : m.partial_bytes > 0 ? `This downloads the remaining ~${left.toLocaleString()} MB of it (once).`
+    : `This downloads ~${m.download_mb.toLocaleString()} MB (once).`;
+  const text = `${download} Then the library is re-embedded with it in the background; searches keep working with ${data.active} until that is done.`;
+  if (!(await confirmDialog(`Use ${m.name}?`, text, `Use ${m.name}`, "primary"))) return;
+  showModelsError("");
+  modelPosting = true;
+  renderModels(data);
+  try {
+    const job = await postJson("/api/models/use", { name: m.name });
+    modelJob = { id: job.id, name: m.name, url: job.status_url || `/api/jobs/${job.id}` };
+    toast(m.installed || !m.download_mb ? `Switching to ${m.name}` : `Downloading ${m.name}…`);
+  } catch (err) {
+    showModelsError(`Cannot use ${m.name}: ${describeError(err)}`);
+  } finally {
+    modelPosting = false;
+  }
+  if (modelsOn) refreshModels();
+}
+
+function showModels() {
+  if (!modelsOn) showModelsError("");
+  modelsOn = true;
+  if (!modelsData) mod.loading.hidden = false;
+  refreshModels();
+}
+
+function leaveModels() {
+  modelsOn = false;
+  modelsToken += 1;
+  clearTimeout(modelsTimer);
+}
+
+// Which view shows: its section, its link marked as the current page, the search box only in the library.
+const PAGES = {
+  library: { view: dup.library, nav: dup.navLibrary },
+  duplicates: { view: dup.view, nav: dup.navDuplicates },
+  models: { view: mod.view, nav: mod.nav },
+};
+
+function showPage(page) {
+  for (const [name, p] of Object.entries(PAGES)) {
+    p.view.hidden = name !== page;
+    if (name === page) p.nav.setAttribute("aria-current", "page"); else p.nav.removeAttribute("aria-current");
+  }
+  const library = page === "library";
+  el.form.hidden = !library;
+  el.minBox.hidden = !library || !el.visual.checked;
+  if (page !== "models") leaveModels();
+  const title = { duplicates: TABS[dupTab].title, models: "Models" }[page] || el.heading.textContent;
+  document.title = `${title} · visualsearch`;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1163,10 +1370,11 @@ function showPage(duplicates) {
 //   /?similar=42                   Find similar           /?image_url=https://example.com/a.jpg
 //   /?view=duplicates              the Duplicates view    (/#/duplicates, the old address, still works)
 //   /?view=duplicates&tab=similar  its Similar shots tab  /?view=duplicates&tab=trash   its Trash tab
+//   /?view=models                  the Models view
 // visual=1 also records the Visual switch in other views. A search with an uploaded file gets
 // its own history entry (Back/Forward return to it while the page is open) but no address:
 // reloaded, it shows the library. Anything unknown or invalid shows the library.
-// A route: { page: "library"|"duplicates", tab ("copies"|"similar"|"trash"), kind, q, assetId, url, file, visual, min }.
+// A route: { page: "library"|"duplicates"|"models", tab ("copies"|"similar"|"trash"), kind, q, assetId, url, file, visual, min }.
 
 let current = null; // the route on screen
 let pendingScroll = null; // where to scroll back to once enough of the grid has loaded
@@ -1183,6 +1391,7 @@ function parseRoute(search, hash = "") {
     const tab = ["similar", "trash"].includes(p.get("tab")) ? p.get("tab") : "copies"; // anything else: the first tab
     return { ...base, page: "duplicates", tab, visual: false };
   }
+  if (p.get("view") === "models") return { ...base, page: "models", visual: false };
   const minText = (p.get("min") || "").trim();
   const m = Number(minText);
   const min = /^[0-9.]+$/.test(minText) && m > 0 && m <= 1 ? Math.round(m * 100) / 100 : 0;
@@ -1200,6 +1409,8 @@ function urlFor(route) {
   if (route.page === "duplicates") {
     p.set("view", "duplicates");
     if (route.tab && route.tab !== "copies") p.set("tab", route.tab);
+  } else if (route.page === "models") {
+    p.set("view", "models");
   } else {
     if (route.kind === "similar") p.set("similar", String(route.assetId));
     else if (route.kind === "url") p.set("image_url", route.url);
@@ -1253,12 +1464,13 @@ function go(route, how = "push", tag = null) {
   for (const dialog of [el.imageDialog, el.assetDialog, el.confirmDialog]) if (dialog.open) dialog.close();
   if (tag !== "typing") window.scrollTo({ top: 0 });
   if (route.page === "duplicates") showDuplicates(route.tab);
+  else if (route.page === "models") showModels();
   else if (route.kind === "similar") showSimilar(route.assetId);
   else if (route.kind === "url") showUrlSearch(route.url);
   else if (route.kind === "file") showFileSearch(route.file);
   else { reset({ kind: route.kind, q: route.q }); loadMore(); }
   prefetched = null; // used by the search just started, or by none
-  showPage(route.page === "duplicates"); // after reset(): the title follows the heading
+  showPage(route.page); // after reset(): the title follows the heading
 }
 
 function setControls(route) {
@@ -1277,7 +1489,7 @@ function restoreScroll() {
 window.addEventListener("popstate", () => go(routeFromLocation(), "restore"));
 
 // The views' links are real addresses (a middle click opens a new tab); a plain click stays on the page.
-for (const link of [dup.navLibrary, dup.navDuplicates, ...dup.tabs.querySelectorAll("a")]) {
+for (const link of [dup.navLibrary, dup.navDuplicates, mod.nav, ...dup.tabs.querySelectorAll("a")]) {
   link.addEventListener("click", (event) => {
     if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
     event.preventDefault();
