@@ -22,11 +22,16 @@ from PIL import Image
 
 from tests.support.fakehub import FakeHub
 from tests.support.live import LiveServer, free_port
-from tests.support.tiny_models import build_tiny_clip, build_tiny_openclip, build_tiny_siglip2
+from tests.support.tiny_models import (
+    build_tiny_clip,
+    build_tiny_openclip,
+    build_tiny_siglip2,
+    build_tiny_siglip2_naflex,
+)
 from visualsearch.api import create_app
 from visualsearch.config import Settings
 from visualsearch.models import hub, load_embedder, zoo
-from visualsearch.models.clip import write_openclip_config
+from visualsearch.models.clip import HFClipEmbedder, OpenClipEmbedder, write_openclip_config
 
 pytestmark = pytest.mark.slow  # model loading, CLI subprocesses, a live server
 
@@ -76,6 +81,25 @@ def test_every_family_loads_from_the_store_and_embeds(name, fake_hub, tmp_path, 
     texts = model.embed_texts(["a photo of a cat at night", "dog"])
     np.testing.assert_allclose(model.embed_texts(["dog"])[0], texts[1], atol=1e-5)  # nor a text's (SigLIP padding)
     assert len(fake_hub.log) == before  # loading read the folder, not the network
+
+    # The image tower runs through ONNX Runtime (exported once into the cache) and matches PyTorch.
+    assert model._session is not None
+    cls = HFClipEmbedder if card.loader == "hf-clip" else OpenClipEmbedder
+    folder = hub.model_dir(tmp_path, name)
+    spec = str(folder) if card.loader == "hf-clip" else f"local-dir:{folder}"
+    in_torch = cls(spec, None, runtime="torch").encode_images(images)["semantic"]  # type: ignore[call-arg]
+    np.testing.assert_allclose(in_torch, vectors, atol=1e-4)
+
+
+def test_siglip2_naflex_patches_go_through_pytorch(tmp_path):
+    """NaFlex inputs (patches, mask, shapes) reach the model whole; the image tower stays in PyTorch."""
+    model = HFClipEmbedder(str(build_tiny_siglip2_naflex(tmp_path / "naflex")), cache_dir=tmp_path)
+    images = [Image.new("L", (50, 40), 90), Image.new("RGB", (300, 9), (0, 90, 200))]
+    vectors = model.encode_images(images)["semantic"]
+    assert vectors.shape == (2, model.spaces["semantic"]) and model._session is None
+    np.testing.assert_allclose(model.encode_images(images[1:])["semantic"][0], vectors[1], atol=1e-5)
+    texts = model.embed_texts(["A photo of a cat at night", "dog"])
+    np.testing.assert_allclose(model.embed_texts(["dog"])[0], texts[1], atol=1e-5)
 
 
 def test_openclip_weights_without_a_config_get_the_built_in_one(tmp_path):

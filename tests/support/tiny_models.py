@@ -56,16 +56,9 @@ def build_tiny_clip(out: Path, seed: int = 0) -> Path:
     return out
 
 
-def build_tiny_siglip2(out: Path, seed: int = 0) -> Path:
-    """A transformers SigLIP2 (naflex, like ``google/siglip2-base-patch16-naflex``) with a Gemma-style BPE tokenizer.
-
-    ``Siglip2Processor`` forces 16-pixel patches, 256 patches and 64 text positions,
-    so the tiny model keeps those and shrinks everything else.
-    """
-    prepare_torch_imports()
-    import torch
+def _gemma_style_bpe() -> tuple[dict[str, int], list[tuple[str, ...]]]:
+    """A small BPE vocabulary with byte fallback, as SigLIP 2's Gemma tokenizer has (no sentencepiece needed)."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import Siglip2Config, Siglip2ImageProcessorPil, Siglip2Model, Siglip2Processor, Siglip2Tokenizer
 
     corpus = ["a photo of a cat", "a photo of a dog", "a red car", "a blue sky over the sea", "a night"] * 20
     bpe = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
@@ -75,7 +68,44 @@ def build_tiny_siglip2(out: Path, seed: int = 0) -> Path:
     bpe.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=specials))
     state = json.loads(bpe.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
-    tokenizer = Siglip2Tokenizer(vocab=state["vocab"], merges=merges, model_max_length=64)
+    return state["vocab"], merges
+
+
+def build_tiny_siglip2(out: Path, seed: int = 0) -> Path:
+    """SigLIP 2 at a fixed resolution, like ``google/siglip2-base-patch16-224``: the SigLIP architecture
+    (``SiglipModel``, 224 px squashed, mean/std 0.5) with a Gemma-style tokenizer and 64 text positions."""
+    prepare_torch_imports()
+    import torch
+    from transformers import GemmaTokenizer, SiglipConfig, SiglipImageProcessorPil, SiglipModel, SiglipProcessor
+
+    vocab, merges = _gemma_style_bpe()
+    tokenizer = GemmaTokenizer(vocab=vocab, merges=merges, model_max_length=64)
+    config = SiglipConfig(
+        text_config=dict(TINY_TEXT, vocab_size=len(tokenizer), max_position_embeddings=64),
+        vision_config=dict(TINY_VISION, image_size=32, patch_size=8),
+    )
+    torch.manual_seed(seed)
+    model = SiglipModel(config).eval()
+    processor = SiglipProcessor(
+        image_processor=SiglipImageProcessorPil(size={"height": 32, "width": 32}), tokenizer=tokenizer
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def build_tiny_siglip2_naflex(out: Path, seed: int = 0) -> Path:
+    """SigLIP 2 NaFlex (like ``google/siglip2-base-patch16-naflex``): aspect-preserving patches.
+
+    ``Siglip2Processor`` forces 16-pixel patches, 256 patches and 64 text positions,
+    so the tiny model keeps those and shrinks everything else.
+    """
+    prepare_torch_imports()
+    import torch
+    from transformers import Siglip2Config, Siglip2ImageProcessorPil, Siglip2Model, Siglip2Processor, Siglip2Tokenizer
+
+    vocab, merges = _gemma_style_bpe()
+    tokenizer = Siglip2Tokenizer(vocab=vocab, merges=merges, model_max_length=64)
     config = Siglip2Config(
         text_config=dict(TINY_TEXT, vocab_size=len(tokenizer), max_position_embeddings=64),
         vision_config=dict(TINY_VISION, patch_size=16, num_patches=256),

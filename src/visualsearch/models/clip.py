@@ -8,6 +8,7 @@ Text and images share one space, so image similarity uses it too.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -18,18 +19,106 @@ import numpy as np
 from PIL import Image
 
 from .base import SEMANTIC, Embedder, l2_normalize
+from .onnx import OnnxSession, cached_onnx_path, export_onnx, open_session
 from .torch_compat import prepare_torch_imports
 
 if TYPE_CHECKING:
     import torch
 
 
-class _TorchEmbedder(Embedder):
-    similarity_space = SEMANTIC
+#: Bumped when the exported image graph changes, so cached exports are made again.
+ONNX_VERSION = "clip-image-v1"
 
-    def __init__(self) -> None:
+log = logging.getLogger(__name__)
+
+
+class _TorchEmbedder(Embedder):
+    """Loading, and the image tower through ONNX Runtime where that works (it is faster on CPU).
+
+    Indexing cost is the image tower. It is exported once per model folder (the export is
+    keyed by the weights file's path, size and time) and run with ONNX Runtime; a model
+    whose image inputs are more than one pixel tensor (SigLIP2 NaFlex: patches, a mask
+    and shapes) or that cannot be exported runs in PyTorch. Text queries stay in PyTorch:
+    one short text is a few milliseconds either way. benchmarks/models.py measures both.
+    """
+
+    similarity_space = SEMANTIC
+    #: The loaded torch model (transformers or open_clip; neither has type information).
+    _model: Any
+
+    def __init__(self, runtime: str = "onnx", cache_dir: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._loaded = False
+        self.runtime = runtime
+        self.cache_dir = cache_dir
+        self._session: OnnxSession | None = None
+        self._onnx_failed = False
+
+    def _weights_stamp(self) -> str | None:
+        """What identifies the weights on disk (None: not a local folder, so no cached export)."""
+        return None
+
+    def _torch_image(self, pixel_values: torch.Tensor) -> torch.Tensor:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _image_features(self, inputs: dict[str, Any]) -> np.ndarray:
+        if self.runtime == "onnx" and set(inputs) == {"pixel_values"}:
+            session = self._onnx_session(inputs["pixel_values"])
+            if session is not None:
+                return session.run(None, {"pixel_values": inputs["pixel_values"].numpy()})[0]
+        import torch
+
+        with torch.inference_mode():
+            if set(inputs) == {"pixel_values"}:
+                return self._torch_image(inputs["pixel_values"]).float().numpy()
+            return self._torch_image_inputs(inputs).float().numpy()
+
+    def _torch_image_inputs(self, inputs: dict[str, Any]) -> torch.Tensor:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _onnx_session(self, example: torch.Tensor) -> OnnxSession | None:
+        with self._lock:
+            if self._session is not None or self._onnx_failed:
+                return self._session
+            stamp = self._weights_stamp()
+            if stamp is None:
+                self._onnx_failed = True
+                return None
+            import torch
+
+            path = cached_onnx_path(self.cache_dir, "clip-image", f"{stamp}:{ONNX_VERSION}")
+            try:
+                if not path.exists():
+                    tower = self
+
+                    class ImageTower(torch.nn.Module):
+                        def __init__(self) -> None:
+                            super().__init__()
+                            self.model = tower._model  # a submodule: its weights export as weights
+
+                        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+                            return tower._torch_image(pixel_values)
+
+                    # nn.MultiheadAttention's fused fast path (OpenCLIP's towers) has no ONNX form.
+                    fastpath = torch.backends.mha.get_fastpath_enabled()
+                    torch.backends.mha.set_fastpath_enabled(False)
+                    try:
+                        with torch.no_grad():
+                            export_onnx(
+                                ImageTower().eval(),
+                                (example[:1].contiguous(),),
+                                path,
+                                ["pixel_values"],
+                                ["features"],
+                                {"pixel_values": {0: "batch"}, "features": {0: "batch"}},
+                            )
+                    finally:
+                        torch.backends.mha.set_fastpath_enabled(fastpath)
+                self._session = open_session(path, os.cpu_count() or 1)
+            except Exception as exc:  # an architecture the exporter cannot handle: PyTorch it is
+                log.warning("%s: image tower stays in PyTorch (ONNX export failed: %s)", self.model_id, exc)
+                self._onnx_failed = True
+            return self._session
 
     def _ensure(self) -> None:
         with self._lock:
@@ -43,6 +132,16 @@ class _TorchEmbedder(Embedder):
 
     def _load(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
+
+
+def _folder_stamp(folder: Path) -> str | None:
+    """Path, size and time of the weights in a model folder: a new download means a new export."""
+    weights = (
+        sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".pth")) if folder.is_dir() else []
+    )
+    if not weights:
+        return None
+    return ";".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in weights)
 
 
 def _rgb(images: Sequence[Image.Image]) -> list[Image.Image]:
@@ -94,8 +193,10 @@ class OpenClipEmbedder(_TorchEmbedder):
         preprocess: Callable[[Image.Image], torch.Tensor] | None = None,
         tokenizer: Callable[[list[str]], torch.Tensor] | None = None,
         model_id: str | None = None,
+        runtime: str = "onnx",
+        cache_dir: Path | None = None,
     ):
-        super().__init__()
+        super().__init__(runtime, cache_dir)
         self.architecture, self.pretrained = architecture, pretrained
         schema = architecture.startswith(("hf-hub:", "local-dir:"))
         self.model_id = model_id or (
@@ -115,9 +216,24 @@ class OpenClipEmbedder(_TorchEmbedder):
         self._model, _, self._preprocess = open_clip.create_model_and_transforms(
             self.architecture, pretrained=self.pretrained
         )
+        try:  # MobileCLIP's branches fold into single convolutions for inference (Apple's advice)
+            from timm.utils.model import reparameterize_model
+
+            self._model = reparameterize_model(self._model)
+        except ImportError:  # pragma: no cover - timm comes with open_clip
+            pass
         self._model.eval()
         self._tokenizer = open_clip.get_tokenizer(self.architecture)
         self._set_spaces()
+
+    def _weights_stamp(self) -> str | None:
+        if not self.architecture.startswith("local-dir:"):
+            return None
+        return _folder_stamp(Path(self.architecture.removeprefix("local-dir:")))
+
+    def _torch_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self._model.encode_image(pixel_values)
+        return out
 
     def _set_spaces(self) -> None:
         dim = int(getattr(self._model, "embed_dim", 0) or self._model.text_projection.shape[-1])
@@ -137,9 +253,7 @@ class OpenClipEmbedder(_TorchEmbedder):
 
         self._ensure()
         batch = torch.stack([self._preprocess(im) for im in _rgb(images)])
-        with torch.inference_mode():
-            out = self._model.encode_image(batch)
-        return {SEMANTIC: l2_normalize(out.float().numpy())}
+        return {SEMANTIC: l2_normalize(self._image_features({"pixel_values": batch}))}
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch
@@ -153,8 +267,16 @@ class OpenClipEmbedder(_TorchEmbedder):
 class HFClipEmbedder(_TorchEmbedder):
     """Hugging Face ``transformers`` CLIP/SigLIP from a hub id or a local folder."""
 
-    def __init__(self, name_or_path: str, model: Any = None, processor: Any = None, model_id: str | None = None):
-        super().__init__()
+    def __init__(
+        self,
+        name_or_path: str,
+        model: Any = None,
+        processor: Any = None,
+        model_id: str | None = None,
+        runtime: str = "onnx",
+        cache_dir: Path | None = None,
+    ):
+        super().__init__(runtime, cache_dir)
         self.name_or_path = name_or_path
         self.model_id = model_id or f"hf-clip:{name_or_path}"
         # AutoModel / AutoProcessor pick the class (CLIP, SigLIP...) at run time.
@@ -187,14 +309,21 @@ class HFClipEmbedder(_TorchEmbedder):
         return tensor
 
     def encode_images(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
-        import torch
 
         self._ensure()
         # Every processor output goes in: SigLIP2 needs its patch mask and spatial shapes too.
-        inputs = self._processor(images=_rgb(images), return_tensors="pt")
-        with torch.inference_mode():
-            out = self._tensor(self._model.get_image_features(**inputs))
-        return {SEMANTIC: l2_normalize(out.float().numpy())}
+        inputs = dict(self._processor(images=_rgb(images), return_tensors="pt"))
+        return {SEMANTIC: l2_normalize(self._image_features(inputs))}
+
+    def _weights_stamp(self) -> str | None:
+        folder = Path(self.name_or_path)
+        return _folder_stamp(folder) if folder.is_dir() else None
+
+    def _torch_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self._tensor(self._model.get_image_features(pixel_values=pixel_values))
+
+    def _torch_image_inputs(self, inputs: dict[str, Any]) -> torch.Tensor:
+        return self._tensor(self._model.get_image_features(**inputs))
 
     @property
     def _siglip(self) -> bool:
