@@ -1,4 +1,4 @@
-"""Docs that match the code: README's source tree, and relative links in README.md and docs/.
+"""Docs that match the code: README's source tree and model table, and relative links in README.md and docs/.
 
 The tree in README's ``## How it is built`` section must name exactly the package folders and
 modules of src/visualsearch (``scripts/readme-tree`` prints it from disk, with the README's
@@ -22,10 +22,10 @@ README = REPO / "README.md"
 MARKDOWN = [README, *sorted((REPO / "docs").glob("*.md"))]
 
 
-def _load_readme_tree() -> ModuleType:
-    """scripts/readme-tree (no .py suffix) as a module: the parser is shared with the script."""
-    path = REPO / "scripts" / "readme-tree"
-    loader = importlib.machinery.SourceFileLoader("readme_tree", str(path))
+def _load_script(name: str) -> ModuleType:
+    """A script of scripts/ (no .py suffix) as a module: its code is shared with the test."""
+    path = REPO / "scripts" / name
+    loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(path))
     spec = importlib.util.spec_from_loader(loader.name, loader)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
@@ -33,7 +33,14 @@ def _load_readme_tree() -> ModuleType:
     return module
 
 
-tree = _load_readme_tree()
+tree = _load_script("readme-tree")
+models_table = _load_script("models-table")
+
+
+def test_readme_model_table_matches_the_curated_list_and_measured_speeds():
+    """README's "Choosing a model" table is what scripts/models-table prints from models/zoo.py."""
+    shown = models_table.readme_table(README.read_text(encoding="utf-8"))
+    assert shown == models_table.table(), "README's model table is stale: run scripts/models-table --write"
 
 
 # -- the source tree --------------------------------------------------------------------------
