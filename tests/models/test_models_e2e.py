@@ -24,6 +24,7 @@ from tests.support.fakehub import FakeHub
 from tests.support.live import LiveServer, free_port
 from tests.support.tiny_models import (
     build_tiny_clip,
+    build_tiny_multilingual_openclip,
     build_tiny_openclip,
     build_tiny_siglip2,
     build_tiny_siglip2_naflex,
@@ -41,6 +42,7 @@ REPOS = {
     "clip-vit-b32-openai": build_tiny_clip,
     "siglip2-base": build_tiny_siglip2,
     "clip-vit-b32-laion2b": build_tiny_openclip,
+    "clip-vit-b32-multilingual": build_tiny_multilingual_openclip,
 }
 
 
@@ -48,7 +50,11 @@ REPOS = {
 def fake_hub(tmp_path_factory):
     root = tmp_path_factory.mktemp("hub")
     for name, build in REPOS.items():
-        build(root / zoo.BY_NAME[name].repo)
+        card = zoo.BY_NAME[name]
+        if "text_repo" in card.extra:
+            build(root / card.repo, root / card.extra["text_repo"])
+        else:
+            build(root / card.repo)
     server = FakeHub(root).start()
     yield server
     server.stop()
@@ -109,10 +115,10 @@ def test_openclip_weights_without_a_config_get_the_built_in_one(tmp_path):
     assert config["model_cfg"]["embed_dim"] == 512 and config["model_cfg"]["vision_cfg"]["image_size"] == 224
     assert config["preprocess_cfg"]["interpolation"] == "bicubic"
     (tmp_path / "open_clip_config.json").unlink()
-    (tmp_path / "text").mkdir()
+    (tmp_path / "config.json").write_text("{}")  # the text tower's config, downloaded beside the weights
     write_openclip_config(tmp_path, "xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k")
     text_cfg = json.loads((tmp_path / "open_clip_config.json").read_text())["model_cfg"]["text_cfg"]
-    assert text_cfg["hf_model_name"] == text_cfg["hf_tokenizer_name"] == str(tmp_path / "text")
+    assert text_cfg["hf_model_name"] == text_cfg["hf_tokenizer_name"] == str(tmp_path)
     assert text_cfg["hf_model_pretrained"] is False
 
 

@@ -150,3 +150,64 @@ def build_tiny_openclip(out: Path, seed: int = 0, preprocess: dict[str, object] 
         json.dumps({"model_cfg": TINY_OPENCLIP, "preprocess_cfg": preprocess_cfg})
     )
     return out
+
+
+def build_tiny_multilingual_openclip(out: Path, text_repo: Path, seed: int = 0) -> Path:
+    """OpenCLIP with a transformers text tower, like ``xlm-roberta-base-ViT-B-32``: two repos.
+
+    ``out`` gets the CLIP weights and an ``open_clip_config.json`` naming ``xlm-roberta-base``
+    (as LAION's does); ``text_repo`` gets what OpenCLIP then reads from the hub: the text
+    model's ``config.json`` and its tokenizer (a small Unigram vocabulary, no sentencepiece).
+    """
+    prepare_torch_imports()
+    import open_clip
+    import torch
+    from open_clip.factory import _MODEL_CONFIGS
+    from safetensors.torch import save_file
+    from transformers import XLMRobertaConfig, XLMRobertaTokenizer
+
+    words = ["a", "photo", "of", "cat", "dog", "night", "chat", "perro", "foto", "noche", "un", "de", "la"]
+    pieces = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    pieces += [(c, -3.0) for c in "abcdefghijklmnopqrstuvwxyz"] + [("\u2581" + w, -1.0) for w in words]
+    tokenizer = XLMRobertaTokenizer(vocab=pieces + [("<mask>", 0.0)], model_max_length=77)
+    text_config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=80,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    text_repo.mkdir(parents=True, exist_ok=True)
+    text_config.save_pretrained(text_repo)
+    tokenizer.save_pretrained(text_repo)
+    model_cfg = {
+        "embed_dim": 16,
+        "vision_cfg": TINY_OPENCLIP["vision_cfg"],
+        "text_cfg": {
+            "hf_model_name": str(text_repo),
+            "hf_tokenizer_name": str(text_repo),
+            "hf_pooler_type": "mean_pooler",
+        },
+    }
+    _MODEL_CONFIGS["visualsearch-tiny-xlmr"] = json.loads(json.dumps(model_cfg))
+    torch.manual_seed(seed)
+    # pretrained_text=False: a random text tower (there are no text weights to read)
+    model = open_clip.create_model("visualsearch-tiny-xlmr", pretrained=None, pretrained_text=False)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "open_clip_model.safetensors"))
+    published = dict(
+        model_cfg,
+        text_cfg=dict(model_cfg["text_cfg"], hf_model_name="xlm-roberta-base", hf_tokenizer_name="xlm-roberta-base"),
+    )
+    preprocess = {
+        "mean": [0.48145466, 0.4578275, 0.40821073],
+        "std": [0.26862954, 0.26130258, 0.27577711],
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+    }
+    (out / "open_clip_config.json").write_text(json.dumps({"model_cfg": published, "preprocess_cfg": preprocess}))
+    return out

@@ -155,8 +155,10 @@ def write_openclip_config(folder: Path, architecture: str, tag: str) -> None:
     Some hub repos (LAION's B/32) carry only weights: OpenCLIP then takes the model and
     preprocessing configuration from its built-in architecture and pretrained tag, and
     this writes exactly that beside the weights. A text tower from transformers
-    (XLM-RoBERTa) is pointed at its config and tokenizer downloaded into ``text/``, so
-    loading never asks the hub for them.
+    (XLM-RoBERTa) is pointed at its config and tokenizer, downloaded with it, so
+    loading never asks the hub for them: they sit beside the weights (OpenCLIP reads a
+    local folder's tokenizer from the folder itself), marked by the text model's
+    ``config.json``.
     """
     prepare_torch_imports()
     import open_clip
@@ -172,12 +174,10 @@ def write_openclip_config(folder: Path, architecture: str, tag: str) -> None:
         keys = ("mean", "std", "interpolation", "resize_mode")
         preprocess = {k: pretrained[k] for k in keys if pretrained.get(k) is not None}
         config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess}
-    text = folder / "text"
-    if text.is_dir():
-        text_cfg = config["model_cfg"].setdefault("text_cfg", {})
+    text_cfg = config["model_cfg"].setdefault("text_cfg", {})
+    if (folder / "config.json").is_file() and "hf_model_name" in text_cfg:
         for key in ("hf_model_name", "hf_tokenizer_name"):
-            if key in text_cfg:
-                text_cfg[key] = str(text)
+            text_cfg[key] = str(folder)
         text_cfg["hf_model_pretrained"] = False  # the CLIP checkpoint holds the text tower's weights
     path.write_text(json.dumps(config, indent=1))
 
@@ -236,7 +236,9 @@ class OpenClipEmbedder(_TorchEmbedder):
         return out
 
     def _set_spaces(self) -> None:
-        dim = int(getattr(self._model, "embed_dim", 0) or self._model.text_projection.shape[-1])
+        # CLIP has embed_dim; CustomTextCLIP (a transformers text tower) only its towers' output size.
+        dim = getattr(self._model, "embed_dim", 0) or getattr(self._model.visual, "output_dim", 0)
+        dim = int(dim or self._model.text_projection.shape[-1])
         self.spaces = {SEMANTIC: dim}
 
     @property

@@ -202,9 +202,8 @@ def plan_download(card: ModelCard, revision: str = "main") -> DownloadPlan:
     text_repo = card.extra.get("text_repo")
     if text_repo:
         text_sha, text_tree = _listing(api, text_repo, "main")
-        files += [
-            _remote(text_repo, text_sha, e, "text/") for e in _pick(text_tree, TEXT_TOWER_FILES, False, text_repo)
-        ]
+        # Beside the weights: OpenCLIP reads a local folder's tokenizer from the folder itself.
+        files += [_remote(text_repo, text_sha, e) for e in _pick(text_tree, TEXT_TOWER_FILES, False, text_repo)]
     return DownloadPlan(card.name, card.repo, sha, tuple(files))
 
 

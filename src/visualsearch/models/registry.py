@@ -71,6 +71,6 @@ def _load_curated(name: str, cache_dir: Path) -> Embedder:
         return HFClipEmbedder(str(folder), model_id=card.model_id, cache_dir=cache_dir)
     from .clip import OpenClipEmbedder, write_openclip_config
 
-    if card.openclip_arch and (not (folder / "open_clip_config.json").exists() or (folder / "text").is_dir()):
+    if card.openclip_arch and (not (folder / "open_clip_config.json").exists() or (folder / "config.json").exists()):
         write_openclip_config(folder, *card.openclip_arch)
     return OpenClipEmbedder(f"local-dir:{folder}", None, model_id=card.model_id, cache_dir=cache_dir)
