@@ -433,6 +433,7 @@ class ModelsOut(BaseModel):
     pinned: bool = Field(description="VISUALSEARCH_MODEL names the model, so it cannot be changed here.")
     model_change: ModelChangeOut | None = None
     job: JobOut | None = Field(None, description="The download or re-embedding in progress, if any.")
+    downloading: str | None = Field(None, description="The model being downloaded, while a `model` job runs.")
 
 
 class ModelUseIn(BaseModel):

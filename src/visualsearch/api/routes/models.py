@@ -29,6 +29,7 @@ def list_models(models: ModelsDep, library: LibraryDep, jobs: JobsDep) -> Models
         pinned=library.model_pinned,
         model_change=None if change is None else ModelChangeOut.model_validate(change),
         job=None if job is None else JobOut.model_validate(job),
+        downloading=job.params.get("name") if job is not None and job.kind == MODEL else None,
     )
 
 

@@ -1254,7 +1254,7 @@ function renderModels(data) {
   } else mod.moving.hidden = true;
 
   if (job && job.kind === "model") {
-    const name = modelJob && modelJob.id === job.id ? modelJob.name : "the new model";
+    const name = data.downloading || (modelJob && modelJob.id === job.id ? modelJob.name : "the new model");
     const total = byName.has(name) ? byName.get(name).download_mb : null;
     const message = job.total > 0 ? `Downloading ${name}: ${megabytes(job.done)} of ${megabytes(job.total, 0)} MB`
       : `Downloading ${name}: starting${total ? ` (about ${total.toLocaleString()} MB)` : ""}…`;
