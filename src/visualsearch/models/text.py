@@ -69,7 +69,6 @@ class SentenceEncoder:
         return self._session, self._tokenizer
 
     def _export(self, path: Path) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         prepare_torch_imports()
         import torch
@@ -77,7 +76,9 @@ class SentenceEncoder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # its "Loading weights" bar leaked
-        bert = AutoModel.from_pretrained(str(self.model_path)).eval()
+        # A bundled folder: never the network. (Setting HF_HUB_OFFLINE here, as this once did, leaked
+        # into the whole process and made a later `models use` in the same server refuse to download.)
+        bert = AutoModel.from_pretrained(str(self.model_path), local_files_only=True).eval()
 
         class Hidden(torch.nn.Module):
             def __init__(self) -> None:
