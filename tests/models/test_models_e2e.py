@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,13 +89,14 @@ def test_every_family_loads_from_the_store_and_embeds(name, fake_hub, tmp_path, 
     np.testing.assert_allclose(model.embed_texts(["dog"])[0], texts[1], atol=1e-5)  # nor a text's (SigLIP padding)
     assert len(fake_hub.log) == before  # loading read the folder, not the network
 
-    # The image tower runs through ONNX Runtime (exported once into the cache) and matches PyTorch.
-    assert model._session is not None
+    # The image tower in ONNX Runtime (exported once into the cache) gives the same vectors as PyTorch.
     cls = HFClipEmbedder if card.loader == "hf-clip" else OpenClipEmbedder
     folder = hub.model_dir(tmp_path, name)
     spec = str(folder) if card.loader == "hf-clip" else f"local-dir:{folder}"
-    in_torch = cls(spec, None, runtime="torch").encode_images(images)["semantic"]  # type: ignore[call-arg]
-    np.testing.assert_allclose(in_torch, vectors, atol=1e-4)
+    in_onnx = cls(spec, None, runtime="onnx", cache_dir=tmp_path)  # type: ignore[call-arg]
+    np.testing.assert_allclose(in_onnx.encode_images(images)["semantic"], vectors, atol=1e-4)
+    assert in_onnx._session is not None and model._session is None
+    assert list((tmp_path / "onnx").glob("clip-image-*.onnx"))
 
 
 def test_siglip2_naflex_patches_go_through_pytorch(tmp_path):
@@ -175,6 +177,7 @@ def test_cli_use_killed_resumed_reembedded_offline_and_back(fake_hub, photos, tm
     fake_hub.log.clear()
     done = run("models", "use", name, env=env)
     assert "downloaded and is now the library's model" in said(done)
+    assert re.search(rf"downloading {name} .* 3\.3/3\.3 MB", said(done)), said(done)  # the progress bar, in bytes
     assert f"searches now use {name}" in said(done), said(done)
     resumed = fake_hub.requests("open_clip_model.safetensors")
     assert resumed and all("range=bytes=" in line for line in resumed if line.startswith("GET")), resumed

@@ -33,20 +33,27 @@ log = logging.getLogger(__name__)
 
 
 class _TorchEmbedder(Embedder):
-    """Loading, and the image tower through ONNX Runtime where that works (it is faster on CPU).
+    """Loading, and the image tower in PyTorch or, when asked, ONNX Runtime.
 
-    Indexing cost is the image tower. It is exported once per model folder (the export is
-    keyed by the weights file's path, size and time) and run with ONNX Runtime; a model
-    whose image inputs are more than one pixel tensor (SigLIP2 NaFlex: patches, a mask
-    and shapes) or that cannot be exported runs in PyTorch. Text queries stay in PyTorch:
-    one short text is a few milliseconds either way. benchmarks/models.py measures both.
+    Measured here (benchmarks/models.py, 2 cores, 640x480 photos, real-size architectures):
+    PyTorch runs these transformer towers as fast as ONNX Runtime or faster: ViT-B/32
+    (OpenCLIP) 32.6 images/s against 28.8, ViT-B/32 (transformers) 30.6 against 29.9,
+    SigLIP B/16 7.6 against 6.8 (a second run: 27.3 / 31.7, 32.5 / 27.0, 7.4 / 6.5: within
+    the noise); ONNX Runtime's transformer optimiser fused no attention in these graphs.
+    Convolutional towers are another matter: MobileCLIP2-S2 ran 16.0 images/s under ONNX
+    Runtime against 7.8 in PyTorch. So the runtime is chosen per model
+    (:attr:`visualsearch.models.zoo.ModelCard.runtime`), PyTorch by default. ``runtime="onnx"``
+    exports the image tower once per model folder (keyed by the weights file's path, size
+    and time) and is tested to give the same vectors; a model whose image inputs are more
+    than one pixel tensor (SigLIP2 NaFlex: patches, a mask and shapes) or that cannot be
+    exported stays in PyTorch.
     """
 
     similarity_space = SEMANTIC
     #: The loaded torch model (transformers or open_clip; neither has type information).
     _model: Any
 
-    def __init__(self, runtime: str = "onnx", cache_dir: Path | None = None) -> None:
+    def __init__(self, runtime: str = "torch", cache_dir: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._loaded = False
         self.runtime = runtime
@@ -193,7 +200,7 @@ class OpenClipEmbedder(_TorchEmbedder):
         preprocess: Callable[[Image.Image], torch.Tensor] | None = None,
         tokenizer: Callable[[list[str]], torch.Tensor] | None = None,
         model_id: str | None = None,
-        runtime: str = "onnx",
+        runtime: str = "torch",
         cache_dir: Path | None = None,
     ):
         super().__init__(runtime, cache_dir)
@@ -238,7 +245,12 @@ class OpenClipEmbedder(_TorchEmbedder):
     def _set_spaces(self) -> None:
         # CLIP has embed_dim; CustomTextCLIP (a transformers text tower) only its towers' output size.
         dim = getattr(self._model, "embed_dim", 0) or getattr(self._model.visual, "output_dim", 0)
-        dim = int(dim or self._model.text_projection.shape[-1])
+        if not dim:  # a timm image tower (MobileCLIP) with a transformers-style text tower: ask the model
+            import torch
+
+            with torch.inference_mode():
+                dim = self._model.encode_text(self._tokenizer(["a"])).shape[-1]
+        dim = int(dim)
         self.spaces = {SEMANTIC: dim}
 
     @property
@@ -275,7 +287,7 @@ class HFClipEmbedder(_TorchEmbedder):
         model: Any = None,
         processor: Any = None,
         model_id: str | None = None,
-        runtime: str = "onnx",
+        runtime: str = "torch",
         cache_dir: Path | None = None,
     ):
         super().__init__(runtime, cache_dir)

@@ -68,9 +68,11 @@ def _load_curated(name: str, cache_dir: Path) -> Embedder:
     if card.loader == "hf-clip":
         from .clip import HFClipEmbedder
 
-        return HFClipEmbedder(str(folder), model_id=card.model_id, cache_dir=cache_dir)
+        return HFClipEmbedder(str(folder), model_id=card.model_id, runtime=card.runtime, cache_dir=cache_dir)
     from .clip import OpenClipEmbedder, write_openclip_config
 
     if card.openclip_arch and (not (folder / "open_clip_config.json").exists() or (folder / "config.json").exists()):
         write_openclip_config(folder, *card.openclip_arch)
-    return OpenClipEmbedder(f"local-dir:{folder}", None, model_id=card.model_id, cache_dir=cache_dir)
+    return OpenClipEmbedder(
+        f"local-dir:{folder}", None, model_id=card.model_id, runtime=card.runtime, cache_dir=cache_dir
+    )

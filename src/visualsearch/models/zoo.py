@@ -57,6 +57,9 @@ class ModelCard:
     #: pretrained tag whose configuration (model and preprocessing) describes these weights.
     openclip_arch: tuple[str, str] | None = None
     licence: str = ""
+    #: Where the image tower runs, chosen by benchmarks/models.py: PyTorch for the ViTs (as fast as
+    #: ONNX Runtime here), ONNX Runtime for MobileCLIP's convolutions (2x faster).
+    runtime: Literal["torch", "onnx"] = "torch"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -131,7 +134,7 @@ CARDS: tuple[ModelCard, ...] = (
         coco_r1=39.3,
         flickr_r1=66.8,
         source="openclip",
-        pick="same speed as OpenAI's B/32, clearly better retrieval",
+        pick="the fastest CLIP here, and clearly better than OpenAI's B/32 at the same cost",
     ),
     ModelCard(
         name="mobileclip2-s2",
@@ -147,7 +150,8 @@ CARDS: tuple[ModelCard, ...] = (
         coco_r1=48.8,
         flickr_r1=74.8,
         source="mobileclip",
-        pick="small machines: near the best quality at a fraction of the compute",
+        pick="near SigLIP 2's retrieval at twice its speed here (image tower under ONNX Runtime)",
+        runtime="onnx",
         licence="apple-amlr (Apple's research licence: check it before commercial use)",
     ),
     ModelCard(
@@ -163,7 +167,7 @@ CARDS: tuple[ModelCard, ...] = (
         coco_r1=52.1,
         flickr_r1=None,
         source="siglip2",
-        pick="best quality here, multilingual (Gemma tokenizer); slowest of these on CPU",
+        pick="best retrieval here, multilingual (Gemma tokenizer); the slowest on CPU",
     ),
     ModelCard(
         name="clip-vit-b32-multilingual",
