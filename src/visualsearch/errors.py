@@ -106,6 +106,12 @@ class ModelPinned(VisualSearchError):
     code = "model_pinned"
 
 
+class ModelUnavailable(VisualSearchError):
+    """A model cannot be used on this installation (an optional extra it needs is not installed)."""
+
+    code = "model_unavailable"
+
+
 class Busy(VisualSearchError):
     """The server is already doing as much of this kind of work as it safely can (decodes, fetches).
 

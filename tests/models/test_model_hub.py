@@ -124,3 +124,14 @@ def test_curated_cards_are_complete():
     for c in CARDS[1:]:
         assert c.repo and c.files and c.dim > 0 and c.download_mb > 0 and c.coco_r1
     assert any(c.languages.startswith("multilingual") for c in CARDS)
+
+
+def test_an_openclip_model_without_the_extra_is_refused_before_downloading(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "open_clip" else real(name, *a))
+    from visualsearch.models import zoo
+
+    assert "scripts/setup clip" in (zoo.missing_extra(zoo.BY_NAME["mobileclip2-s2"]) or "")
+    assert zoo.missing_extra(zoo.BY_NAME["siglip2-base"]) is None

@@ -240,17 +240,23 @@ def test_rest_use_downloads_reembeds_and_switches(fake_hub, embedder, image_fold
         assert {m["name"] for m in before["models"]} >= set(REPOS)
 
         assert api.post("/api/models/use", json={"name": "nope"}).status_code == 404
+        fake_hub.rate = 200_000  # a slow line: search while the download runs
         started = api.post("/api/models/use", json={"name": "siglip2-base"})
         assert started.status_code == 202, started.text
+        during = api.get("/api/models").json()
+        assert during["job"]["kind"] == "model" and during["downloading"] == "siglip2-base"
+        hits = api.post("/api/search", json={"text": "a dog", "limit": 3}).json()
+        assert len(hits["items"]) == 3 and hits["model_id"] == embedder.model_id  # the old model serves
         job = _wait_job(api, started.json()["id"])
-        assert job["status"] == "done" and job["kind"] == "model" and job["done"] == job["total"] > 300_000
+        fake_hub.rate = 0
+        assert job["status"] == "done" and job["kind"] == "model" and job["done"] == job["total"] > 200_000
         deadline = time.monotonic() + 120
         while (state := api.get("/api/models").json())["active"] != "siglip2-base":
             assert time.monotonic() < deadline, state
             time.sleep(0.3)
         assert state["requested"] == "siglip2-base" and state["model_change"] is None
         row = next(m for m in state["models"] if m["name"] == "siglip2-base")
-        assert row["installed"] and row["active"] and row["disk_bytes"] > 300_000
+        assert row["installed"] and row["active"] and row["disk_bytes"] > 200_000
         stats = api.get("/api/stats").json()
         assert stats["model_id"] == zoo.BY_NAME["siglip2-base"].model_id
         hits = api.post("/api/search", json={"text": "a dog", "limit": 3}).json()

@@ -30,6 +30,7 @@ from ..errors import (
     ImageTooLarge,
     InvalidInput,
     ModelPinned,
+    ModelUnavailable,
     NotFound,
     SourceChanged,
     StorageFull,
@@ -90,7 +91,7 @@ def status_of(exc: VisualSearchError) -> int:
         return 422
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, (Duplicate, SourceChanged, ModelPinned)):
+    if isinstance(exc, (Duplicate, SourceChanged, ModelPinned, ModelUnavailable)):
         return 409
     if isinstance(exc, ConfigError):
         return 500

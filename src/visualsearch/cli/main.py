@@ -771,10 +771,11 @@ def models_list(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
         )
     out.print(table)
     for m in rows:
-        console.print(f"  {m.name}: {m.family}; {m.pick}" + (f"; licence {m.licence}" if m.licence else ""))
+        note = f"  {m.name}: {m.family}; {m.pick}; figures: {m.source}"
+        console.print(note + (f"; licence {m.licence}" if m.licence else ""))
     console.print(
         "images/s: measured with benchmarks/models.py on 2 CPU cores (each architecture at its real size). "
-        f"Sources of the published figures: `visualsearch models list --json`. Downloads go to {service.store}."
+        f"Downloads go to {service.store}."
     )
     console.print("Switch with `visualsearch models use NAME`; searches keep working while the library re-embeds.")
 

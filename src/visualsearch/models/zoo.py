@@ -191,6 +191,18 @@ CARDS: tuple[ModelCard, ...] = (
 BY_NAME = {card.name: card for card in CARDS}
 
 
+def missing_extra(card: ModelCard) -> str | None:
+    """What to install before ``card`` can load (OpenCLIP is an optional extra), or None."""
+    import importlib.util
+
+    if card.loader == "open_clip" and importlib.util.find_spec("open_clip") is None:
+        return (
+            f"{card.name} needs OpenCLIP, an optional extra: run `scripts/setup clip` "
+            "(or `pip install 'visualsearch[clip]'`) first"
+        )
+    return None
+
+
 def card(name: str) -> ModelCard | None:
     return BY_NAME.get(name)
 

@@ -172,9 +172,7 @@ class JobQueue:
 
     def use_model(self, name: str) -> JobRecord:
         """Queue the download of ``name`` and the switch to it (one at a time; the same request joins it)."""
-        service = ModelService(self.library)
-        service.card(name)  # an unknown name fails now, not in the job
-        self.library.check_can_request(name)
+        ModelService(self.library).check_usable(name)  # an unknown, pinned or unloadable model fails now
         existing = self.jobs.active_of_kind(MODEL)
         if existing is not None:
             if existing.params.get("name") == name:

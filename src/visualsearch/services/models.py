@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import default_cache_dir
-from ..errors import ConfigError, NotFound
+from ..errors import ConfigError, ModelUnavailable, NotFound
 from ..models import hub, zoo
 from .library import Library
 
@@ -62,6 +62,15 @@ class ModelService:
             raise NotFound(f"no model named {name!r}; the curated models are: {known}")
         return card
 
+    def check_usable(self, name: str) -> zoo.ModelCard:
+        """Refuse before any download what could not be used after it (a pinned model, a missing extra)."""
+        card = self.card(name)
+        self.library.check_can_request(name)
+        missing = zoo.missing_extra(card)
+        if missing:
+            raise ModelUnavailable(missing)
+        return card
+
     def info(self, card: zoo.ModelCard) -> ModelInfo:
         speed = zoo.measured_speeds().get(card.name, {})
         installed = card.repo is None or hub.installed_manifest(self.cache_dir, card.name) is not None
@@ -92,8 +101,7 @@ class ModelService:
 
     def needs_download(self, name: str) -> bool:
         """Whether `use` would download (False for the bundled or an installed model); refuses a pinned switch."""
-        card = self.card(name)
-        self.library.check_can_request(name)
+        card = self.check_usable(name)
         return card.repo is not None and hub.installed_manifest(self.cache_dir, name) is None
 
     def download(self, name: str, progress: hub.Progress | None = None) -> ModelInfo:
@@ -105,7 +113,7 @@ class ModelService:
 
     def use(self, name: str, progress: hub.Progress | None = None) -> ModelInfo:
         """Download ``name`` if needed and make it the library's requested model (re-embedding follows)."""
-        self.library.check_can_request(name)
+        self.check_usable(name)
         self.download(name, progress)
         self.library.request_model(name)
         return self.info(self.card(name))

@@ -42,7 +42,8 @@ def list_models(models: ModelsDep, library: LibraryDep, jobs: JobsDep) -> Models
     summary="Download a model (resumable) and move the library onto it in the background",
     description="Returns the download job (`kind` `model`, progress in bytes). When it is done the library "
     "re-embeds (a `reembed` job); searches keep using the current model until every image has a new vector. "
-    "409 when VISUALSEARCH_MODEL pins the model; 503 while another model is downloading.",
+    "409 when VISUALSEARCH_MODEL pins the model (`model_pinned`) or the model needs an optional extra that is "
+    "not installed (`model_unavailable`); 503 while another model is downloading.",
 )
 def use_model(body: ModelUseIn, jobs: JobsDep) -> JobOut:
     return JobOut.model_validate(jobs.use_model(body.name))
