@@ -135,3 +135,15 @@ def test_an_openclip_model_without_the_extra_is_refused_before_downloading(monke
 
     assert "scripts/setup clip" in (zoo.missing_extra(zoo.BY_NAME["mobileclip2-s2"]) or "")
     assert zoo.missing_extra(zoo.BY_NAME["siglip2-base"]) is None
+
+
+def test_a_server_sending_more_than_the_listed_size_is_stopped(fake_hub, tmp_path):
+    """A hostile or broken hub cannot fill the disk: bytes beyond the listed size stop the download."""
+    import dataclasses
+
+    plan = hub.plan_download(CARD)
+    short = [dataclasses.replace(f, size=hub.CHUNK) if f.dest == "model.safetensors" else f for f in plan.files]
+    with pytest.raises(hub.ModelDownloadError, match="larger than the 1,048,576 bytes"):
+        hub.download(dataclasses.replace(plan, files=tuple(short)), tmp_path / "cache")
+    part = hub.model_dir(tmp_path / "cache", "test-model") / hub.PARTIAL / "model.safetensors.part"
+    assert part.stat().st_size <= hub.CHUNK

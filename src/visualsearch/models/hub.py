@@ -249,12 +249,20 @@ def _fetch(f: RemoteFile, part: Path, advance: Callable[[int], None]) -> None:
                     if have and response.status_code == 200:  # the server ignored the Range: from the start
                         out.truncate(0)
                         advance(-have)
+                    written = out.tell()
                     for chunk in response.iter_bytes(CHUNK):
+                        written += len(chunk)
+                        if written > f.size:  # more than the Hub listed: never let a server fill the disk
+                            raise ModelDownloadError(
+                                f"{f.repo}/{f.path} is larger than the {f.size:,} bytes the Hub lists; stopped"
+                            )
                         out.write(chunk)
                         out.flush()
                         advance(len(chunk))
                         attempts = RETRIES
             return
+        except ModelDownloadError:
+            raise
         except Exception as exc:
             attempts -= 1
             transient = type(exc).__module__.startswith(("httpx", "httpcore")) and not isinstance(
