@@ -147,3 +147,14 @@ def test_a_server_sending_more_than_the_listed_size_is_stopped(fake_hub, tmp_pat
         hub.download(dataclasses.replace(plan, files=tuple(short)), tmp_path / "cache")
     part = hub.model_dir(tmp_path / "cache", "test-model") / hub.PARTIAL / "model.safetensors.part"
     assert part.stat().st_size <= hub.CHUNK
+
+
+def test_a_model_larger_than_the_free_disk_is_refused_before_downloading(fake_hub, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(hub.ModelDownloadError, match="needs 0.0 GB more disk space .* 0.0 GB are free"):
+        hub.download(hub.plan_download(CARD), tmp_path / "cache")
+    assert not fake_hub.requests("resolve/")

@@ -282,6 +282,19 @@ def download(plan: DownloadPlan, cache_dir: Path, progress: Progress | None = No
     previous = installed_manifest(cache_dir, plan.name)
     if previous is not None and previous.get("revision") != plan.revision:
         manifest_path.unlink()  # a new revision: the old files are replaced as the new ones arrive
+    have = sum(
+        (partial / (f.dest + ".part")).stat().st_size for f in plan.files if (partial / (f.dest + ".part")).exists()
+    )
+    have += sum(
+        f.size for f in plan.files if (folder / f.dest).is_file() and (folder / f.dest).stat().st_size == f.size
+    )
+    needed = plan.total - have
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise ModelDownloadError(
+            f"{plan.name} needs {needed / 1e9:.1f} GB more disk space in {folder.parent} and "
+            f"{free / 1e9:.1f} GB are free; free some space (or set VISUALSEARCH_CACHE_DIR to a larger disk)"
+        )
     done = 0
     total = plan.total
 
