@@ -280,10 +280,40 @@ def test_text_search_ranks_best_first_with_scores(api):
     scores = [i["score"] for i in items]
     assert scores == sorted(scores, reverse=True)
     assert items[0]["asset"]["thumbnail_url"].startswith(f"/api/assets/{ids['red']}/thumbnail")
-    assert body["query"] == {"kind": "text", "text": "red", "asset_id": None, "image_url": None, "file_name": None}
+    assert body["query"] == {
+        "kind": "text",
+        "text": "red",
+        "understood": "red",
+        "asset_id": None,
+        "image_url": None,
+        "file_name": None,
+    }
     # The GET form gives the same answer.
     got = api.get("/api/search", params={"text": "red", "limit": 5}).json()
     assert [i["asset_id"] for i in got["items"]] == [i["asset_id"] for i in items]
+
+
+def test_text_query_language_negatives_weights_and_a_reference_asset(api):
+    ids = seed(api)
+
+    def order(**body):
+        return [i["asset_id"] for i in api.post("/api/search", json={"limit": 10, **body}).json()["items"]]
+
+    assert order(text="red + blue^0.1")[0] == ids["red"]
+    assert order(text="red^0.1 + blue")[0] == ids["blue"]
+    away = order(text="red -blue")
+    assert away[0] == ids["red"] and away[-1] == ids["blue"]  # what was left out comes last
+    body = api.post("/api/search", json={"text": 'red -"blue"^2'}).json()
+    assert body["query"]["understood"] == "red, without blue (x2)"
+    like = api.post("/api/search", json={"text": "red", "asset_id": ids["green"]}).json()
+    assert ids["green"] not in [i["asset_id"] for i in like["items"]]
+    assert like["query"]["asset_id"] == ids["green"] and like["query"]["kind"] == "text"
+    got = api.get("/api/search", params={"text": "red", "asset_id": ids["green"]}).json()
+    assert [i["asset_id"] for i in got["items"]] == [i["asset_id"] for i in like["items"]]
+    assert "only says what to leave out" in assert_error(api.post("/api/search", json={"text": "-red"}), 422)["message"]
+    assert "at most 10" in assert_error(api.post("/api/search", json={"text": "red^50"}), 422)["message"]
+    assert_error(api.post("/api/search", json={"text": "red", "asset_id": 99999}), 404, "not_found")
+    assert_error(api.post("/api/search", json={"asset_id": ids["red"], "image_url": "http://127.0.0.1/x.jpg"}), 422)
 
 
 def test_search_by_asset_leaves_the_asset_out(api):

@@ -70,6 +70,38 @@ def test_text_search_ranks_the_matching_photo_first(indexed):
         assert [r["rank"] for r in results] == list(range(1, len(results) + 1))
 
 
+def _rank(results, name):
+    return next(r["rank"] for r in results if r["source"].endswith("/" + name))
+
+
+def test_negative_terms_push_down_what_the_query_leaves_out(indexed):
+    _, library, _ = indexed
+    search = lambda q: json.loads(run("search", q, "--library", library, "--json", "-n", "24").stdout)  # noqa: E731
+    plain, without = search("a pet"), search("a pet -cat")
+    assert _rank(plain, "cat-chelsea.jpg") == 1
+    assert _rank(without, "cat-chelsea.jpg") > 3, without[:4]
+    understood = run("search", "a pet -cat", "--library", library, "-n", "3")
+    assert "searching for: a pet, without cat" in understood.stderr
+    refused = run("search", "--library", library, "--", "-cat", check=False)  # "--": a query that starts with "-"
+    assert refused.returncode == 1 and "only says what to leave out" in refused.stderr
+
+
+def test_text_with_a_reference_image(indexed):
+    """`search "a drawing" --id N`: like asset N, changed by the words; N itself is left out."""
+    _, library, _ = indexed
+
+    def search(*args):
+        return json.loads(run("search", *args, "--library", library, "--json", "-n", "5").stdout)
+
+    flower = next(r for r in search("flowers") if r["source"].endswith("/yellow-flower.jpg"))
+    words_only, with_image = search("a drawing"), search("a drawing", "--id", flower["asset_id"])
+    assert flower["asset_id"] not in [r["asset_id"] for r in with_image]
+    assert not words_only[0]["source"].endswith("flower.jpg")
+    assert with_image[0]["source"].endswith("/orange-flower.jpg"), with_image[:3]  # the reference's look-alike
+    missing = run("search", "a drawing", "--id", "99999", "--library", library, check=False)
+    assert missing.returncode == 1 and "no asset with id 99999" in missing.stderr
+
+
 def test_table_output(indexed):
     _, library, _ = indexed
     proc = run("search", "dog", "--library", library, "-n", "3")

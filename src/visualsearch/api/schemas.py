@@ -176,17 +176,29 @@ class SearchOptions(BaseModel):
 
 
 class SearchIn(SearchOptions):
-    """Exactly one of `text`, `asset_id` or `image_url`. To search with an image file, use `/api/search/image`."""
+    """One of `text`, `asset_id` or `image_url`, or `text` with `asset_id` ("like asset 42, but at night").
 
-    text: str | None = Field(None, min_length=1, max_length=1000, examples=["gold bracelet on a wrist"])
-    asset_id: int | None = Field(None, ge=1, le=2**62)
+    `text` understands `-word` / `-"a phrase"` (leave out), `+ phrase` (also look for) and `^2` (weight)
+    after a part: `beach -people`, `red car + night^0.5`. To search with an image file, use
+    `/api/search/image`.
+    """
+
+    text: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        examples=["gold bracelet on a wrist", "beach -people", "red car + night^0.5"],
+    )
+    asset_id: int | None = Field(
+        None, ge=1, le=2**62, description="Images like this asset; with `text`, changed by the words."
+    )
     image_url: str | None = Field(None, max_length=MAX_URL_LENGTH)
 
     @model_validator(mode="after")
     def _one_query(self) -> Self:
         given = [n for n in ("text", "asset_id", "image_url") if getattr(self, n) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of text, asset_id or image_url")
+        if len(given) != 1 and given != ["text", "asset_id"]:
+            raise ValueError("give one of text, asset_id or image_url (or text with asset_id)")
         if self.text is not None and not self.text.strip():
             raise ValueError("text is empty")
         return self
@@ -195,6 +207,8 @@ class SearchIn(SearchOptions):
         json_schema_extra={
             "examples": [
                 {"text": "cold night", "limit": 20},
+                {"text": "beach -people", "limit": 20},
+                {"text": "at night", "asset_id": 42},
                 {"asset_id": 42, "limit": 10, "min_score": 0.5},
                 {"image_url": "https://example.org/shoe.jpg", "filters": {"tag": "catalogue"}},
             ]
@@ -212,6 +226,9 @@ class SearchHit(FromRecord):
 class QueryOut(BaseModel):
     kind: Literal["text", "asset", "url", "image"]
     text: str | None = None
+    understood: str | None = Field(
+        None, description='How a text query was read, e.g. "beach (x2) + sunset, without people".'
+    )
     asset_id: int | None = None
     image_url: str | None = None
     file_name: str | None = None

@@ -223,19 +223,36 @@ def _reembed_summary(lib: Library, report: ReembedReport) -> None:
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help='What to look for, in plain words, e.g. "dog on a beach".')],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help='What to look for, in plain words, e.g. "dog on a beach". "-word" or -"a phrase" leaves out '
+            'what looks like it ("beach -people"), "+ phrase" adds another thing to look for, "^2" after a part '
+            'weighs it ("red car + night^0.5").'
+        ),
+    ],
+    asset_id: Annotated[
+        int | None, typer.Option("--id", help="Start from an image in the library: like asset N, changed by the words.")
+    ] = None,
     library: LibraryOpt = None,
     model: ModelOpt = None,
     limit: LimitOpt = 20,
     min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find images by describing them. Scores are cosine similarities, best first."""
+    """Find images by describing them. Scores are cosine similarities, best first.
+
+    With --id N: images like asset N, changed by the words (`search "at night" --id 42`).
+    """
     from ..services import SearchService
 
     lib = _open(library, model)
     try:
-        results = SearchService(lib).text(query, limit=limit, min_score=min_score)
+        engine = SearchService(lib)
+        understood = engine.understand(query)
+        if not understood.plain and not as_json:
+            console.print(f"searching for: {escape(understood.describe())}")
+        results = engine.text(query, asset_id=asset_id, limit=limit, min_score=min_score)
     except (VisualSearchError, ValueError) as exc:
         _fail(str(exc))
     _print_results(results, as_json)

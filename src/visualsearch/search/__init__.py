@@ -1,5 +1,9 @@
-"""Ranking vector hits into pages of results (the query side is :mod:`visualsearch.services.search`)."""
+"""Ranking vector hits into pages of results, and the text query language (:mod:`.query`).
 
+The query side (which vector to search with) is :mod:`visualsearch.services.search`.
+"""
+
+from .query import Clause, TextQuery, combine, parse
 from .ranking import SearchResult, ranked
 
-__all__ = ["SearchResult", "ranked"]
+__all__ = ["Clause", "SearchResult", "TextQuery", "combine", "parse", "ranked"]

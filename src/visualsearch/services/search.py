@@ -3,13 +3,15 @@
 Every search takes ``limit``, ``offset`` (results to skip, for paging),
 ``min_score`` and ``filters`` (an :class:`~visualsearch.catalog.AssetFilter`);
 ranking is :func:`visualsearch.search.ranked`. "Similar to asset N" leaves
-asset N out of its results.
+asset N out of its results. Text queries follow :mod:`visualsearch.search.query`
+(``beach -people``, ``red car + night^0.5``), and a text query may start from an
+asset: "like asset 42, but at night".
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -17,7 +19,8 @@ from ..errors import NotFound
 from ..index import IndexBackend
 from ..ingest.decode import DecodedImage, decode_bytes, decode_file
 from ..ingest.fetch import ImageFetcher
-from ..search import SearchResult, ranked
+from ..models import SEMANTIC
+from ..search import SearchResult, TextQuery, combine, parse, ranked
 from .library import Library
 
 __all__ = ["SearchResult", "SearchService"]
@@ -28,20 +31,39 @@ class SearchService:
         self.library = library
 
     # -- queries ---------------------------------------------------------------------
-    def text(self, query: str, **options: Any) -> list[SearchResult]:
-        query = query.strip()
-        if not query:
-            raise ValueError("the text query is empty")
-        vector = self.library.embedder.embed_texts([query])[0]
+    def understand(self, query: str) -> TextQuery:
+        """The query's clauses (raises InvalidInput for a query with nothing to look for)."""
+        return parse(query)
+
+    def text(self, query: str, asset_id: int | None = None, **options: Any) -> list[SearchResult]:
+        """Images matching ``query``; with ``asset_id``, images like that asset changed by the words.
+
+        A plain query ("dog on a beach") is one sentence, embedded as it is. Clauses
+        (``-people``, ``+ night``, ``^2``) are embedded one by one and combined.
+        """
+        parsed = parse(query)
+        embedder = self.library.embedder
+        vectors = embedder.embed_texts([c.text for c in parsed.clauses])
+        base = None
+        if asset_id is not None:
+            base = self.library.catalog.vector(asset_id, embedder.model_id, SEMANTIC)
+            if base is None:
+                self._missing_vector(asset_id)
+            options["exclude"] = {asset_id, *options.get("exclude", ())}
+        vector = vectors[0] if parsed.plain and base is None else combine(parsed, vectors, base)
         return self._run(self.library.text_index, vector, **options)
+
+    def _missing_vector(self, asset_id: int) -> NoReturn:
+        model_id = self.library.embedder.model_id
+        if self.library.catalog.get(asset_id) is None:
+            raise NotFound(f"no asset with id {asset_id}")
+        raise NotFound(f"asset {asset_id} has no vector for model {model_id} (failed, or not re-indexed)")
 
     def similar_to_asset(self, asset_id: int, **options: Any) -> list[SearchResult]:
         embedder = self.library.embedder
         vector = self.library.catalog.vector(asset_id, embedder.model_id, embedder.similarity_space)
         if vector is None:
-            if self.library.catalog.get(asset_id) is None:
-                raise NotFound(f"no asset with id {asset_id}")
-            raise NotFound(f"asset {asset_id} has no vector for model {embedder.model_id} (failed, or not re-indexed)")
+            self._missing_vector(asset_id)
         return self._run(self.library.similarity_index, vector, exclude={asset_id}, **options)
 
     def similar_to_image(self, image: DecodedImage, **options: Any) -> list[SearchResult]:

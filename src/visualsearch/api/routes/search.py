@@ -78,8 +78,10 @@ def _run(server: ServerState, query: QueryOut, options: SearchOptions, search: S
 def _search(server: ServerState, body: SearchIn) -> SearchOut:
     service = server.search
     if body.text is not None:
-        text = body.text
-        return _run(server, QueryOut(kind="text", text=text), body, lambda **o: service.text(text, **o))
+        text, asset_id = body.text, body.asset_id
+        understood = service.understand(text).describe()
+        query = QueryOut(kind="text", text=text, understood=understood, asset_id=asset_id)
+        return _run(server, query, body, lambda **o: service.text(text, asset_id=asset_id, **o))
     if body.asset_id is not None:
         asset_id = body.asset_id
         return _run(
@@ -106,8 +108,11 @@ def _search(server: ServerState, body: SearchIn) -> SearchOut:
 def search(server: ServerDep, body: SearchIn) -> SearchOut:
     """Results are ranked best first; `score` is the cosine similarity.
 
-    - `text`: a plain-language description ("cold night", "gold bracelet on a wrist").
+    - `text`: a plain-language description ("cold night", "gold bracelet on a wrist"). `-word` or
+      `-"a phrase"` leaves out what looks like it (`beach -people`), `+ phrase` adds another thing to
+      look for, `^2` after a part weighs it (`red car + night^0.5`); `query.understood` says how it was read.
     - `asset_id`: images similar to one already in the library (it is left out of its own results).
+      With `text` too: images like that asset, changed by the words ("at night").
     - `image_url`: images similar to the one at this URL (http/https only; private addresses refused).
     """
     return _search(server, body)
