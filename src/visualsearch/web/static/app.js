@@ -21,11 +21,13 @@ const el = {
   keyError: $("key-error"), minNote: $("min-note"), minNoteText: $("min-note-text"), minClear: $("min-clear"),
   confirmDialog: $("confirm-dialog"), confirmTitle: $("confirm-title"), confirmText: $("confirm-text"), confirmOk: $("confirm-ok"),
   uploads: $("uploads"), uploadList: $("upload-list"), uploadsClose: $("uploads-close"),
+  refineForm: $("refine-form"), refineInput: $("refine-input"), refRefine: $("reference-refine"),
   dropOverlay: $("drop-overlay"), toasts: $("toasts"),
 };
 
 // What the grid shows: the library (optionally filtered by name/tag) or search results.
-// kind: "library" | "text" | "similar" | "url" | "file"
+// kind: "library" | "text" | "similar" | "url" | "file"; a "similar" view may be refined with words
+// (refine: POST /api/search {text, asset_id}). understood: how the server read a text query.
 let view = { kind: "library", q: "" };
 let paging = { cursor: null, offset: 0, done: false, busy: false, token: 0 };
 let total = null;
@@ -182,6 +184,15 @@ function confirmDialog(title, text, confirmLabel, kind = "danger") {
   return new Promise((resolve) => d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true }));
 }
 
+// A query the server cannot use (422: "-cat" says only what to leave out, "red^50" weighs too much):
+// its own reason, as a sentence.
+function searchError(err) {
+  const message = describeError(err);
+  if (err.status !== 422 || !(view.kind === "text" || (view.kind === "similar" && view.refine)) || !message) return message;
+  const what = view.kind === "text" ? `“${view.q}”` : `“${view.refine}”`;
+  return `Cannot search for ${what}: ${message}`;
+}
+
 function describeError(err) {
   const messages = {
     unsupported_image: "That file is not an image we can read.",
@@ -207,9 +218,23 @@ function updateSummary(count) {
     // A search ranks the whole library: without a minimum score it has as many results as the
     // library has images (less the reference image for Find similar), a number GET /api/assets gives.
     const exact = paging.done ? count : minScore() == null && view.all != null ? view.all : null;
-    el.summary.textContent = exact != null ? `${exact.toLocaleString()} ${exact === 1 ? "result" : "results"}, best first` : `${n}+ results, best first`;
+    const results = exact != null ? `${exact.toLocaleString()} ${exact === 1 ? "result" : "results"}, best first` : `${n}+ results, best first`;
+    // A query with operators ("beach -people"): how it was read, so a typo in the syntax shows.
+    const read = view.kind === "text" && rewritten(view.q, view.understood) ? `Searching for: ${view.understood} · ` : "";
+    el.summary.textContent = read + results;
   }
   updateMinNote();
+}
+
+// Whether the server read a text query differently from how it was typed (operators, weights).
+const squash = (text) => (text || "").trim().replace(/\s+/g, " ");
+const rewritten = (typed, understood) => !!understood && squash(understood) !== squash(typed);
+
+// "Refined: at night" under the reference image's name, as the server read the words once it answered.
+function showRefine() {
+  const words = view.kind === "similar" ? view.refine : "";
+  el.refRefine.hidden = !words;
+  el.refRefine.textContent = words ? `Refined: ${rewritten(words, view.understood) ? view.understood : words}` : "";
 }
 
 // When a minimum score is on, the results say so and how many it leaves out, with a way to show all.
@@ -246,6 +271,8 @@ function reset(newView) {
   showError("");
   const searching = view.kind !== "library";
   el.reference.hidden = !["similar", "url", "file"].includes(view.kind);
+  el.refineForm.hidden = view.kind !== "similar"; // the API refines a library image only
+  showRefine();
   el.heading.textContent = {
     library: "Library", text: "Visual search", similar: "Similar images", url: "Search by image", file: "Search by image",
   }[view.kind];
@@ -263,6 +290,7 @@ async function loadMore() {
   try {
     const page = await fetchPage();
     if (token !== paging.token) return; // a newer search replaced this one
+    if (page.query && page.query.understood) { view.understood = page.query.understood; showRefine(); }
     for (const item of page.items) el.grid.append(item.asset ? card(item.asset, item) : card(item));
     if (view.kind === "library") {
       total = page.total;
@@ -278,7 +306,7 @@ async function loadMore() {
   } catch (err) {
     if (token !== paging.token) return;
     paging.done = true;
-    showError(describeError(err));
+    showError(searchError(err));
     if (view.kind !== "library") el.summary.textContent = "";
   } finally {
     if (token === paging.token) {
@@ -320,7 +348,7 @@ function fetchPage(v = view, offset = paging.offset) {
       return api(`/api/assets?${params}`);
     }
     case "text": return postJson("/api/search", { text: v.q, ...options });
-    case "similar": return postJson("/api/search", { asset_id: v.assetId, ...options });
+    case "similar": return postJson("/api/search", v.refine ? { text: v.refine, asset_id: v.assetId, ...options } : { asset_id: v.assetId, ...options });
     case "url": return postJson("/api/search", { image_url: v.url, ...options });
     case "file": {
       const form = new FormData();
@@ -387,7 +415,7 @@ el.input.addEventListener("input", () => {
 function syncVisualMode() {
   const on = el.visual.checked;
   el.minBox.hidden = !on;
-  el.input.placeholder = on ? "Describe what you are looking for, e.g. “cold night”" : "Filter by file name or tag";
+  el.input.placeholder = on ? "Describe what you are looking for, e.g. “cold night” or “beach -people”" : "Filter by file name or tag";
 }
 el.visual.addEventListener("change", () => {
   syncVisualMode();
@@ -418,12 +446,13 @@ document.addEventListener("error", (event) => { if (event.target instanceof HTML
 document.addEventListener("load", (event) => { if (event.target instanceof HTMLImageElement) event.target.classList.remove("broken"); }, true);
 
 function findSimilar(assetId) {
-  go({ page: "library", kind: "similar", assetId, ...controls() });
+  go({ page: "library", kind: "similar", assetId, refine: "", ...controls() });
 }
 
-async function showSimilar(assetId) {
+// refine: words that change what is looked for ("at night"); "" for plain Find similar.
+async function showSimilar(assetId, refine = "") {
   let asset = assets.get(assetId);
-  reset({ kind: "similar", assetId });
+  reset({ kind: "similar", assetId, refine });
   showReference("Similar to", asset ? asset.name || asset.source : `image #${assetId}`, asset && asset.thumbnail_url);
   if (!asset) {
     // Opened from an address (reload, Back, a shared link): name the reference image first.
@@ -450,6 +479,19 @@ async function showSimilar(assetId) {
 }
 
 el.back.addEventListener("click", () => go({ page: "library", kind: "library", q: "", ...controls() }));
+
+// Refine with words: the same reference image, changed by the words (its own address, &refine=...).
+// Empty words (submitted, or the box cleared) go back to plain Find similar.
+function refineSimilar(words) {
+  if (!current || current.kind !== "similar") return;
+  const refine = words.trim().slice(0, 200);
+  if (refine === (current.refine || "")) { if (refine) go({ ...current, ...controls(), refine }, "replace"); return; }
+  go({ ...current, ...controls(), refine });
+}
+el.refineForm.addEventListener("submit", (event) => { event.preventDefault(); refineSimilar(el.refineInput.value); });
+el.refineInput.addEventListener("input", () => {
+  if (!el.refineInput.value.trim() && current && current.kind === "similar" && current.refine) refineSimilar("");
+});
 
 // ---------------------------------------------------------------------------------------
 // Search by image (camera dialog)
@@ -1262,7 +1304,13 @@ function renderModels(data) {
   } else mod.download.hidden = true;
 
   mod.list.setAttribute("aria-busy", busy ? "true" : "false");
-  mod.list.replaceChildren(...data.models.map((m) => modelRow(m, data, busy)));
+  // Rebuild the rows only when what they show changed: a poll during a download must not replace
+  // them every 1.5 s (a keyboard user's focus on a Use button would be lost, and a reader's place).
+  const shown = JSON.stringify([data.models, data.active, data.requested, data.pinned, busy]);
+  if (shown !== mod.list.dataset.shown) {
+    mod.list.dataset.shown = shown;
+    mod.list.replaceChildren(...data.models.map((m) => modelRow(m, data, busy)));
+  }
 }
 
 function showModelsError(message) {
@@ -1368,13 +1416,14 @@ function showPage(page) {
 //   /                              the library            /?q=banana          filtered by name or tag
 //   /?q=cold+night&visual=1        visual search          &min=0.25           minimum score
 //   /?similar=42                   Find similar           /?image_url=https://example.com/a.jpg
+//   /?similar=42&refine=at+night   Find similar, refined with words
 //   /?view=duplicates              the Duplicates view    (/#/duplicates, the old address, still works)
 //   /?view=duplicates&tab=similar  its Similar shots tab  /?view=duplicates&tab=trash   its Trash tab
 //   /?view=models                  the Models view
 // visual=1 also records the Visual switch in other views. A search with an uploaded file gets
 // its own history entry (Back/Forward return to it while the page is open) but no address:
 // reloaded, it shows the library. Anything unknown or invalid shows the library.
-// A route: { page: "library"|"duplicates"|"models", tab ("copies"|"similar"|"trash"), kind, q, assetId, url, file, visual, min }.
+// A route: { page: "library"|"duplicates"|"models", tab ("copies"|"similar"|"trash"), kind, q, assetId, refine, url, file, visual, min }.
 
 let current = null; // the route on screen
 let pendingScroll = null; // where to scroll back to once enough of the grid has loaded
@@ -1396,7 +1445,10 @@ function parseRoute(search, hash = "") {
   const m = Number(minText);
   const min = /^[0-9.]+$/.test(minText) && m > 0 && m <= 1 ? Math.round(m * 100) / 100 : 0;
   const similar = p.get("similar") || "";
-  if (/^[1-9][0-9]{0,14}$/.test(similar)) return { ...base, kind: "similar", assetId: Number(similar), min };
+  if (/^[1-9][0-9]{0,14}$/.test(similar)) {
+    const refine = (p.get("refine") || "").trim().slice(0, 200);
+    return { ...base, kind: "similar", assetId: Number(similar), refine, min };
+  }
   const url = (p.get("image_url") || "").trim();
   if (/^https?:\/\/[^\s]+$/i.test(url) && url.length <= 4096) return { ...base, kind: "url", url, min };
   const q = (p.get("q") || "").trim().slice(0, 200);
@@ -1412,7 +1464,10 @@ function urlFor(route) {
   } else if (route.page === "models") {
     p.set("view", "models");
   } else {
-    if (route.kind === "similar") p.set("similar", String(route.assetId));
+    if (route.kind === "similar") {
+      p.set("similar", String(route.assetId));
+      if (route.refine) p.set("refine", route.refine);
+    }
     else if (route.kind === "url") p.set("image_url", route.url);
     else if ((route.kind === "library" || route.kind === "text") && route.q) p.set("q", route.q);
     if (route.visual) p.set("visual", "1");
@@ -1465,7 +1520,7 @@ function go(route, how = "push", tag = null) {
   if (tag !== "typing") window.scrollTo({ top: 0 });
   if (route.page === "duplicates") showDuplicates(route.tab);
   else if (route.page === "models") showModels();
-  else if (route.kind === "similar") showSimilar(route.assetId);
+  else if (route.kind === "similar") showSimilar(route.assetId, route.refine || "");
   else if (route.kind === "url") showUrlSearch(route.url);
   else if (route.kind === "file") showFileSearch(route.file);
   else { reset({ kind: route.kind, q: route.q }); loadMore(); }
@@ -1475,6 +1530,7 @@ function go(route, how = "push", tag = null) {
 
 function setControls(route) {
   el.input.value = route.kind === "library" || route.kind === "text" ? route.q : "";
+  el.refineInput.value = route.kind === "similar" ? route.refine || "" : "";
   el.visual.checked = route.visual;
   el.min.value = String(route.min);
   el.minValue.textContent = Number(el.min.value).toFixed(2);
