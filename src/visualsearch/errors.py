@@ -106,6 +106,12 @@ class ModelPinned(VisualSearchError):
     code = "model_pinned"
 
 
+class ModelNotInstalled(ConfigError):
+    """A curated model was asked for before ``visualsearch models use`` downloaded it."""
+
+    code = "model_not_installed"
+
+
 class ModelUnavailable(VisualSearchError):
     """A model cannot be used on this installation (an optional extra it needs is not installed)."""
 

@@ -361,7 +361,9 @@ def test_search_paging_min_score_and_limits(api):
     kept = api.post("/api/search", json={"text": "green", "limit": 5, "min_score": cut}).json()["items"]
     assert all(i["score"] >= cut for i in kept) and len(kept) >= 2
     assert_error(api.post("/api/search", json={"text": "green", "limit": 1000}), 422, "invalid_request")
-    assert_error(api.post("/api/search", json={"text": "a", "asset_id": 1}), 422, "invalid_request")
+    assert_error(
+        api.post("/api/search", json={"text": "a", "image_url": "http://127.0.0.1/a.jpg"}), 422, "invalid_request"
+    )
     assert_error(api.post("/api/search", json={}), 422, "invalid_request")
     assert_error(api.post("/api/search", json={"text": "   "}), 422, "invalid_request")
     assert_error(api.post("/api/search", content=b"{not json", headers={"content-type": "application/json"}), 422)

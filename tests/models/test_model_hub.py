@@ -158,3 +158,32 @@ def test_a_model_larger_than_the_free_disk_is_refused_before_downloading(fake_hu
     with pytest.raises(hub.ModelDownloadError, match="needs 0.0 GB more disk space .* 0.0 GB are free"):
         hub.download(hub.plan_download(CARD), tmp_path / "cache")
     assert not fake_hub.requests("resolve/")
+
+
+def test_one_download_or_removal_of_a_model_at_a_time(fake_hub, tmp_path):
+    cache = tmp_path / "cache"
+    plan = hub.plan_download(CARD)
+    with hub.model_lock(cache, "test-model", "test"):  # as another process downloading it would hold it
+        with pytest.raises(hub.ModelDownloadError, match="being downloaded by another process"):
+            hub.download(plan, cache)
+    hub.download(plan, cache)
+    with hub.model_lock(cache, "test-model", "test"):
+        with pytest.raises(hub.ModelDownloadError, match="wait for it to finish before you remove it"):
+            hub.remove_model(cache, "test-model")
+    assert hub.installed_manifest(cache, "test-model") is not None
+
+
+@pytest.mark.parametrize("path", ["../x.json", "/etc/passwd", "a/../../b", "C:\\\\x", "a\\\\..\\\\b", ""])
+def test_files_with_unsafe_names_from_a_hub_are_refused(path):
+    with pytest.raises(hub.ModelDownloadError, match="unsafe name"):
+        hub._safe_dest(path)
+    assert hub._safe_dest("text/config.json") == "text/config.json"
+
+
+def test_a_local_write_error_is_not_called_a_network_problem(fake_hub, tmp_path):
+    cache = tmp_path / "cache"
+    hub.store_dir(cache).mkdir(parents=True)
+    hub.model_dir(cache, "test-model").write_text("a file where the model's folder should be")
+    with pytest.raises(hub.ModelDownloadError, match="cannot write test-model's files") as error:
+        hub.download(hub.plan_download(CARD), cache)
+    assert "reach" not in str(error.value)

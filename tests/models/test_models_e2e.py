@@ -78,7 +78,7 @@ def test_every_family_loads_from_the_store_and_embeds(name, fake_hub, tmp_path, 
     hub.download(hub.plan_download(card), tmp_path)
     before = len(fake_hub.log)
     model = load_embedder(name, tmp_path)
-    assert model.model_id == card.model_id
+    assert model.model_id.startswith(card.model_id + "@")  # the Hub revision is part of the id
     images = [Image.new("L", (50, 40), 90), Image.new("RGBA", (64, 80), (255, 0, 0, 128)), Image.new("RGB", (9, 300))]
     vectors = model.encode_images(images)["semantic"]
     assert vectors.shape == (3, model.spaces["semantic"])
@@ -258,7 +258,7 @@ def test_rest_use_downloads_reembeds_and_switches(fake_hub, embedder, image_fold
         row = next(m for m in state["models"] if m["name"] == "siglip2-base")
         assert row["installed"] and row["active"] and row["disk_bytes"] > 200_000
         stats = api.get("/api/stats").json()
-        assert stats["model_id"] == zoo.BY_NAME["siglip2-base"].model_id
+        assert stats["model_id"].startswith(zoo.BY_NAME["siglip2-base"].model_id + "@")
         hits = api.post("/api/search", json={"text": "a dog", "limit": 3}).json()
         assert len(hits["items"]) == 3 and hits["model_id"] == stats["model_id"]
 
@@ -295,3 +295,41 @@ def test_unreachable_hub_fails_the_job_with_the_reason(embedder, tmp_path, monke
         job = _wait_job(api, api.post("/api/models/use", json={"name": "mobileclip2-s2"}).json()["id"])
         assert job["status"] == "failed" and "cannot reach the model hub" in job["error"]
         assert api.get("/api/models").json()["requested"] == DEFAULT
+
+
+def test_a_chosen_model_that_is_not_downloaded_is_reported_not_a_500(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISUALSEARCH_CACHE_DIR", str(tmp_path / "empty-cache"))
+    settings = Settings.from_env(tmp_path / "lib", model="clip-vit-b32-openai")
+    app = create_app(settings, require_keys=False)
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as api:
+        listed = api.get("/api/models")
+        assert listed.status_code == 200, listed.text
+        assert "not downloaded yet: run `visualsearch models use clip-vit-b32-openai`" in listed.json()["model_error"]
+        refused = api.post("/api/search", json={"text": "a dog"})
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "model_not_installed"
+    cli = run(
+        "status",
+        "--library",
+        tmp_path / "lib",
+        env=dict(os.environ, VISUALSEARCH_MODEL="clip-vit-b32-openai"),
+        check=False,
+    )
+    assert cli.returncode == 1 and "not downloaded yet" in said(cli) and "Traceback" not in said(cli)
+
+
+def test_new_weights_under_the_same_name_get_their_own_vectors(tmp_path, monkeypatch):
+    """A new Hub revision is a new model id: its vectors never mix with the old revision's."""
+    root = tmp_path / "hub"
+    build_tiny_clip(root / "openai" / "clip-vit-base-patch32", seed=0)
+    server = FakeHub(root).start()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    try:
+        card = zoo.BY_NAME["clip-vit-b32-openai"]
+        hub.download(hub.plan_download(card), tmp_path / "cache")
+        first = load_embedder(card.name, tmp_path / "cache").model_id
+        build_tiny_clip(root / "openai" / "clip-vit-base-patch32", seed=1)  # the repo gets new weights
+        hub.download(hub.plan_download(card), tmp_path / "cache")
+        second = load_embedder(card.name, tmp_path / "cache").model_id
+    finally:
+        server.stop()
+    assert first != second and first.split("@")[0] == second.split("@")[0] == card.model_id

@@ -29,6 +29,7 @@ from ..errors import (
     FetchError,
     ImageTooLarge,
     InvalidInput,
+    ModelNotInstalled,
     ModelPinned,
     ModelUnavailable,
     NotFound,
@@ -91,7 +92,7 @@ def status_of(exc: VisualSearchError) -> int:
         return 422
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, (Duplicate, SourceChanged, ModelPinned, ModelUnavailable)):
+    if isinstance(exc, (Duplicate, SourceChanged, ModelPinned, ModelUnavailable, ModelNotInstalled)):
         return 409
     if isinstance(exc, ConfigError):
         return 500

@@ -451,6 +451,9 @@ class ModelsOut(BaseModel):
     model_change: ModelChangeOut | None = None
     job: JobOut | None = Field(None, description="The download or re-embedding in progress, if any.")
     downloading: str | None = Field(None, description="The model being downloaded, while a `model` job runs.")
+    model_error: str | None = Field(
+        None, description="Why the requested model cannot be used right now (e.g. it is not downloaded)."
+    )
 
 
 class ModelUseIn(BaseModel):

@@ -303,13 +303,17 @@ def status(
     """Show what the library holds: counts, model, index type."""
     lib = _open(library, model)
     counts = lib.catalog.counts()
-    change = lib.model_change()
+    try:
+        change = lib.model_change()
+        model_id = change.from_model if change else lib.requested_embedder.model_id
+    except VisualSearchError as exc:  # e.g. the chosen model is not downloaded: say so, and how to fix it
+        _fail(str(exc))
     info: dict[str, Any] = {
         "library": str(lib.settings.library_dir),
         "indexed": counts.get("indexed", 0),
         "failed": counts.get("failed", 0),
         "model": change.from_name if change else lib.settings.model,
-        "model_id": change.from_model if change else lib.requested_embedder.model_id,
+        "model_id": model_id,
         "reembedding": None
         if change is None
         else {"to": change.to_name, "to_model_id": change.to_model, "done": change.done, "total": change.total},

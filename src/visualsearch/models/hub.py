@@ -15,14 +15,16 @@ network, so a model that is installed works offline.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import VisualSearchError
@@ -116,7 +118,8 @@ def remove_model(cache_dir: Path, name: str) -> bool:
     folder = model_dir(cache_dir, name)
     if not folder.exists():
         return False
-    shutil.rmtree(folder)
+    with model_lock(cache_dir, name, "remove it"):
+        shutil.rmtree(folder)
     return True
 
 
@@ -162,6 +165,14 @@ def _pick(tree: dict[str, Any], groups: tuple[tuple[str, ...], ...], required: b
         elif required:
             raise ModelDownloadError(f"{repo} has none of {', '.join(group)}: it does not look like this model")
     return chosen
+
+
+def _safe_dest(path: str) -> str:
+    """A file name from the Hub, refused unless it is a plain relative path inside the model's folder."""
+    parts = PurePosixPath(path).parts
+    if not parts or path.startswith(("/", "\\")) or any(p in ("..", "") or "\\" in p or ":" in p for p in parts):
+        raise ModelDownloadError(f"the Hub listed a file with an unsafe name: {path!r}")
+    return path
 
 
 def _remote(repo: str, revision: str, entry: Any, dest_prefix: str = "") -> RemoteFile:
@@ -263,6 +274,12 @@ def _fetch(f: RemoteFile, part: Path, advance: Callable[[int], None]) -> None:
             return
         except ModelDownloadError:
             raise
+        except OSError as exc:
+            if type(exc).__module__.startswith(("httpx", "httpcore")):
+                raise _unreachable(exc, f.repo) from exc
+            raise ModelDownloadError(  # the disk, not the network: full, read-only, or the folder went away
+                f"cannot write {part}: {exc.strerror or exc}; check the free space and permissions of {part.parent}"
+            ) from exc
         except Exception as exc:
             attempts -= 1
             transient = type(exc).__module__.startswith(("httpx", "httpcore")) and not isinstance(
@@ -273,8 +290,37 @@ def _fetch(f: RemoteFile, part: Path, advance: Callable[[int], None]) -> None:
             time.sleep(1)
 
 
+@contextmanager
+def model_lock(cache_dir: Path, name: str, what: str) -> Iterator[None]:
+    """Hold ``<store>/<name>.lock``: one download or removal of a model at a time, across processes."""
+    store_dir(cache_dir).mkdir(parents=True, exist_ok=True)
+    with open(store_dir(cache_dir) / f"{name}.lock", "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ModelDownloadError(
+                f"{name} is being downloaded by another process (visualsearch models use, or a server); "
+                f"wait for it to finish before you {what}"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def download(plan: DownloadPlan, cache_dir: Path, progress: Progress | None = None) -> Path:
     """Fetch every file of ``plan`` (resuming partial ones), verify it, and mark the model installed."""
+    with model_lock(cache_dir, plan.name, "download it again"):
+        try:
+            return _download(plan, cache_dir, progress)
+        except OSError as exc:  # the disk, not the network (network errors are ModelDownloadError by now)
+            raise ModelDownloadError(
+                f"cannot write {plan.name}'s files in {model_dir(cache_dir, plan.name)}: {exc.strerror or exc}; "
+                "check the free space and permissions there"
+            ) from exc
+
+
+def _download(plan: DownloadPlan, cache_dir: Path, progress: Progress | None) -> Path:
     folder = model_dir(cache_dir, plan.name)
     partial = folder / PARTIAL
     partial.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from ..config import default_cache_dir
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelNotInstalled
 from .base import Embedder
 from .hub import installed_manifest, model_dir
 from .zoo import card as curated
@@ -55,24 +55,21 @@ def load_embedder(name: str, cache_dir: Path | None = None) -> Embedder:
     )
 
 
-class ModelNotInstalled(ConfigError):
-    """A curated model was asked for before ``visualsearch models use`` downloaded it."""
-
-
 def _load_curated(name: str, cache_dir: Path) -> Embedder:
     card = curated(name)
     assert card is not None
-    if installed_manifest(cache_dir, name) is None:
+    manifest = installed_manifest(cache_dir, name)
+    if manifest is None:
         raise ModelNotInstalled(f"model {name} is not downloaded yet: run `visualsearch models use {name}`")
     folder = model_dir(cache_dir, name)
+    # The Hub revision is part of the id: new weights under the same name never meet the old vectors.
+    model_id = f"{card.model_id}@{str(manifest['revision'])[:12]}"
     if card.loader == "hf-clip":
         from .clip import HFClipEmbedder
 
-        return HFClipEmbedder(str(folder), model_id=card.model_id, runtime=card.runtime, cache_dir=cache_dir)
+        return HFClipEmbedder(str(folder), model_id=model_id, runtime=card.runtime, cache_dir=cache_dir)
     from .clip import OpenClipEmbedder, write_openclip_config
 
     if card.openclip_arch and (not (folder / "open_clip_config.json").exists() or (folder / "config.json").exists()):
         write_openclip_config(folder, *card.openclip_arch)
-    return OpenClipEmbedder(
-        f"local-dir:{folder}", None, model_id=card.model_id, runtime=card.runtime, cache_dir=cache_dir
-    )
+    return OpenClipEmbedder(f"local-dir:{folder}", None, model_id=model_id, runtime=card.runtime, cache_dir=cache_dir)

@@ -68,7 +68,7 @@ class ModelCard:
 
     @property
     def model_id(self) -> str:
-        """What vectors from this model are stored under (independent of where its files live)."""
+        """The stem of the id its vectors are stored under (the loader appends ``@<revision>``)."""
         if self.repo is None:
             return self.name
         prefix = "hf-clip:" if self.loader == "hf-clip" else "open_clip:hf-hub:"

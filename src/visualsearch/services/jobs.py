@@ -33,6 +33,8 @@ FAILED = JOB_FAILED
 FOLDER, UPLOAD, REEMBED, MODEL = "folder", "upload", "reembed", "model"
 #: Seconds between progress writes of a model download (its callback fires per MiB).
 MODEL_PROGRESS_EVERY = 0.5
+#: How often an idle worker looks for a model chosen by another process (`visualsearch models use`).
+MODEL_CHECK_EVERY = 10.0
 MAX_RECORDED_FAILURES = 1000
 
 __all__ = ["DONE", "FAILED", "FOLDER", "MODEL", "QUEUED", "REEMBED", "RUNNING", "UPLOAD", "JobQueue", "JobRecord"]
@@ -47,6 +49,8 @@ class JobQueue:
         self._signals = 0  # bumped on every submit/stop; a worker sleeps only while it is unchanged
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._checked_model = time.monotonic()
+        self._use_lock = threading.Lock()
 
     # -- submitting / reading --------------------------------------------------------
     def staging_folder(self, job_id: str) -> Path:
@@ -108,6 +112,9 @@ class JobQueue:
                 seen = self._signals
             job_id = self.jobs.claim_next()
             if job_id is None:
+                if time.monotonic() - self._checked_model > MODEL_CHECK_EVERY:
+                    self._checked_model = time.monotonic()
+                    self.check_requested_model()
                 with self._wake:  # sleep unless something was submitted since we looked
                     self._wake.wait_for(partial(self._changed_since, seen), timeout=5.0)
                 continue
@@ -155,6 +162,17 @@ class JobQueue:
         )
         failures = [{"name": src, "error": reason} for src, reason in report.failures[:MAX_RECORDED_FAILURES]]
         self.jobs.update(job.id, failed=report.failed, failures=failures)
+        change = self.library.model_change()
+        if change is not None and change.to_model != report.model_id:
+            # Another model was asked for while this ran: it did not switch; move on to the new one.
+            self.submit(REEMBED, {"from": change.from_model, "to": change.to_model}, total=change.total)
+
+    def check_requested_model(self) -> None:
+        """Start re-embedding if the requested model changed in another process (``models use --no-reembed``)."""
+        try:
+            self.ensure_reembedding()
+        except VisualSearchError as exc:  # the requested model cannot load: say so once per look, keep serving
+            log.warning("cannot move to the requested model: %s", exc)
 
     def _run_model(self, job: JobRecord) -> None:
         """Download a model (progress in bytes), make it the requested one, and queue the re-embedding."""
@@ -173,12 +191,13 @@ class JobQueue:
     def use_model(self, name: str) -> JobRecord:
         """Queue the download of ``name`` and the switch to it (one at a time; the same request joins it)."""
         ModelService(self.library).check_usable(name)  # an unknown, pinned or unloadable model fails now
-        existing = self.jobs.active_of_kind(MODEL)
-        if existing is not None:
-            if existing.params.get("name") == name:
-                return existing
-            raise Busy(f"model {existing.params.get('name')} is being downloaded; wait for it to finish")
-        return self.submit(MODEL, {"name": name})
+        with self._use_lock:  # two quick clicks must not start two downloads
+            existing = self.jobs.active_of_kind(MODEL)
+            if existing is not None:
+                if existing.params.get("name") == name:
+                    return existing
+                raise Busy(f"model {existing.params.get('name')} is being downloaded; wait for it to finish")
+            return self.submit(MODEL, {"name": name})
 
     def ensure_reembedding(self) -> JobRecord | None:
         """Queue a re-embedding job when the configured model is not the library's active one yet."""

@@ -184,13 +184,22 @@ class Library:
         done = min(self.catalog.count_with_embeddings(requested.model_id, space) for space in requested.spaces)
         return ModelChange(state["name"], state["model_id"], self.settings.model, requested.model_id, done, total)
 
-    def switch_model(self) -> None:
-        """Make the requested model the active one (after re-embedding finished)."""
-        requested = self.requested_embedder
+    def switch_model(self, target: Embedder) -> bool:
+        """Make ``target`` (whose vectors re-embedding just completed) the active model.
+
+        Only if it is still the requested one: if another model was asked for meanwhile,
+        switching to it would leave searches on a model with no vectors. Returns whether
+        it switched; if not, the caller re-embeds for the new request.
+        """
         with self._model_lock:
-            self.catalog.set_state(ACTIVE_MODEL, {"name": self.settings.model, "model_id": requested.model_id})
+            self._adopt_requested()
+            requested = self.requested_embedder
+            if requested.model_id != target.model_id:
+                return False
+            self.catalog.set_state(ACTIVE_MODEL, {"name": self.settings.model, "model_id": target.model_id})
             self._active, self._active_checked = requested, time.monotonic()
-            self._managers = {k: m for k, m in self._managers.items() if k[0] == requested.model_id}
+            self._managers = {k: m for k, m in self._managers.items() if k[0] == target.model_id}
+            return True
 
     # -- indexes -------------------------------------------------------------------
     def indexes(self, space: str, embedder: Embedder | None = None) -> IndexBackend:

@@ -100,8 +100,7 @@ def reembed_library(library: Library, *, progress: Progress | None = None) -> Re
     one_pass()
     # Build the new model's indexes before anyone searches them (an HNSW build can take minutes).
     library.sync_indexes(target)
-    if library.model_change() is not None:
-        library.switch_model()
+    if library.model_change() is not None and library.switch_model(target):
         report.switched = True
         one_pass()  # images added with the old model between the last pass and the switch
         library.sync_indexes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from ...errors import VisualSearchError
 from ...services.jobs import MODEL, REEMBED
 from ..deps import JobsDep, LibraryDep, ModelsDep
 from ..schemas import AUTH_ERRORS, ErrorOut, JobOut, ModelChangeOut, ModelOut, ModelsOut, ModelUseIn
@@ -20,7 +21,12 @@ router = APIRouter(prefix="/api", tags=["models"])
     summary="The curated models, which one is in use, and any switch in progress",
 )
 def list_models(models: ModelsDep, library: LibraryDep, jobs: JobsDep) -> ModelsOut:
-    change = library.model_change()
+    # The list must load even when the requested model cannot: the page's Use button is the way out.
+    change, model_error = None, None
+    try:
+        change = library.model_change()
+    except VisualSearchError as exc:
+        model_error = str(exc)
     job = jobs.active_of_kind(MODEL) or jobs.active_of_kind(REEMBED)
     return ModelsOut(
         models=[ModelOut.model_validate(m) for m in models.list()],
@@ -30,6 +36,7 @@ def list_models(models: ModelsDep, library: LibraryDep, jobs: JobsDep) -> Models
         model_change=None if change is None else ModelChangeOut.model_validate(change),
         job=None if job is None else JobOut.model_validate(job),
         downloading=job.params.get("name") if job is not None and job.kind == MODEL else None,
+        model_error=model_error,
     )
 
 
