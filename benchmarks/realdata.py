@@ -136,6 +136,14 @@ def resolve(ref: str, root: Path | None = None, fetch: bool = True) -> Path:
     """
     pkg, rel = split_ref(ref)
     root = Path(root) if root is not None else default_root()
+    if pkg == "skimage":  # scikit-image's sample photos, exported once as PNG (see data/scenes/README.md)
+        path = root / "skimage-data" / rel
+        if not path.exists():
+            raise RealDataError(
+                f"{ref!r}: export scikit-image's sample images to {path.parent} first "
+                "(benchmarks/data/scenes/README.md says how)"
+            )
+        return path
     base = ensure_package(pkg, root) if fetch else root / pkg
     path = base / rel
     if not path.exists():

@@ -524,7 +524,7 @@ def test_unexpected_errors_are_500_without_details(server, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(server.app.state.server.search, "text", boom)
+    monkeypatch.setattr(server.app.state.server.search, "text_with_verdict", boom)
     with server.client() as api:
         err = assert_error(api.post("/api/search", json={"text": "x"}), 500, "internal_error")
     assert "secret" not in err["message"]

@@ -102,6 +102,15 @@ def test_text_with_a_reference_image(indexed):
     assert missing.returncode == 1 and "no asset with id 99999" in missing.stderr
 
 
+def test_no_close_matches_is_said_not_hidden(indexed):
+    """A nonsense query still lists the nearest images, but says that nothing matches closely."""
+    _, library, _ = indexed
+    nonsense = run("search", "asdfqwer", "--library", library, "-n", "3")
+    assert "No close matches; showing the nearest 3" in nonsense.stderr
+    assert len(nonsense.stdout.strip().splitlines()) == 4  # header + the 3 nearest
+    assert "No close matches" not in run("search", "a cat", "--library", library, "-n", "3").stderr
+
+
 def test_table_output(indexed):
     _, library, _ = indexed
     proc = run("search", "dog", "--library", library, "-n", "3")

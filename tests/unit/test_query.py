@@ -13,13 +13,13 @@ from visualsearch.search import Clause, combine, parse
     "query, clauses",
     [
         ("dog on a beach", [("dog on a beach", 1, False)]),
-        ("beach -people", [("beach", 1, False), ("people", 1, True)]),
-        ("beach -people sunset", [("beach", 1, False), ("people", 1, True), ("sunset", 1, False)]),
-        ('cat -"black cat"', [("cat", 1, False), ("black cat", 1, True)]),
-        ("beach - lots of people", [("beach", 1, False), ("lots of people", 1, True)]),
+        ("beach -people", [("beach", 1, False), ("people", 0.5, True)]),
+        ("beach -people sunset", [("beach", 1, False), ("people", 0.5, True), ("sunset", 1, False)]),
+        ('cat -"black cat"', [("cat", 1, False), ("black cat", 0.5, True)]),
+        ("beach - lots of people", [("beach", 1, False), ("lots of people", 0.5, True)]),
         ("red car + night^0.5", [("red car", 1, False), ("night", 0.5, False)]),
         ("beach^2 +sunset -people^1.5", [("beach", 2, False), ("sunset", 1, False), ("people", 1.5, True)]),
-        ('"gold bracelet"^2 -watch', [("gold bracelet", 2, False), ("watch", 1, True)]),
+        ('"gold bracelet"^2 -watch', [("gold bracelet", 2, False), ("watch", 0.5, True)]),
         # not operators: inside a word, a number, a quoted phrase
         ("t-shirt on a chair", [("t-shirt on a chair", 1, False)]),
         ("-5 degrees and snow", [("-5 degrees and snow", 1, False)]),
@@ -49,13 +49,14 @@ def test_parse_refuses_with_a_reason(query, message):
 
 def test_describe_says_how_the_query_was_read():
     assert parse("beach^2 + sunset -people").describe() == "beach (x2) + sunset, without people"
+    assert parse("beach -people^1").describe() == "beach, without people (x1)"
     assert parse("dog on a beach").plain and not parse("beach^2").plain
 
 
 def test_combine_adds_positives_and_subtracts_negatives():
     a, b, c = np.eye(3, dtype=np.float32)
-    vector = combine(parse("a + b^0.5 -c"), np.stack([a, b, c]))
-    expected = np.array([1, 0.5, -1]) / np.linalg.norm([1, 0.5, -1])
+    vector = combine(parse("a + b^0.5 -c"), np.stack([a, b, c]))  # a left-out part counts half by default
+    expected = np.array([1, 0.5, -0.5]) / np.linalg.norm([1, 0.5, -0.5])
     np.testing.assert_allclose(vector, expected, rtol=1e-6)
     assert vector.dtype == np.float32
     with_image = combine(parse("b"), np.stack([b]), base=a)  # like an image, changed by words
@@ -65,4 +66,4 @@ def test_combine_adds_positives_and_subtracts_negatives():
 def test_parts_that_cancel_are_refused():
     a = np.array([1.0, 0.0], dtype=np.float32)
     with pytest.raises(InvalidInput, match="cancel each other out"):
-        combine(parse("cat -kitten"), np.stack([a, a]))
+        combine(parse("cat -kitten^1"), np.stack([a, a]))

@@ -155,7 +155,7 @@ def test_refine_find_similar_with_words(browser, server, ids):
         history = page.evaluate("history.length")
 
         box = page.get_by_label("Refine with words")
-        box.fill("red -blue")
+        box.fill("red -blue^2")
 
         def refine_request(request) -> bool:
             return request.method == "POST" and request.url.endswith("/api/search") and "text" in request.post_data
@@ -163,8 +163,8 @@ def test_refine_find_similar_with_words(browser, server, ids):
         with page.expect_request(refine_request) as sent:
             box.press("Enter")  # the keyboard submits the form
         body = sent.value.post_data_json
-        assert body["text"] == "red -blue" and body["asset_id"] == magenta and "image_url" not in body
-        expect_refined(page, ids, "red -blue", "red, without blue")
+        assert body["text"] == "red -blue^2" and body["asset_id"] == magenta and "image_url" not in body
+        expect_refined(page, ids, "red -blue^2", "red, without blue (x2)")
         assert names(page)[0] == "red.png" and names(page)[-1] == "blue.png"
         assert page.evaluate("history.length") == history + 1  # its own history entry
         expect(page.locator("#summary")).to_have_text("6 results, best first")
@@ -174,16 +174,16 @@ def test_refine_find_similar_with_words(browser, server, ids):
         assert page.evaluate("history.length") == history + 1
 
         page.go_forward()
-        expect_refined(page, ids, "red -blue", "red, without blue")
+        expect_refined(page, ids, "red -blue^2", "red, without blue (x2)")
 
         page.reload()
-        expect_refined(page, ids, "red -blue", "red, without blue")
+        expect_refined(page, ids, "red -blue^2", "red, without blue (x2)")
 
         # Clearing the words goes back to plain Find similar (a new entry; Back returns to the words).
         box.fill("")
         expect_plain_similar(page, ids)
         page.go_back()
-        expect_refined(page, ids, "red -blue", "red, without blue")
+        expect_refined(page, ids, "red -blue^2", "red, without blue (x2)")
 
 
 def test_refine_words_the_server_cannot_use_say_why(browser, server, ids):
@@ -216,9 +216,9 @@ LAYOUT = """() => {
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_the_refined_view_fits_desktops_and_phones(browser, server, ids, size):
     name = "desktop" if size == DESKTOP else "phone"
-    url = f"{server.url}/?similar={ids['magenta']}&refine=red+-blue"
+    url = f"{server.url}/?similar={ids['magenta']}&refine=red+-blue%5E2"
     with open_page(browser, url, viewport=size) as page:
-        expect_refined(page, ids, "red -blue", "red, without blue")
+        expect_refined(page, ids, "red -blue^2", "red, without blue (x2)")
         page.wait_for_function("[...document.querySelectorAll('.card img')].every((i) => i.complete)")
         layout = page.evaluate(LAYOUT)
         assert layout["scrollWidth"] <= layout["width"], layout  # no sideways scrolling

@@ -242,6 +242,15 @@ class SearchOut(BaseModel):
     next_offset: int | None = Field(description="Offset of the next page; null when there is none.")
     model_id: str
     took_ms: float
+    close_matches: bool | None = Field(
+        None,
+        description="Text queries: whether anything in the library matches closely (the model's calibrated "
+        "cut-off). False: the items are only the nearest, e.g. for a nonsense query. Null: not judged (a model "
+        "without a cut-off, or a query that starts from an image).",
+    )
+    note: str | None = Field(
+        None, description='What to tell the user, e.g. "No close matches; showing the nearest 20".'
+    )
 
 
 class IndexStats(BaseModel):

@@ -252,7 +252,9 @@ def search(
         understood = engine.understand(query)
         if not understood.plain and not as_json:
             console.print(f"searching for: {escape(understood.describe())}")
-        results = engine.text(query, asset_id=asset_id, limit=limit, min_score=min_score)
+        results, verdict = engine.text_with_verdict(query, asset_id=asset_id, limit=limit, min_score=min_score)
+        if verdict is not None and not verdict.close:
+            console.print(f"[yellow]No close matches[/]; showing the nearest {len(results)}")
     except (VisualSearchError, ValueError) as exc:
         _fail(str(exc))
     _print_results(results, as_json)

@@ -36,6 +36,9 @@ class Embedder(ABC):
     spaces: dict[str, int]
     #: The space used for image -> image similarity.
     similarity_space: str = SEMANTIC
+    #: (absolute, margin) score thresholds of a text query with close matches, measured for this
+    #: model by benchmarks/nomatch.py (see visualsearch.search.relevance); None: never claims no match.
+    match_thresholds: tuple[float, float] | None = None
 
     @abstractmethod
     def encode_images(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ from ..ingest.decode import DecodedImage, decode_bytes, decode_file
 from ..ingest.fetch import ImageFetcher
 from ..models import SEMANTIC
 from ..search import SearchResult, TextQuery, combine, parse, ranked
+from ..search.relevance import MatchCalibration, MatchVerdict, judge
 from .library import Library
 
 __all__ = ["SearchResult", "SearchService"]
@@ -41,6 +42,13 @@ class SearchService:
         A plain query ("dog on a beach") is one sentence, embedded as it is. Clauses
         (``-people``, ``+ night``, ``^2``) are embedded one by one and combined.
         """
+        return self.text_with_verdict(query, asset_id, **options)[0]
+
+    def text_with_verdict(
+        self, query: str, asset_id: int | None = None, **options: Any
+    ) -> tuple[list[SearchResult], MatchVerdict | None]:
+        """:meth:`text`, and whether the query has close matches at all (None: the model cannot tell,
+        or the query starts from an image; see :mod:`visualsearch.search.relevance`)."""
         parsed = parse(query)
         embedder = self.library.embedder
         vectors = embedder.embed_texts([c.text for c in parsed.clauses])
@@ -51,7 +59,13 @@ class SearchService:
                 self._missing_vector(asset_id)
             options["exclude"] = {asset_id, *options.get("exclude", ())}
         vector = vectors[0] if parsed.plain and base is None else combine(parsed, vectors, base)
-        return self._run(self.library.text_index, vector, **options)
+        index = self.library.text_index
+        results = self._run(index, vector, **options)
+        verdict = None
+        if embedder.match_thresholds is not None and base is None:
+            calibration = MatchCalibration(*embedder.match_thresholds)
+            verdict = judge(index.search(vector, calibration.probe).scores, calibration)  # unfiltered: the library
+        return results, verdict
 
     def _missing_vector(self, asset_id: int) -> NoReturn:
         model_id = self.library.embedder.model_id

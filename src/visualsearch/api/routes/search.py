@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...catalog import AssetFilter
 from ...search import SearchResult
+from ...search.relevance import MatchVerdict
 from ..deps import ServerDep
 from ..errors import ApiError
 from ..schemas import ErrorOut, QueryOut, SearchFilters, SearchHit, SearchIn, SearchOptions, SearchOut
@@ -81,7 +82,20 @@ def _search(server: ServerState, body: SearchIn) -> SearchOut:
         text, asset_id = body.text, body.asset_id
         understood = service.understand(text).describe()
         query = QueryOut(kind="text", text=text, understood=understood, asset_id=asset_id)
-        return _run(server, query, body, lambda **o: service.text(text, asset_id=asset_id, **o))
+        verdicts: list[MatchVerdict | None] = []
+
+        def by_text(**options: Any) -> list[SearchResult]:
+            results, verdict = service.text_with_verdict(text, asset_id=asset_id, **options)
+            verdicts.append(verdict)
+            return results
+
+        out = _run(server, query, body, by_text)
+        verdict = verdicts[0] if verdicts else None
+        if verdict is not None:
+            out.close_matches = verdict.close
+            if not verdict.close:
+                out.note = f"No close matches; showing the nearest {len(out.items)}"
+        return out
     if body.asset_id is not None:
         asset_id = body.asset_id
         return _run(

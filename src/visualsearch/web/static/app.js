@@ -221,10 +221,15 @@ function updateSummary(count) {
     const results = exact != null ? `${exact.toLocaleString()} ${exact === 1 ? "result" : "results"}, best first` : `${n}+ results, best first`;
     // A query with operators ("beach -people"): how it was read, so a typo in the syntax shows.
     const read = view.kind === "text" && rewritten(view.q, view.understood) ? `Searching for: ${view.understood} · ` : "";
-    el.summary.textContent = read + results;
+    // Nothing in the library matches closely (a nonsense query, or something that is not there): say so,
+    // rather than presenting the nearest images as an answer.
+    const none = view.kind === "text" && view.noClose ? `No close matches; showing the nearest ${n}, best first` : "";
+    el.summary.textContent = read + (none || results);
   }
   updateMinNote();
 }
+
+const offset0 = (page) => page && page.offset === 0;
 
 // Whether the server read a text query differently from how it was typed (operators, weights).
 const squash = (text) => (text || "").trim().replace(/\s+/g, " ");
@@ -291,6 +296,7 @@ async function loadMore() {
     const page = await fetchPage();
     if (token !== paging.token) return; // a newer search replaced this one
     if (page.query && page.query.understood) { view.understood = page.query.understood; showRefine(); }
+    if (offset0(page)) view.noClose = page.close_matches === false; // the server's calibrated cut-off
     for (const item of page.items) el.grid.append(item.asset ? card(item.asset, item) : card(item));
     if (view.kind === "library") {
       total = page.total;
