@@ -313,6 +313,12 @@ def test_text_query_language_negatives_weights_and_a_reference_asset(api):
     assert "only says what to leave out" in assert_error(api.post("/api/search", json={"text": "-red"}), 422)["message"]
     assert "at most 10" in assert_error(api.post("/api/search", json={"text": "red^50"}), 422)["message"]
     assert_error(api.post("/api/search", json={"text": "red", "asset_id": 99999}), 404, "not_found")
+    explained = api.post("/api/search", json={"text": "red -blue", "explain": True, "limit": 3}).json()["items"]
+    first = explained[0]["why"]
+    assert first["concepts"] is None  # the test model has no vocabulary to say what it sees
+    assert [(p["text"], p["negative"]) for p in first["parts"]] == [("red", False), ("blue", True)]
+    assert first["parts"][0]["score"] > 0.99 and first["parts"][1]["score"] < 0.1
+    assert api.post("/api/search", json={"text": "red"}).json()["items"][0]["why"] is None  # only when asked
     assert_error(api.post("/api/search", json={"asset_id": ids["red"], "image_url": "http://127.0.0.1/x.jpg"}), 422)
 
 

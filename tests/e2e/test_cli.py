@@ -111,6 +111,18 @@ def test_no_close_matches_is_said_not_hidden(indexed):
     assert "No close matches" not in run("search", "a cat", "--library", library, "-n", "3").stderr
 
 
+def test_explain_says_what_the_model_sees_and_the_score_per_part(indexed):
+    _, library, _ = indexed
+    results = json.loads(run("search", "a pet -cat", "--library", library, "--json", "-n", "24", "--explain").stdout)
+    cat = next(r for r in results if r["source"].endswith("/cat-chelsea.jpg"))
+    assert "tabby cat" in cat["why"]["concepts"]
+    (pet, without_cat) = cat["why"]["parts"]
+    assert pet["text"] == "a pet" and not pet["negative"] and without_cat == {**without_cat, "negative": True}
+    assert without_cat["score"] > pet["score"] - 0.2  # the cat photo is close to "cat": why it fell
+    table = run("search", "a cat", "--library", library, "-n", "1", "--explain").stdout
+    assert "seen as" in table and "tabby cat" in table
+
+
 def test_table_output(indexed):
     _, library, _ = indexed
     proc = run("search", "dog", "--library", library, "-n", "3")

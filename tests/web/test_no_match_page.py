@@ -64,4 +64,7 @@ def test_the_page_says_no_close_matches(browser, server, size):
         visual_search(page, "red")
         wait_results(page)
         expect(page.locator("#summary")).not_to_contain_text("No close matches")
+        first = page.locator(".card").first  # each match says why, on hover
+        assert first.get_attribute("data-why") == "Matches: red 1.00"
+        assert first.locator(".thumb").get_attribute("title") == "Matches: red 1.00"
         expect(page.locator("#summary")).to_contain_text("best first")

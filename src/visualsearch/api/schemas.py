@@ -192,6 +192,9 @@ class SearchIn(SearchOptions):
     asset_id: int | None = Field(
         None, ge=1, le=2**62, description="Images like this asset; with `text`, changed by the words."
     )
+    explain: bool = Field(
+        False, description="Text queries: give each result `why` (closeness to each part, what the model sees)."
+    )
     image_url: str | None = Field(None, max_length=MAX_URL_LENGTH)
 
     @model_validator(mode="after")
@@ -216,11 +219,28 @@ class SearchIn(SearchOptions):
     )
 
 
+class PartScoreOut(FromRecord):
+    text: str = Field(description="A part of the text query.")
+    negative: bool = Field(description="A part the query leaves out (`-part`).")
+    score: float = Field(description="Cosine similarity of the image to this part alone.")
+
+
+class WhyOut(FromRecord):
+    """Why a text result matched (`explain: true`)."""
+
+    parts: list[PartScoreOut] = Field(description="How close the image is to each part of the query.")
+    concepts: list[str] | None = Field(
+        description="What the model sees in the image, best first (the bundled model: ImageNet classes); "
+        "null when the model cannot say."
+    )
+
+
 class SearchHit(FromRecord):
     rank: int = Field(description="1 for the most similar.")
     score: float = Field(description="Cosine similarity, higher is more similar.")
     asset_id: int
     asset: AssetOut
+    why: WhyOut | None = Field(None, description="With `explain: true` on a text query: why it matched.")
 
 
 class QueryOut(BaseModel):

@@ -25,6 +25,7 @@ from ..errors import ConfigError, VisualSearchError
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from ..duplicates import DuplicateGroup, Member
     from ..services import KeyService, Library, ModelInfo, ReembedReport, SearchResult
+    from ..services.search import Why
 
 app = typer.Typer(
     add_completion=False,
@@ -72,9 +73,26 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _print_results(results: Sequence[SearchResult], as_json: bool) -> None:
+def _why_text(why: Why) -> str:
+    parts = ", ".join(f"{'-' if p.negative else ''}{p.text} {p.score:.2f}" for p in why.parts)
+    seen = f"seen as {', '.join(why.concepts)}; " if why.concepts else ""
+    return f"{seen}closeness to each part: {parts}"
+
+
+def _print_results(results: Sequence[SearchResult], as_json: bool, why: dict[int, Why] | None = None) -> None:
     if as_json:
-        out.print_json(json.dumps([r.to_dict() for r in results]))
+        rows = [r.to_dict() for r in results]
+        if why is not None:
+            for row in rows:
+                w = why.get(row["asset_id"])
+                row["why"] = None if w is None else {"parts": [p.__dict__ for p in w.parts], "concepts": w.concepts}
+        out.print_json(json.dumps(rows))
+        return
+    if why is not None:  # one line of reasons under each result
+        for r in results:
+            print(f"{r.rank:>4}  {r.score:>7.4f}  {r.asset_id:>6}  {r.source}")
+            if r.asset_id in why:
+                print(f"{'':>21}{_why_text(why[r.asset_id])}")
         return
     if not results:
         console.print("no results")
@@ -238,6 +256,9 @@ def search(
     model: ModelOpt = None,
     limit: LimitOpt = 20,
     min_score: MinScoreOpt = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Under each result: what the model sees in it and its score per part.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Find images by describing them. Scores are cosine similarities, best first.
@@ -255,9 +276,10 @@ def search(
         results, verdict = engine.text_with_verdict(query, asset_id=asset_id, limit=limit, min_score=min_score)
         if verdict is not None and not verdict.close:
             console.print(f"[yellow]No close matches[/]; showing the nearest {len(results)}")
+        why = engine.explain(query, results) if explain else None
     except (VisualSearchError, ValueError) as exc:
         _fail(str(exc))
-    _print_results(results, as_json)
+    _print_results(results, as_json, why)
 
 
 @app.command()

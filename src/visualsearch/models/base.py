@@ -48,6 +48,14 @@ class Embedder(ABC):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """float32[n, d] in the ``semantic`` space, L2-normalised."""
 
+    def concepts(self, semantic: np.ndarray, k: int = 3) -> list[list[str]] | None:
+        """What each image (a row of ``semantic`` vectors) is seen as, in words, best first; None if unknown.
+
+        Used to explain a text match. Models with a vocabulary (the bundled ConSE: ImageNet
+        classes) say it; others return None.
+        """
+        return None
+
     def image_preprocessor(self) -> Callable[[Image.Image], np.ndarray] | None:
         """A picklable function from one decoded image to the model's input array, or None.
 

@@ -26,7 +26,7 @@ from PIL import Image
 from ..config import default_cache_dir
 from .base import SEMANTIC, VISUAL, Embedder, l2_normalize
 from .efficientnet import FEATURE_DIM, EfficientNetLite, center_crop, normalize
-from .imagenet_vocab import NUM_CLASSES, class_prompts
+from .imagenet_vocab import NUM_CLASSES, class_names, class_prompts
 from .text import SentenceEncoder
 
 
@@ -98,6 +98,13 @@ class ConSEEmbedder(Embedder):
                 vec = vec + self.group_weight * l2_normalize(vectors[group].mean(axis=0))
             out[i] = vec
         return l2_normalize(out)
+
+    def concepts(self, semantic: np.ndarray, k: int = 3) -> list[list[str]] | None:
+        """The ImageNet classes nearest each image's text-space vector (its ConSE mix is made of them)."""
+        names = class_names()
+        sims = np.asarray(semantic, np.float32) @ self.class_matrix().T
+        top = np.argsort(-sims, axis=1)[:, :k]
+        return [[names[i] for i in row] for row in top]
 
     # -- Embedder ------------------------------------------------------------------
     def semantic_from_logits(self, logits: np.ndarray) -> np.ndarray:

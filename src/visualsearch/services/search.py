@@ -10,6 +10,7 @@ asset: "like asset 42, but at night".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -24,7 +25,24 @@ from ..search import SearchResult, TextQuery, combine, parse, ranked
 from ..search.relevance import MatchCalibration, MatchVerdict, judge
 from .library import Library
 
-__all__ = ["SearchResult", "SearchService"]
+__all__ = ["PartScore", "SearchResult", "SearchService", "Why"]
+
+
+@dataclass(frozen=True)
+class PartScore:
+    """How close an image is to one part of a text query (cosine similarity)."""
+
+    text: str
+    negative: bool
+    score: float
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why a text result matched: its closeness to each query part, and what the model sees in it."""
+
+    parts: list[PartScore]
+    concepts: list[str] | None
 
 
 class SearchService:
@@ -66,6 +84,33 @@ class SearchService:
             calibration = MatchCalibration(*embedder.match_thresholds)
             verdict = judge(index.search(vector, calibration.probe).scores, calibration)  # unfiltered: the library
         return results, verdict
+
+    def explain(self, query: str, results: list[SearchResult]) -> dict[int, Why]:
+        """Why each text result matched: how close it is to each part of the query, and what the
+        model sees in it (when the model can say). Parts left out are listed too: a low score there
+        is why an image stayed."""
+        parsed = parse(query)
+        embedder = self.library.embedder
+        ids = [r.asset_id for r in results]
+        vectors: dict[int, np.ndarray] = {}
+        for chunk_ids, chunk in self.library.catalog.vectors(embedder.model_id, SEMANTIC, ids):
+            vectors.update(zip(chunk_ids.tolist(), chunk, strict=True))
+        found = [i for i in ids if i in vectors]
+        if not found:
+            return {}
+        matrix = np.stack([vectors[i] for i in found])
+        parts = embedder.embed_texts([c.text for c in parsed.clauses])
+        scores = matrix @ parts.T
+        concepts = embedder.concepts(matrix)
+        return {
+            asset_id: Why(
+                parts=[
+                    PartScore(c.text, c.negative, round(float(scores[n, j]), 4)) for j, c in enumerate(parsed.clauses)
+                ],
+                concepts=concepts[n] if concepts is not None else None,
+            )
+            for n, asset_id in enumerate(found)
+        }
 
     def _missing_vector(self, asset_id: int) -> NoReturn:
         model_id = self.library.embedder.model_id

@@ -17,7 +17,7 @@ from ...search import SearchResult
 from ...search.relevance import MatchVerdict
 from ..deps import ServerDep
 from ..errors import ApiError
-from ..schemas import ErrorOut, QueryOut, SearchFilters, SearchHit, SearchIn, SearchOptions, SearchOut
+from ..schemas import ErrorOut, QueryOut, SearchFilters, SearchHit, SearchIn, SearchOptions, SearchOut, WhyOut
 from ..security import require_read
 from ..state import ServerState
 from ..uploads import MAX_IMAGE, ReceivedForm, form_body, multipart
@@ -83,13 +83,20 @@ def _search(server: ServerState, body: SearchIn) -> SearchOut:
         understood = service.understand(text).describe()
         query = QueryOut(kind="text", text=text, understood=understood, asset_id=asset_id)
         verdicts: list[MatchVerdict | None] = []
+        found: list[SearchResult] = []
 
         def by_text(**options: Any) -> list[SearchResult]:
             results, verdict = service.text_with_verdict(text, asset_id=asset_id, **options)
             verdicts.append(verdict)
+            found.extend(results)
             return results
 
         out = _run(server, query, body, by_text)
+        if body.explain:
+            why = service.explain(text, found)
+            for item in out.items:
+                if item.asset_id in why:
+                    item.why = WhyOut.model_validate(why[item.asset_id])
         verdict = verdicts[0] if verdicts else None
         if verdict is not None:
             out.close_matches = verdict.close
@@ -153,11 +160,13 @@ def search_get(
     q: str | None = Query(None, max_length=200),
     added_after: datetime | None = None,
     added_before: datetime | None = None,
+    explain: bool = Query(False, description="Text queries: say why each result matched."),
 ) -> SearchOut:
     try:
         body = SearchIn(
             text=text,
             asset_id=asset_id,
+            explain=explain,
             image_url=image_url,
             limit=limit,
             offset=offset,

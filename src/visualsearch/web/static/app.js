@@ -79,6 +79,13 @@ function svg(name) {
   return s;
 }
 
+// "Seen as: tabby cat, cougar · a pet 0.49, without cat 0.25": what the model sees in the image and
+// how close it is to each part of the query (the API's `why`, asked for with explain: true).
+function whyText(why) {
+  const parts = why.parts.map((p) => `${p.negative ? "without " : ""}${p.text} ${p.score.toFixed(2)}`).join(", ");
+  return (why.concepts && why.concepts.length ? `Seen as: ${why.concepts.join(", ")} · ` : "") + `Matches: ${parts}`;
+}
+
 function card(asset, hit) {
   assets.set(asset.id, asset);
   const li = document.createElement("li");
@@ -106,6 +113,13 @@ function card(asset, hit) {
     badge.title = `Similarity score ${hit.score.toFixed(4)} (rank ${hit.rank})`;
     badge.setAttribute("aria-label", `score ${hit.score.toFixed(2)}`);
     li.append(badge);
+    if (hit.why) { // a text search explains each match: on hover, and to screen readers
+      const why = whyText(hit.why);
+      open.title = why;
+      badge.title += `\n${why}`;
+      li.dataset.why = why;
+      open.setAttribute("aria-description", why);
+    }
   }
 
   const caption = document.createElement("div");
@@ -353,7 +367,7 @@ function fetchPage(v = view, offset = paging.offset) {
       if (v.q) params.set("q", v.q);
       return api(`/api/assets?${params}`);
     }
-    case "text": return postJson("/api/search", { text: v.q, ...options });
+    case "text": return postJson("/api/search", { text: v.q, explain: true, ...options });
     case "similar": return postJson("/api/search", v.refine ? { text: v.refine, asset_id: v.assetId, ...options } : { asset_id: v.assetId, ...options });
     case "url": return postJson("/api/search", { image_url: v.url, ...options });
     case "file": {
