@@ -35,6 +35,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
     parser.add_argument("--workdir", type=Path, default=None, help="keep the library here (temporary otherwise)")
+    parser.add_argument(
+        "--attribute-weight",
+        type=float,
+        nargs="*",
+        default=None,
+        help="weights of the colour-and-light score to compare (default: the product's)",
+    )
     args = parser.parse_args()
 
     from visualsearch.config import Settings
@@ -55,6 +62,17 @@ def main() -> int:
     library.index_folder(folder)
     engine = SearchService(library)
     queries = [json.loads(x) for x in (SCENES / "queries.jsonl").read_text().splitlines() if x.strip()]
+    import visualsearch.services.search as search_module
+
+    for weight in args.attribute_weight or [search_module.ATTRIBUTE_WEIGHT]:
+        search_module.ATTRIBUTE_WEIGHT = weight
+        report(engine, queries, ref_of, library.embedder.model_id, weight)
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def report(engine, queries, ref_of, model_id: str, weight: float) -> None:
     ranks: dict[str, list[float]] = defaultdict(list)
     for q in queries:
         order = [ref_of[str(Path(r.source).resolve())] for r in engine.text(q["query"], limit=len(ref_of))]
@@ -62,7 +80,9 @@ def main() -> int:
         rank = next((n for n, ref in enumerate(order, 1) if ref in relevant), np.inf)
         ranks[q.get("kind", "other")].append(rank)
         ranks["all"].append(rank)
-    print(f"model {library.embedder.model_id}; {len(ref_of)} images, {len(queries)} queries (development set)")
+    print(
+        f"model {model_id}; attribute weight {weight:g}; {len(ref_of)} images, {len(queries)} queries (development set)"
+    )
     print(f"{'kind':12} {'n':>4} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR':>6}")
     for kind in sorted(ranks, key=lambda k: (k == "all", k)):
         r = np.asarray(ranks[kind])
@@ -70,9 +90,6 @@ def main() -> int:
             f"{kind:12} {len(r):>4} {np.mean(r <= 1):>6.3f} {np.mean(r <= 5):>6.3f} {np.mean(r <= 10):>6.3f} "
             f"{np.mean(1 / r):>6.3f}"
         )
-    if args.workdir is None:
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":

@@ -123,6 +123,19 @@ def test_explain_says_what_the_model_sees_and_the_score_per_part(indexed):
     assert "seen as" in table and "tabby cat" in table
 
 
+def test_colour_and_light_words(indexed):
+    """The bundled model does not see colour; the attribute score does (labels.json names these)."""
+    _, library, _ = indexed
+
+    def top(query, n=2):
+        results = json.loads(run("search", query, "--library", library, "--json", "-n", str(n)).stdout)
+        return {r["source"].rsplit("/", 1)[-1] for r in results}
+
+    assert top("black and white") == {"ancient-coins.jpg", "cameraman-tripod.jpg"}  # the two monochrome photos
+    assert top("blue", 1) == {"blue-hexagons-wallpaper.jpg"}
+    assert top("a cat", 1) == {"cat-chelsea.jpg"}  # a query without such words ranks as before
+
+
 def test_table_output(indexed):
     _, library, _ = indexed
     proc = run("search", "dog", "--library", library, "-n", "3")

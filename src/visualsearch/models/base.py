@@ -17,6 +17,8 @@ from PIL import Image
 
 SEMANTIC = "semantic"
 VISUAL = "visual"
+#: Colour and light attributes (visualsearch.models.attributes), for models that provide them.
+ATTRIBUTES = "attributes"
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:

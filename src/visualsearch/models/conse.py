@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image
 
 from ..config import default_cache_dir
-from .base import SEMANTIC, VISUAL, Embedder, l2_normalize
+from . import attributes as colour
+from .base import ATTRIBUTES, SEMANTIC, VISUAL, Embedder, l2_normalize
 from .efficientnet import FEATURE_DIM, EfficientNetLite, center_crop, normalize
 from .imagenet_vocab import NUM_CLASSES, class_names, class_prompts
 from .text import SentenceEncoder
@@ -55,8 +56,10 @@ class ConSEEmbedder(Embedder):
         self.cache_dir = cache_dir or default_cache_dir()
         self.backbone = EfficientNetLite(variant, cache_dir=self.cache_dir, runtime=runtime)
         self.text = SentenceEncoder(cache_dir=self.cache_dir)
-        self.model_id = f"conse-efficientnet-{variant}-minilm-k{top_k}-t{temperature:g}-g{group_weight:g}"
-        self.spaces = {SEMANTIC: self.text.dim, VISUAL: FEATURE_DIM}
+        self.model_id = (
+            f"conse-efficientnet-{variant}-minilm-k{top_k}-t{temperature:g}-g{group_weight:g}-{colour.VERSION}"
+        )
+        self.spaces = {SEMANTIC: self.text.dim, VISUAL: FEATURE_DIM, ATTRIBUTES: colour.DIM}
         self._class_matrix: np.ndarray | None = None
         self._lock = threading.Lock()
 
@@ -121,8 +124,7 @@ class ConSEEmbedder(Embedder):
         return l2_normalize(mixed)
 
     def encode_images(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
-        features, logits = self.backbone.run(images)
-        return self.encode_outputs(features, logits)
+        return self.encode_prepared(np.stack([center_crop(image, self.backbone.size) for image in images]))
 
     def image_preprocessor(self) -> Callable[[Image.Image], np.ndarray]:
         """Picklable per-image step, so ingest worker processes resample while the model runs."""
@@ -131,7 +133,7 @@ class ConSEEmbedder(Embedder):
     def encode_prepared(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         """:meth:`encode_images` for a stack of :meth:`image_preprocessor` outputs."""
         features, logits = self.backbone.run_preprocessed(normalize(inputs))
-        return self.encode_outputs(features, logits)
+        return {**self.encode_outputs(features, logits), ATTRIBUTES: colour.attributes(inputs)}
 
     def encode_outputs(self, features: np.ndarray, logits: np.ndarray) -> dict[str, np.ndarray]:
         return {SEMANTIC: self.semantic_from_logits(logits), VISUAL: l2_normalize(features)}

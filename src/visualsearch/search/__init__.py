@@ -4,6 +4,6 @@ The query side (which vector to search with) is :mod:`visualsearch.services.sear
 """
 
 from .query import Clause, TextQuery, combine, parse
-from .ranking import SearchResult, ranked
+from .ranking import SearchResult, page_of, ranked
 
-__all__ = ["Clause", "SearchResult", "TextQuery", "combine", "parse", "ranked"]
+__all__ = ["Clause", "SearchResult", "TextQuery", "combine", "page_of", "parse", "ranked"]

@@ -62,8 +62,15 @@ def ranked(
     if filters is not None and not filters.is_empty():
         allow = catalog.filter_ids(filters)
     hits = index.search(vector, offset + limit, exclude=exclude, allow=allow)
-    keep = np.ones(len(hits.ids), dtype=bool) if min_score is None else hits.scores >= min_score
-    ids, scores = hits.ids[keep][offset:], hits.scores[keep][offset:]
+    return page_of(catalog, hits.ids, hits.scores, limit, min_score, offset)
+
+
+def page_of(
+    catalog: Catalog, ids: np.ndarray, scores: np.ndarray, limit: int, min_score: float | None, offset: int
+) -> list[SearchResult]:
+    """Results ``offset .. offset + limit`` of ids already ranked best first (their scores beside them)."""
+    keep = np.ones(len(ids), dtype=bool) if min_score is None else scores >= min_score
+    ids, scores = ids[keep][offset : offset + limit], scores[keep][offset : offset + limit]
     assets = catalog.get_many(ids.tolist())
     results: list[SearchResult] = []
     for asset_id, score in zip(ids.tolist(), scores.tolist(), strict=True):

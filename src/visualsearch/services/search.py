@@ -16,16 +16,26 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from ..catalog import AssetFilter
 from ..errors import NotFound
 from ..index import IndexBackend
 from ..ingest.decode import DecodedImage, decode_bytes, decode_file
 from ..ingest.fetch import ImageFetcher
-from ..models import SEMANTIC
-from ..search import SearchResult, TextQuery, combine, parse, ranked
+from ..models import ATTRIBUTES, SEMANTIC
+from ..models.attributes import query_target
+from ..search import SearchResult, TextQuery, combine, page_of, parse, ranked
 from ..search.relevance import MatchCalibration, MatchVerdict, judge
 from .library import Library
 
 __all__ = ["PartScore", "SearchResult", "SearchService", "Why"]
+
+#: Weight of the colour-and-light score next to the text score, for queries with such words
+#: (visualsearch.models.attributes). Set on the scenes development set by benchmarks/scenes.py:
+#: colour queries' R@5 0.242 without it, 0.545 / 0.727 / 0.788 / 0.788 / 0.788 at 0.15 / 0.3 /
+#: 0.5 / 0.8 / 1.2; all 204 queries' R@5 0.441 -> 0.534 at 0.3-0.5, MRR best at 0.5 (0.403).
+ATTRIBUTE_WEIGHT = 0.5
+#: Candidates taken from each score before both are combined.
+CANDIDATES = 300
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,11 @@ class SearchService:
             options["exclude"] = {asset_id, *options.get("exclude", ())}
         vector = vectors[0] if parsed.plain and base is None else combine(parsed, vectors, base)
         index = self.library.text_index
-        results = self._run(index, vector, **options)
+        target, _ = query_target(" ".join(c.text for c in parsed.positive))
+        if target is not None and base is None and ATTRIBUTES in embedder.spaces:
+            results = self._with_attributes(vector, target, **options)
+        else:
+            results = self._run(index, vector, **options)
         verdict = None
         if embedder.match_thresholds is not None and base is None:
             calibration = MatchCalibration(*embedder.match_thresholds)
@@ -111,6 +125,42 @@ class SearchService:
             )
             for n, asset_id in enumerate(found)
         }
+
+    def _with_attributes(
+        self,
+        vector: np.ndarray,
+        target: np.ndarray,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        min_score: float | None = None,
+        filters: AssetFilter | None = None,
+        exclude: set[int] | None = None,
+    ) -> list[SearchResult]:
+        """Rank by text score + ATTRIBUTE_WEIGHT x attribute score, for queries with colour or light words.
+
+        Candidates are the best :data:`CANDIDATES` by each score (so an image that only the colour
+        finds is in), and each candidate gets both scores.
+        """
+        if limit < 1 or offset < 0:
+            raise ValueError("limit must be at least 1 and offset cannot be negative")
+        library = self.library
+        model_id = library.embedder.model_id
+        allow = library.catalog.filter_ids(filters) if filters is not None and not filters.is_empty() else None
+        k = max(CANDIDATES, offset + limit)
+        text_hits = library.text_index.search(vector, k, exclude=exclude, allow=allow)
+        colour_hits = library.indexes(ATTRIBUTES).search(target, k, exclude=exclude, allow=allow)
+        scores = {SEMANTIC: dict(zip(text_hits.ids.tolist(), text_hits.scores.tolist(), strict=True))}
+        scores[ATTRIBUTES] = dict(zip(colour_hits.ids.tolist(), colour_hits.scores.tolist(), strict=True))
+        ids = sorted(set(scores[SEMANTIC]) | set(scores[ATTRIBUTES]))
+        for space, query in ((SEMANTIC, vector), (ATTRIBUTES, target)):
+            missing = [i for i in ids if i not in scores[space]]
+            for chunk_ids, chunk in library.catalog.vectors(model_id, space, missing):
+                scores[space].update(zip(chunk_ids.tolist(), (chunk @ query).tolist(), strict=True))
+        ids = [i for i in ids if i in scores[SEMANTIC] and i in scores[ATTRIBUTES]]
+        fused = np.asarray([scores[SEMANTIC][i] + ATTRIBUTE_WEIGHT * scores[ATTRIBUTES][i] for i in ids])
+        order = np.lexsort((np.asarray(ids), -fused))  # best first, ties by id
+        return page_of(library.catalog, np.asarray(ids)[order], fused[order], limit, min_score, offset)
 
     def _missing_vector(self, asset_id: int) -> NoReturn:
         model_id = self.library.embedder.model_id
