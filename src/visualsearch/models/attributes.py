@@ -64,31 +64,40 @@ _PROTOTYPES = _lab(np.asarray([rgb for name in COLOURS for rgb in PALETTE[name]]
 _OWNER = np.asarray([i for i, name in enumerate(COLOURS) for _ in PALETTE[name]])
 
 
-def attributes(crops: np.ndarray, step: int = 4) -> np.ndarray:
+def attributes(crops: np.ndarray, step: int = 8) -> np.ndarray:
     """float32[n, DIM] attribute vectors (L2-normalised) of uint8[n, h, w, 3] RGB crops.
 
     Every ``step``-th pixel in each direction is enough for shares of a picture (a 224 px crop
-    gives 3,136 pixels): a few milliseconds per batch, next to the network's forward pass.
+    gives 784 pixels), and the whole batch goes through OpenCV and numpy at once: about 0.3 ms
+    an image, next to the network's 10 ms (every 4th pixel, one image at a time, cost 3-6 ms).
     """
-    out = np.zeros((len(crops), DIM), np.float32)
-    for n, crop in enumerate(crops):
-        lab = _lab(np.ascontiguousarray(crop[::step, ::step])).reshape(-1, 3)
-        d = ((lab[:, None, :] - _PROTOTYPES[None, :, :]) ** 2).sum(axis=2)
-        names = _OWNER[d.argmin(axis=1)]
-        out[n, : len(COLOURS)] = np.bincount(names, minlength=len(COLOURS)) / len(lab)
-        lightness, chroma = lab[:, 0], np.hypot(lab[:, 1], lab[:, 2])
-        hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1])) % 360
-        coloured = chroma > 15
-        extra = {
-            "dark": np.mean(lightness < 25),
-            "bright": np.mean(lightness > 75),
-            "colourful": np.mean(chroma > 30),
-            "greyish": np.mean(chroma < 8),
-            # warm: reds, oranges and yellows (Lab hue 0-100 degrees and 330-360); cool: teal to blue
-            "warm": np.mean(coloured & ((hue < 100) | (hue > 330))),
-            "cool": np.mean(coloured & (hue > 180) & (hue < 300)),
-        }
-        out[n, len(COLOURS) :] = [extra[name] for name in EXTRA]
+    n = len(crops)
+    if n == 0:
+        return np.zeros((0, DIM), np.float32)
+    sample = np.ascontiguousarray(np.asarray(crops)[:, ::step, ::step])
+    lab = _lab(sample).reshape(n, -1, 3)
+    pixels = lab.shape[1]
+    # squared distances to every prototype as one matrix product: |x|^2 - 2 x.p + |p|^2 (|x|^2 is
+    # the same for every prototype, so it does not change the nearest)
+    d = (_PROTOTYPES**2).sum(axis=1)[None, :] - 2.0 * (lab.reshape(-1, 3) @ _PROTOTYPES.T)
+    names = _OWNER[d.argmin(axis=1)].reshape(n, pixels)
+    out = np.zeros((n, DIM), np.float32)
+    counts = np.bincount((np.arange(n)[:, None] * len(COLOURS) + names).ravel(), minlength=n * len(COLOURS))
+    out[:, : len(COLOURS)] = counts.reshape(n, len(COLOURS)) / pixels
+    lightness, chroma = lab[..., 0], np.hypot(lab[..., 1], lab[..., 2])
+    hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1])) % 360
+    coloured = chroma > 15
+    extra = {
+        "dark": (lightness < 25).mean(axis=1),
+        "bright": (lightness > 75).mean(axis=1),
+        "colourful": (chroma > 30).mean(axis=1),
+        "greyish": (chroma < 8).mean(axis=1),
+        # warm: reds, oranges and yellows (Lab hue 0-100 degrees and 330-360); cool: teal to blue
+        "warm": (coloured & ((hue < 100) | (hue > 330))).mean(axis=1),
+        "cool": (coloured & (hue > 180) & (hue < 300)).mean(axis=1),
+    }
+    for j, name in enumerate(EXTRA):
+        out[:, len(COLOURS) + j] = extra[name]
     return l2_normalize(out)
 
 

@@ -10,6 +10,7 @@ asset: "like asset 42, but at night".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,10 +31,14 @@ from .library import Library
 __all__ = ["PartScore", "SearchResult", "SearchService", "Why"]
 
 #: Weight of the colour-and-light score next to the text score, for queries with such words
-#: (visualsearch.models.attributes). Set on the scenes development set by benchmarks/scenes.py:
-#: colour queries' R@5 0.242 without it, 0.545 / 0.727 / 0.788 / 0.788 / 0.788 at 0.15 / 0.3 /
-#: 0.5 / 0.8 / 1.2; all 204 queries' R@5 0.441 -> 0.534 at 0.3-0.5, MRR best at 0.5 (0.403).
-ATTRIBUTE_WEIGHT = 0.5
+#: (visualsearch.models.attributes), times the share of the query's words that are such words
+#: (to the power ATTRIBUTE_SHARE_POWER). Set on the scenes development set (benchmarks/scenes.py;
+#: the sweep is in docs/benchmarks.md): without attributes all 204 queries' R@5 0.441, MRR 0.338,
+#: colour queries' R@5 0.242; with weight 0.8 and power 1: 0.549, 0.411 and 0.788. A fixed weight
+#: (power 0) of 0.5 gave 0.534, 0.403, 0.788: scaling by the share also keeps a colour word from
+#: taking over a long description ("a man in a white shirt riding a horse").
+ATTRIBUTE_WEIGHT = 0.8
+ATTRIBUTE_SHARE_POWER = 1.0
 #: Candidates taken from each score before both are combined.
 CANDIDATES = 300
 
@@ -53,6 +58,15 @@ class Why:
 
     parts: list[PartScore]
     concepts: list[str] | None
+
+
+def attribute_weight(query: str, found: list[str]) -> float:
+    """How much the colour-and-light score counts for this query: more when the query is mostly
+    about colour or light ("purple", "dark night sky") than when a colour qualifies one thing among
+    many ("a man in a white shirt riding a horse")."""
+    words = len(re.findall(r"[\w']+", query)) or 1
+    share = min(1.0, sum(len(w.split()) for w in found) / words)
+    return float(ATTRIBUTE_WEIGHT * share**ATTRIBUTE_SHARE_POWER)
 
 
 class SearchService:
@@ -88,9 +102,10 @@ class SearchService:
             options["exclude"] = {asset_id, *options.get("exclude", ())}
         vector = vectors[0] if parsed.plain and base is None else combine(parsed, vectors, base)
         index = self.library.text_index
-        target, _ = query_target(" ".join(c.text for c in parsed.positive))
+        words = " ".join(c.text for c in parsed.positive)
+        target, found = query_target(words)
         if target is not None and base is None and ATTRIBUTES in embedder.spaces:
-            results = self._with_attributes(vector, target, **options)
+            results = self._with_attributes(vector, target, attribute_weight(words, found), **options)
         else:
             results = self._run(index, vector, **options)
         verdict = None
@@ -130,6 +145,7 @@ class SearchService:
         self,
         vector: np.ndarray,
         target: np.ndarray,
+        weight: float,
         *,
         limit: int = 20,
         offset: int = 0,
@@ -137,7 +153,7 @@ class SearchService:
         filters: AssetFilter | None = None,
         exclude: set[int] | None = None,
     ) -> list[SearchResult]:
-        """Rank by text score + ATTRIBUTE_WEIGHT x attribute score, for queries with colour or light words.
+        """Rank by text score + ``weight`` x attribute score, for queries with colour or light words.
 
         Candidates are the best :data:`CANDIDATES` by each score (so an image that only the colour
         finds is in), and each candidate gets both scores.
@@ -145,20 +161,20 @@ class SearchService:
         if limit < 1 or offset < 0:
             raise ValueError("limit must be at least 1 and offset cannot be negative")
         library = self.library
-        model_id = library.embedder.model_id
         allow = library.catalog.filter_ids(filters) if filters is not None and not filters.is_empty() else None
         k = max(CANDIDATES, offset + limit)
         text_hits = library.text_index.search(vector, k, exclude=exclude, allow=allow)
         colour_hits = library.indexes(ATTRIBUTES).search(target, k, exclude=exclude, allow=allow)
-        scores = {SEMANTIC: dict(zip(text_hits.ids.tolist(), text_hits.scores.tolist(), strict=True))}
-        scores[ATTRIBUTES] = dict(zip(colour_hits.ids.tolist(), colour_hits.scores.tolist(), strict=True))
-        ids = sorted(set(scores[SEMANTIC]) | set(scores[ATTRIBUTES]))
-        for space, query in ((SEMANTIC, vector), (ATTRIBUTES, target)):
-            missing = [i for i in ids if i not in scores[space]]
-            for chunk_ids, chunk in library.catalog.vectors(model_id, space, missing):
-                scores[space].update(zip(chunk_ids.tolist(), (chunk @ query).tolist(), strict=True))
-        ids = [i for i in ids if i in scores[SEMANTIC] and i in scores[ATTRIBUTES]]
-        fused = np.asarray([scores[SEMANTIC][i] + ATTRIBUTE_WEIGHT * scores[ATTRIBUTES][i] for i in ids])
+        text = dict(zip(text_hits.ids.tolist(), text_hits.scores.tolist(), strict=True))
+        colour = dict(zip(colour_hits.ids.tolist(), colour_hits.scores.tolist(), strict=True))
+        # An image outside one list scores at most that list's last score there: use that, rather than
+        # reading its vector back from the catalog (which made such a query 5x slower).
+        text_floor = min(text.values(), default=0.0)
+        colour_floor = min(colour.values(), default=0.0)
+        ids = sorted(set(text) | set(colour))
+        fused = np.asarray(
+            [text.get(i, text_floor) + weight * colour.get(i, colour_floor) for i in ids], dtype=np.float64
+        )
         order = np.lexsort((np.asarray(ids), -fused))  # best first, ties by id
         return page_of(library.catalog, np.asarray(ids)[order], fused[order], limit, min_score, offset)
 
