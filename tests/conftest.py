@@ -21,6 +21,14 @@ from tests.support.paths import TEST_PHOTOS
 SLOW_FIXTURES = {"embedder", "pg_server", "postgres_url"}
 
 
+def pytest_configure(config):
+    """Tests build tiny models with transformers and open_clip directly: make torchvision importable
+    first, as the product does before it loads such models (visualsearch/models/torch_compat.py)."""
+    from visualsearch.models.torch_compat import prepare_torch_imports
+
+    prepare_torch_imports()
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
 def pytest_collection_modifyitems(config, items):
     for item in items:

@@ -211,13 +211,14 @@ def test_cli_moves_a_library_to_a_new_model_with_reembed(tiny_clip, tmp_path):
     status = json.loads(cli("status", "--library", library, "--model", clip, "--json").stdout)
     assert status["model"] == "conse-efficientnet-lite0-minilm"
     assert status["reembedding"] == {"to": clip, "to_model_id": clip, "done": 0, "total": 5}
-    # Still searchable, on the old model's vectors, while the new model is pending.
-    assert (
-        len(json.loads(cli("search", "a cat", "--library", library, "--model", clip, "--json", "-n", "3").stdout)) == 3
-    )
 
     def said(proc) -> str:  # rich wraps long lines
         return " ".join((proc.stdout + proc.stderr).split())
+
+    # Still searchable, on the old model's vectors, while the new model is pending, and it says so.
+    pending = cli("search", "a cat", "--library", library, "--model", clip, "--json", "-n", "3")
+    assert len(json.loads(pending.stdout)) == 3
+    assert f"the library is moving to {clip} (0 of 5 images re-embedded); run `visualsearch reembed`" in said(pending)
 
     assert f"searches now use {clip}" in said(cli("reembed", "--library", library, "--model", clip))
     status = json.loads(cli("status", "--library", library, "--model", clip, "--json").stdout)

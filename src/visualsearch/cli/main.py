@@ -192,6 +192,16 @@ def reembed(library: LibraryOpt = None, model: ModelOpt = None, as_json: JsonOpt
     _reembed_summary(lib, report)
 
 
+def _warn_if_moving(lib: Library, as_json: bool) -> None:
+    """After an upgrade or `models use --no-reembed`, results can be partial until re-embedding ends: say so."""
+    change = lib.model_change()
+    if change is not None and change.done < change.total:
+        console.print(
+            f"[yellow]note[/]: the library is moving to {change.to_name} ({change.done} of {change.total} images "
+            "re-embedded); run `visualsearch reembed` (or keep `visualsearch serve` running) to finish"
+        )
+
+
 def _reembed(lib: Library, as_json: bool) -> ReembedReport:
     """Run re-embedding with a progress bar; Ctrl-C keeps what was done and says how to go on."""
     from ..services import reembed_library
@@ -270,6 +280,7 @@ def search(
     lib = _open(library, model)
     try:
         engine = SearchService(lib)
+        _warn_if_moving(lib, as_json)
         understood = engine.understand(query)
         if not understood.plain and not as_json:
             console.print(f"searching for: {escape(understood.describe())}")
