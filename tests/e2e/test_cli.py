@@ -98,6 +98,8 @@ def test_text_with_a_reference_image(indexed):
     assert flower["asset_id"] not in [r["asset_id"] for r in with_image]
     assert not words_only[0]["source"].endswith("flower.jpg")
     assert with_image[0]["source"].endswith("/orange-flower.jpg"), with_image[:3]  # the reference's look-alike
+    dark = search("dark", "--id", flower["asset_id"])  # colour and light words work from an image too
+    assert flower["asset_id"] not in [r["asset_id"] for r in dark]
     missing = run("search", "a drawing", "--id", "99999", "--library", library, check=False)
     assert missing.returncode == 1 and "no asset with id 99999" in missing.stderr
 
@@ -109,6 +111,9 @@ def test_no_close_matches_is_said_not_hidden(indexed):
     assert "No close matches; showing the nearest 3" in nonsense.stderr
     assert len(nonsense.stdout.strip().splitlines()) == 4  # header + the 3 nearest
     assert "No close matches" not in run("search", "a cat", "--library", library, "-n", "3").stderr
+    # colour words are judged by the colours: nothing in the demo photos is purple; the coins are black and white
+    assert "No close matches" in run("search", "purple", "--library", library, "-n", "3").stderr
+    assert "No close matches" not in run("search", "black and white", "--library", library, "-n", "3").stderr
 
 
 def test_explain_says_what_the_model_sees_and_the_score_per_part(indexed):
@@ -121,6 +126,9 @@ def test_explain_says_what_the_model_sees_and_the_score_per_part(indexed):
     assert without_cat["score"] > pet["score"] - 0.2  # the cat photo is close to "cat": why it fell
     table = run("search", "a cat", "--library", library, "-n", "1", "--explain").stdout
     assert "seen as" in table and "tabby cat" in table
+    coins = json.loads(run("search", "black and white", "--library", library, "--json", "-n", "1", "--explain").stdout)
+    colour = coins[0]["why"]["parts"][-1]
+    assert colour["text"] == "colour and light: black and white" and colour["score"] > 0.8
 
 
 def test_colour_and_light_words(indexed):
