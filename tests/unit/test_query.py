@@ -39,6 +39,9 @@ def test_parse(query, clauses):
         ('- "a crowd"', "only says what to leave out"),
         ("beach^0", "weight must be above 0"),
         ("beach^11", "at most 10"),
+        ("cat^-1", "a weight is a plain number"),
+        ("cat^1e3", "a weight is a plain number"),
+        ("cat^", "a weight is a plain number"),
         (" + ".join(["x"] * 17), "at most 16 parts"),
     ],
 )

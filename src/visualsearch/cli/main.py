@@ -285,7 +285,7 @@ def search(
         if not understood.plain and not as_json:
             console.print(f"searching for: {escape(understood.describe())}")
         results, verdict = engine.text_with_verdict(query, asset_id=asset_id, limit=limit, min_score=min_score)
-        if verdict is not None and not verdict.close:
+        if verdict is not None and not verdict.close and results:
             console.print(f"[yellow]No close matches[/]; showing the nearest {len(results)}")
         why = engine.explain(query, results) if explain else None
     except (VisualSearchError, ValueError) as exc:

@@ -80,9 +80,17 @@ class TextQuery:
         return text
 
 
+_BAD_WEIGHT = re.compile(r"\^\S*$")
+
+
 def _weighted(text: str, default: float = 1.0) -> tuple[str, float]:
     match = _WEIGHT.match(text.strip())
     if not match:
+        bad = _BAD_WEIGHT.search(text.strip())
+        if bad:  # "cat^-1", "cat^1e3", "cat^": a weight was meant, but it is not one
+            raise InvalidInput(
+                f"a weight is a plain number above 0 and at most {MAX_WEIGHT:g}, e.g. ^2 or ^0.5 (got {bad.group(0)})"
+            )
         return text.strip(), default
     weight = float(match.group(2))
     if not 0 < weight <= MAX_WEIGHT:

@@ -100,7 +100,7 @@ def _search(server: ServerState, body: SearchIn) -> SearchOut:
         verdict = verdicts[0] if verdicts else None
         if verdict is not None:
             out.close_matches = verdict.close
-            if not verdict.close:
+            if not verdict.close and out.items:
                 out.note = f"No close matches; showing the nearest {len(out.items)}"
         return out
     if body.asset_id is not None:
