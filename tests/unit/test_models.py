@@ -10,6 +10,7 @@ from PIL import Image
 
 from tests.support.images import gradient_image
 from tests.support.paths import TEST_PHOTOS
+from tests.support.tiny_models import build_tiny_clip
 from visualsearch.errors import ConfigError
 from visualsearch.models import SEMANTIC, VISUAL, load_embedder
 
@@ -101,57 +102,12 @@ def test_unknown_model_is_a_clear_error():
         load_embedder("no-such-model")
 
 
-# -- CLIP path: a tiny randomly initialised CLIP, saved and loaded like a hub model ------------
-
-
-def _tiny_clip_folder(path):
-    transformers = pytest.importorskip("transformers")
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
-
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1, "!": 2}
-    for ch in letters:
-        vocab[ch] = len(vocab)
-        vocab[ch + "</w>"] = len(vocab)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "vocab.json").write_text(json.dumps(vocab))
-    (path / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt"), pad_token="!")
-    config = CLIPConfig(
-        text_config=dict(
-            vocab_size=len(vocab),
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            max_position_embeddings=77,
-            pad_token_id=2,
-            bos_token_id=0,
-            eos_token_id=1,
-        ),
-        vision_config=dict(
-            image_size=32,
-            patch_size=8,
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-        ),
-        projection_dim=16,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    CLIPModel(config).eval().save_pretrained(path)
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(path)
-    assert transformers
-    return path
+# -- CLIP path: a tiny randomly initialised CLIP (tests/support/tiny_models.py), loaded from its folder --
 
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
-    return _tiny_clip_folder(tmp_path_factory.mktemp("tiny-clip"))
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 
 
 @pytest.mark.slow  # transformers + torch, ~3 s
