@@ -81,11 +81,7 @@ def main() -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nomatch-"))
 
     folder = work / "scenes-images"
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, ref in enumerate(realdata.read_refs(SCENES / "images.txt")):
-        src = realdata.resolve(ref)
-        if not (folder / f"{i:03d}-{src.name}").exists():
-            shutil.copy(src, folder / f"{i:03d}-{src.name}")
+    realdata.copy_refs(SCENES / "images.txt", folder)
     scenes = library_of(folder, work / "scenes-library")
     absolute, margin = scenes.embedder.match_thresholds
     print(f"model {scenes.embedder.model_id}: close match when best >= {absolute} or margin >= {margin}")

@@ -50,23 +50,15 @@ def main() -> int:
     from visualsearch.config import Settings
     from visualsearch.services import Library, SearchService
 
-    refs = realdata.read_refs(SCENES / "images.txt")
     queries = [json.loads(line) for line in (SCENES / "queries.jsonl").read_text().splitlines() if line.strip()]
     work = args.workdir or Path(tempfile.mkdtemp(prefix="qsyntax-"))
     folder = work / "images"
-    folder.mkdir(parents=True, exist_ok=True)
-    name_of = {}
-    for i, ref in enumerate(refs):
-        src = realdata.resolve(ref)
-        dest = folder / f"{i:03d}-{src.name}"
-        if not dest.exists():
-            shutil.copy(src, dest)
-        name_of[str(dest.resolve())] = ref
+    name_of = realdata.copy_refs(SCENES / "images.txt", folder)
     overrides = {"model": args.model} if args.model else {}
     library = Library(Settings.from_env(work / "library", **overrides))
     library.index_folder(folder)
     engine = SearchService(library)
-    n_images = len(refs)
+    n_images = len(name_of)
 
     def ranking(text: str) -> list[str]:
         return [name_of[str(Path(r.source).resolve())] for r in engine.text(text, limit=n_images)]

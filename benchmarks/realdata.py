@@ -161,6 +161,22 @@ def read_refs(list_file: Path) -> list[str]:
     return refs
 
 
+def copy_refs(list_file: Path, folder: Path) -> dict[str, str]:
+    """Copy the files a reference list names into ``folder`` (as ``NNN-name``, kept between runs).
+
+    Returns reference by resolved copy path, so a benchmark can map a search result back to its label.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    ref_of = {}
+    for i, ref in enumerate(read_refs(list_file)):
+        src = resolve(ref)
+        dest = folder / f"{i:03d}-{src.name}"
+        if not dest.exists():
+            shutil.copy(src, dest)
+        ref_of[str(dest.resolve())] = ref
+    return ref_of
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("packages", nargs="*", help="Debian package names to fetch and unpack")

@@ -49,14 +49,7 @@ def main() -> int:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="scenes-"))
     folder = work / "images"
-    folder.mkdir(parents=True, exist_ok=True)
-    ref_of = {}
-    for i, ref in enumerate(realdata.read_refs(SCENES / "images.txt")):
-        src = realdata.resolve(ref)
-        dest = folder / f"{i:03d}-{src.name}"
-        if not dest.exists():
-            shutil.copy(src, dest)
-        ref_of[str(dest.resolve())] = ref
+    ref_of = realdata.copy_refs(SCENES / "images.txt", folder)
     overrides = {"model": args.model} if args.model else {}
     library = Library(Settings.from_env(work / "library", **overrides))
     library.index_folder(folder)
