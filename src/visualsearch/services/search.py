@@ -108,10 +108,10 @@ class SearchService:
         index = self.library.text_index
         words = " ".join(c.text for c in parsed.positive)
         target, found = query_target(words)
-        colour = target is not None and ATTRIBUTES in embedder.spaces
-        if colour:
-            assert target is not None
-            weight = attribute_weight(words, found)
+        if ATTRIBUTES not in embedder.spaces:
+            target = None
+        weight = attribute_weight(words, found) if target is not None else 0.0
+        if target is not None:
             results = self._with_attributes(vector, target, weight, **options)
         else:
             results = self._run(index, vector, **options)
@@ -119,13 +119,12 @@ class SearchService:
         if embedder.match_thresholds is not None and base is None:
             calibration = MatchCalibration(*embedder.match_thresholds)
             verdict = judge(index.search(vector, calibration.probe).scores, calibration)  # unfiltered: the library
-            if colour:
+            if target is not None:
                 # Colour and light words are judged by the picture with the most of them: a query that is
                 # all such words ("purple", "night") by that alone; otherwise either kind of match counts.
-                assert target is not None
                 best = self.library.indexes(ATTRIBUTES).search(target, 1).scores
                 colour_close = bool(len(best)) and float(best[0]) >= ATTRIBUTE_CLOSE
-                only_colour = attribute_weight(words, found) >= ATTRIBUTE_WEIGHT
+                only_colour = weight >= ATTRIBUTE_WEIGHT
                 verdict = MatchVerdict(
                     colour_close if only_colour else (verdict.close or colour_close), verdict.best, verdict.margin
                 )
