@@ -186,7 +186,11 @@ def write_openclip_config(folder: Path, architecture: str, tag: str) -> None:
         for key in ("hf_model_name", "hf_tokenizer_name"):
             text_cfg[key] = str(folder)
         text_cfg["hf_model_pretrained"] = False  # the CLIP checkpoint holds the text tower's weights
-    path.write_text(json.dumps(config, indent=1))
+    text = json.dumps(config, indent=1)
+    if not path.exists() or path.read_text() != text:  # loaded on every start: write only a change, atomically
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
 
 
 class OpenClipEmbedder(_TorchEmbedder):
