@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ..auth import RateLimiter
 from ..config import Settings
 from ..models import Embedder
-from ..services import AssetService, DuplicatesService, JobQueue, KeyService, Library, ModelService, SearchService
+from ..services import AssetService, DuplicatesService, JobQueue, KeyService, Library, SearchService
 from .gates import Gate
 
 log = logging.getLogger("visualsearch.api")
@@ -33,7 +33,7 @@ class ServerState:
         self.duplicates = DuplicatesService(self.library)
         self.keys = KeyService(self.library.catalog)
         self.jobs = JobQueue(self.library)
-        self.models = ModelService(self.library)
+        self.models = self.jobs.models
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.require_keys = require_keys
         # Decodes may wait a little for a slot (a page of uploads arrives at once); fetches never

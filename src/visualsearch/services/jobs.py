@@ -50,6 +50,8 @@ class JobQueue:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._checked_model = time.monotonic()
+        #: The library's model choices; the server's routes use the same one (ServerState.models).
+        self.models = ModelService(library)
         self._use_lock = threading.Lock()
 
     # -- submitting / reading --------------------------------------------------------
@@ -185,12 +187,12 @@ class JobQueue:
                 last = now
                 self.jobs.update(job.id, done=done, total=total)
 
-        ModelService(self.library).use(job.params["name"], progress)
+        self.models.use(job.params["name"], progress)
         self.ensure_reembedding()
 
     def use_model(self, name: str) -> JobRecord:
         """Queue the download of ``name`` and the switch to it (one at a time; the same request joins it)."""
-        ModelService(self.library).check_usable(name)  # an unknown, pinned or unloadable model fails now
+        self.models.check_usable(name)  # an unknown, pinned or unloadable model fails now
         with self._use_lock:  # two quick clicks must not start two downloads
             existing = self.jobs.active_of_kind(MODEL)
             if existing is not None:
