@@ -35,6 +35,13 @@ def test_exact_exclude_and_k():
     assert 0 not in hits.ids.tolist() and len(hits.ids) == 2
 
 
+def test_exact_filter_with_ids_missing_from_the_index():
+    """An allowed id that has no vector must not bring in its neighbour a second time."""
+    index = ExactIndex(np.array([2, 5, 9]), unit(np.eye(3)))
+    hits = index.search(unit([[0, 1, 0]])[0], 5, allow=np.array([4, 5, 9, 11]))
+    assert hits.ids.tolist() == [5, 9]
+
+
 def test_empty_index():
     hits = ExactIndex(np.empty(0, np.int64), np.empty((0, 3), np.float32)).search(np.ones(3), 5)
     assert len(hits.ids) == 0
@@ -112,14 +119,20 @@ def test_manager_syncs_incrementally(tmp_path, threshold):
     result = manager.sync()
     assert result == {"added": 2, "removed": 1, "total": 5}
     index = manager.index()
-    assert index.kind == ("hnsw" if threshold == 1 else "exact")
+    # Above the HNSW threshold the change is published as a delta over the first generation.
+    assert index.kind == ("hnsw+delta" if threshold == 1 else "exact")
     hits = index.search(unit([[1, 0]])[0], 10)
     assert 2 not in hits.ids.tolist()
     assert hits.ids[0] == 6  # /img9
     assert hits.ids[-1] == 1  # /img0 now points the other way
     assert (
         len(list((tmp_path / "idx").rglob("gen-*"))) == 2
-    )  # the live one and the one just replaced; older ones removed
+    )  # the live one and the one just replaced (also the delta's base); older ones removed
+    manager.sync()  # nothing changed: nothing written
+    _store(catalog, "/img10", unit([[1, 1]])[0])
+    manager.sync()
+    # A delta also keeps the base it stands on; exact generations are whole.
+    assert len(list((tmp_path / "idx").rglob("gen-*"))) == (3 if threshold == 1 else 2)
 
 
 def test_manager_crash_leaves_previous_generation(tmp_path, monkeypatch):
@@ -171,3 +184,161 @@ def test_manager_answers_narrow_filters_exactly(tmp_path):
     assert manager.index().kind == "hnsw"
     hits = manager.search(unit([[1, 0]])[0], 5, allow=np.array([3, 17], np.int64), exclude={3})
     assert hits.ids.tolist() == [17]
+
+
+def _bulk(catalog: Catalog, start: int, vectors: np.ndarray) -> None:
+    catalog.write_batch(
+        [
+            (ImageRecord(f"/bulk{start + n}", "0" * 64, 1, 1, "PNG", 1, 0.0), {"s": v})
+            for n, v in enumerate(np.asarray(vectors, np.float32))
+        ],
+        [],
+        "m",
+    )
+
+
+def _truth(catalog: Catalog, query: np.ndarray, k: int, allow: np.ndarray | None = None) -> list[int]:
+    ids, mats = [], []
+    for chunk_ids, chunk in catalog.vectors("m", "s"):
+        ids.append(chunk_ids)
+        mats.append(chunk)
+    index = ExactIndex(np.concatenate(ids), np.concatenate(mats))
+    return index.search(query, k, allow=allow).ids.tolist()
+
+
+def test_updates_above_the_threshold_write_a_delta_and_compaction_folds_it(tmp_path, monkeypatch):
+    """A sync over an HNSW base writes only the change; searches see base + delta as one library."""
+    from visualsearch.index import manager as manager_module
+
+    monkeypatch.setattr(manager_module, "COMPACT_MIN_ROWS", 40)
+    rng = np.random.default_rng(5)
+    catalog = Catalog(tmp_path / "c.sqlite")
+    _bulk(catalog, 0, unit(rng.normal(size=(300, 8))))
+    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
+    manager.sync()
+    base = manager._current()
+    assert base is not None and (base / "hnsw.bin").exists()
+
+    # Add 20, change 3, remove 2: a delta generation that holds 23 vectors, not 321.
+    _bulk(catalog, 300, unit(rng.normal(size=(20, 8))))
+    for i in (5, 6, 7):
+        _store(catalog, f"/bulk{i - 1}", unit(rng.normal(size=(1, 8)))[0])
+    catalog.remove([10, 11])
+    assert manager.sync() == {"added": 23, "removed": 2, "total": 318}
+    live = manager._current()
+    assert live is not None and (live / "BASE").read_text() == base.name
+    assert not (live / "vectors.npy").exists() and not (live / "hnsw.bin").exists()
+    assert len(np.load(live / "delta_ids.npy")) == 23
+    assert sorted(np.load(live / "hidden.npy").tolist()) == [5, 6, 7, 10, 11]
+
+    index = manager.index()
+    assert index.kind == "hnsw+delta" and len(index) == 318
+    for query in unit(rng.normal(size=(15, 8))):
+        assert manager.search(query, 10).ids.tolist() == _truth(catalog, query, 10)
+        allow = np.array([3, 5, 12, 305, 310, 11], np.int64)  # hidden 5 and 11: 5 has a new vector, 11 is gone
+        assert manager.search(query, 3, allow=allow).ids.tolist() == _truth(catalog, query, 3, allow)
+    ids, _ = index.search_many(unit(rng.normal(size=(4, 8))), 318)
+    assert all(set(row.tolist()) == set(manager.exact().ids.tolist()) for row in ids)  # no removed id, no repeat
+    assert not ({10, 11} & set(manager.exact().ids.tolist())) and len(manager.exact()) == 318
+
+    # Past the compaction point the next sync folds the delta into a new full generation.
+    _bulk(catalog, 320, unit(rng.normal(size=(30, 8))))
+    manager.sync()
+    compacted = manager._current()
+    assert compacted is not None and not (compacted / "BASE").exists() and (compacted / "hnsw.bin").exists()
+    assert manager.index().kind == "hnsw" and len(manager.index()) == 348
+    for query in unit(rng.normal(size=(10, 8))):
+        assert manager.search(query, 10).ids.tolist() == _truth(catalog, query, 10)
+
+
+def test_compaction_rebases_deltas_published_while_it_ran(tmp_path, monkeypatch):
+    """Syncs go on during a compaction; what they published is kept, over the new base."""
+    rng = np.random.default_rng(6)
+    catalog = Catalog(tmp_path / "c.sqlite")
+    _bulk(catalog, 0, unit(rng.normal(size=(200, 8))))
+    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
+    manager.sync()
+    _bulk(catalog, 200, unit(rng.normal(size=(10, 8))))
+    manager.sync()  # a delta of 10, below the compaction point
+
+    real_write_full = manager._write_full
+
+    def write_full_while_a_sync_lands(*args, **kwargs):
+        built = real_write_full(*args, **kwargs)
+        _bulk(catalog, 210, unit(rng.normal(size=(5, 8))))
+        catalog.remove([3])
+        other = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
+        other.sync()  # another process publishes a delta over the old base meanwhile
+        return built
+
+    monkeypatch.setattr(manager, "_write_full", write_full_while_a_sync_lands)
+    assert manager.compact()
+    live = manager._snapshot()
+    assert live is not None and live.layered and live.base.name != "" and len(live.ids) == 214
+    assert sorted(live.delta_ids.tolist()) == list(range(211, 216)) and live.hidden.tolist() == [3]
+    assert (live.base / "hnsw.bin").exists() and len(np.load(live.base / "ids.npy")) == 210
+    for query in unit(rng.normal(size=(10, 8))):
+        assert manager.search(query, 10).ids.tolist() == _truth(catalog, query, 10)
+
+
+def test_a_crash_while_writing_a_delta_keeps_the_live_index(tmp_path, monkeypatch):
+    catalog = Catalog(tmp_path / "c.sqlite")
+    rng = np.random.default_rng(7)
+    _bulk(catalog, 0, unit(rng.normal(size=(150, 8))))
+    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
+    manager.sync()
+    before = manager.generation()
+    _bulk(catalog, 150, unit(rng.normal(size=(5, 8))))
+    monkeypatch.setattr(np, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError):
+        manager.sync()
+    monkeypatch.undo()
+    fresh = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
+    assert fresh.generation() == before and len(fresh.index()) == 150
+    fresh.sync()
+    assert len(fresh.index()) == 155
+
+
+@pytest.mark.slow  # a background thread and a real compaction, about a second
+def test_background_compaction_keeps_searches_answering(tmp_path, monkeypatch):
+    from visualsearch.index import manager as manager_module
+
+    monkeypatch.setattr(manager_module, "COMPACT_MIN_ROWS", 10)
+    rng = np.random.default_rng(8)
+    catalog = Catalog(tmp_path / "c.sqlite")
+    _bulk(catalog, 0, unit(rng.normal(size=(3000, 16))))
+    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100)
+    manager.sync()
+    _bulk(catalog, 3000, unit(rng.normal(size=(400, 16))))
+    manager.sync()  # publishes a delta and starts compacting in the background
+    assert manager._compactor is not None
+    answered = 0
+    while manager._compactor.is_alive():
+        query = unit(rng.normal(size=(1, 16)))[0]
+        assert len(manager.search(query, 10).ids) == 10
+        answered += 1
+    manager.wait()
+    assert manager.index().kind == "hnsw" and len(manager.index()) == 3400
+    query = unit(rng.normal(size=(1, 16)))[0]
+    assert manager.search(query, 10).ids.tolist() == _truth(catalog, query, 10)
+
+
+def test_row_ids_are_never_reused_so_an_index_sees_every_rewrite(tmp_path):
+    """SQLite used to give a new row the largest id plus one: deleting the newest rows made the next
+    ones reuse their ids, and an index that tells vectors apart by row id missed the change."""
+    catalog = Catalog(tmp_path / "c.sqlite")
+    rng = np.random.default_rng(9)
+    _bulk(catalog, 0, unit(rng.normal(size=(150, 8))))
+    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
+    manager.sync()
+    _, seqs = catalog.embedding_ids("m", "s")
+    newest = int(seqs.max())
+    catalog.remove([150])  # the newest row
+    _bulk(catalog, 500, unit(rng.normal(size=(1, 8))))  # another asset
+    _store(catalog, "/bulk3", unit(rng.normal(size=(1, 8)))[0])  # a rewrite
+    ids, seqs = catalog.embedding_ids("m", "s")
+    assert seqs.min() >= 1 and sorted(seqs.tolist())[-2:] == [newest + 1, newest + 2]
+    # The new asset takes asset id 150 again (the assets table may reuse them); its vector row is new.
+    assert manager.sync() == {"added": 2, "removed": 0, "total": 150}
+    for query in unit(rng.normal(size=(5, 8))):
+        assert manager.search(query, 10).ids.tolist() == _truth(catalog, query, 10)

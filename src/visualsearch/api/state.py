@@ -27,7 +27,7 @@ class ServerState:
         require_keys: bool = True,
     ):
         self.settings = settings
-        self.library = Library(settings, embedder=embedder, loader=loader)
+        self.library = Library(settings, embedder=embedder, loader=loader, background_compaction=True)
         self.assets = AssetService(self.library)
         self.search = SearchService(self.library)
         self.duplicates = DuplicatesService(self.library)

@@ -150,14 +150,16 @@ class LibraryState(Base):
 class Embedding(Base):
     """One vector of one asset in one model's space.
 
-    ``id`` grows with every write, so an index can catch up by asking for
-    rows newer than the last one it saw.
+    ``id`` grows with every write and is never reused, so an index can catch up by
+    asking for rows newer than the last one it saw.
     """
 
     __tablename__ = "embeddings"
     __table_args__ = (
         UniqueConstraint("asset_id", "model_id", "space", name="uq_embedding_asset_model_space"),
         Index("ix_embedding_model_space", "model_id", "space", "id"),
+        # Ids are never reused (migration 0008): an index tells a rewritten vector by its new id.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -12,13 +12,14 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Text, create_engine, delete, event, func, or_, select, text
+from sqlalchemy import BigInteger, Text, create_engine, delete, event, func, literal, or_, select, text, union_all
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
@@ -243,18 +244,46 @@ class Catalog:
                 for a in s.scalars(select(AssetRow).where(AssetRow.status == FAILED).order_by(AssetRow.id).limit(limit))
             ]
 
+    def _int_pairs(self, statement: Any) -> np.ndarray:
+        """The rows of a two-integer query as an [n, 2] int64 array.
+
+        Read on a plain connection and converted with ``fromiter``: ``np.asarray`` over
+        SQLAlchemy rows took 8 µs a row (8 s for a million-vector index's id list), this 1.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(statement).all()
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=2 * len(rows))
+        return flat.reshape(-1, 2)
+
     def embedding_ids(self, model_id: str, space: str) -> tuple[np.ndarray, np.ndarray]:
-        """(asset ids, embedding row ids) of every vector of one model and space."""
-        with self.session() as s:
-            rows = s.execute(
-                select(Embedding.asset_id, Embedding.id)
-                .where(Embedding.model_id == model_id, Embedding.space == space)
-                .order_by(Embedding.asset_id)
-            ).all()
-        if not rows:
-            return np.empty(0, np.int64), np.empty(0, np.int64)
-        arr = np.asarray(rows, dtype=np.int64)
-        return arr[:, 0], arr[:, 1]
+        """(asset ids, embedding row ids) of every vector of one model and space, by asset id."""
+        pairs = self._int_pairs(
+            select(Embedding.asset_id, Embedding.id).where(Embedding.model_id == model_id, Embedding.space == space)
+        )
+        pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]  # numpy sorts faster than the database's temp tree
+        return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+    def embedding_changes(self, model_id: str, space: str, after: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """(count, largest row id, asset ids, row ids) of one model and space: the rows written after ``after``.
+
+        One statement, so every part sees the same moment. An index that knew every row up to
+        ``after`` learns each addition and rewrite from it, in time proportional to the change;
+        the count and the largest id tell it whether anything was deleted (it then reads
+        :meth:`embedding_ids`).
+        """
+        where = (Embedding.model_id == model_id, Embedding.space == space)
+        pairs = self._int_pairs(
+            union_all(
+                select(Embedding.asset_id, Embedding.id).where(*where, Embedding.id > after),
+                select(literal(-1, BigInteger), func.count()).select_from(Embedding).where(*where),
+                select(literal(-2, BigInteger), func.coalesce(func.max(Embedding.id), 0)).where(*where),
+            )
+        )
+        count = int(pairs[pairs[:, 0] == -1, 1][0])
+        largest = int(pairs[pairs[:, 0] == -2, 1][0])
+        changed = pairs[pairs[:, 0] >= 0]
+        changed = changed[np.argsort(changed[:, 0], kind="stable")]
+        return count, largest, changed[:, 0].copy(), changed[:, 1].copy()
 
     def vectors(
         self, model_id: str, space: str, asset_ids: Iterable[int] | None = None, chunk: int = 500

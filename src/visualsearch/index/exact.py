@@ -34,8 +34,12 @@ class ExactIndex(VectorIndex):
         """Row numbers of those ``asset_ids`` that are in the index (ids are stored sorted)."""
         asset_ids = np.asarray(asset_ids, dtype=np.int64)
         pos = np.searchsorted(self.ids, asset_ids)
-        pos = pos[pos < len(self.ids)]
-        return pos[np.isin(self.ids[pos], asset_ids)]
+        inside = pos < len(self.ids)
+        pos, asset_ids = pos[inside], asset_ids[inside]
+        # Compare each id with the row it would sit at: an id missing from the index must not
+        # bring in its neighbour (which, if also allowed, would then be returned twice).
+        rows: np.ndarray = pos[self.ids[pos] == asset_ids]
+        return rows
 
     def search(
         self, query: np.ndarray, k: int, exclude: set[int] | None = None, allow: np.ndarray | None = None

@@ -20,7 +20,7 @@ from typing import Any
 from ..catalog import Catalog
 from ..config import Settings, default_cache_dir
 from ..errors import ConfigError, ModelPinned
-from ..index import IndexBackend, open_backend
+from ..index import IndexBackend, IndexManager, open_backend
 from ..ingest.indexer import IndexReport, Progress, index_folder
 from ..ingest.media import MediaStore
 from ..models import SEMANTIC, Embedder, load_embedder
@@ -61,9 +61,16 @@ class Library:
     """
 
     def __init__(
-        self, settings: Settings, embedder: Embedder | None = None, loader: Callable[[str], Embedder] | None = None
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        loader: Callable[[str], Embedder] | None = None,
+        background_compaction: bool = False,
     ):
         self.settings = settings
+        #: Fold index deltas into a new base in a background thread (a server, which keeps
+        #: answering meanwhile) or within the sync (the CLI, whose process ends right after).
+        self.background_compaction = background_compaction
         self.settings.library_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(settings.catalog_url)
         self.media = MediaStore(settings.library_dir)
@@ -209,6 +216,8 @@ class Library:
             manager = self._managers.get((model_id, space))
             if manager is None:
                 manager = self._managers[(model_id, space)] = open_backend(self.catalog, self.settings, model_id, space)
+                if isinstance(manager, IndexManager):
+                    manager.background = self.background_compaction
             return manager
 
     @property
