@@ -19,7 +19,21 @@ from typing import Any, TypeVar
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import BigInteger, Text, create_engine, delete, event, func, literal, or_, select, text, union_all
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    cast,
+    create_engine,
+    delete,
+    event,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
@@ -397,6 +411,70 @@ class Catalog:
                 for asset_id, tag in rows:
                     out[asset_id].append(tag)
         return out
+
+    # -- the filter fields, for vector engines that keep a copy of them (Milvus) -------
+    #: :meth:`tag_digest` scrambles ids as (id x factor) mod modulus (a prime under 2^32): the
+    #: products fit in 64 bits for 31-bit ids, and so do the sums.
+    TAG_DIGEST_FACTOR = 2654435761
+    TAG_DIGEST_MODULUS = 4294967291
+
+    def filter_fields(self, asset_ids: Iterable[int]) -> dict[int, tuple[str, str | None, datetime]]:
+        """(source, format, added at) by asset id: what :class:`AssetFilter` looks at besides tags.
+
+        A vector engine that evaluates filters itself stores these beside each vector.
+        """
+        ids = list(asset_ids)
+        out: dict[int, tuple[str, str | None, datetime]] = {}
+        with self.session() as s:
+            for start in range(0, len(ids), 500):
+                rows = s.execute(
+                    select(AssetRow.id, AssetRow.source, AssetRow.format, AssetRow.added_at).where(
+                        AssetRow.id.in_(ids[start : start + 500])
+                    )
+                )
+                out.update({i: (source, fmt, added) for i, source, fmt, added in rows})
+        return out
+
+    def tag_snapshot(self) -> dict[int, tuple[str, ...]]:
+        """Every tagged asset's tags, sorted, read in one query so that they are one consistent state."""
+        out: dict[int, list[str]] = {}
+        seen: dict[str, str] = {}  # one string object per distinct tag: a library has few of them
+        with self.session() as s:
+            for asset_id, tag in s.execute(
+                select(AssetTag.asset_id, AssetTag.tag).order_by(AssetTag.asset_id, AssetTag.tag)
+            ):
+                out.setdefault(asset_id, []).append(seen.setdefault(tag, tag))
+        return {i: tuple(tags) for i, tags in out.items()}
+
+    def tag_digest(self, tag: str) -> tuple[int, int, int]:
+        """A fingerprint of which assets carry ``tag``: (count, sum of ids, sum of scrambled ids).
+
+        One aggregate over the tag's index entries. An engine that keeps its own copy of the tags
+        compares it with :meth:`tag_digests` of the copy it stored, to tell whether the copy is
+        still current: a tag edit changes no vector, so no index sync follows it.
+        """
+        scrambled = (
+            cast(AssetTag.asset_id, BigInteger) * literal_column(str(self.TAG_DIGEST_FACTOR))
+        ) % literal_column(str(self.TAG_DIGEST_MODULUS))
+        query = select(
+            func.count(), func.coalesce(func.sum(AssetTag.asset_id), 0), func.coalesce(func.sum(scrambled), 0)
+        ).where(AssetTag.tag == tag)
+        with self.session() as s:
+            count, total, mixed = s.execute(query).one()
+        return int(count), int(total), int(mixed)
+
+    @classmethod
+    def tag_digests(cls, snapshot: dict[int, tuple[str, ...]]) -> dict[str, tuple[int, int, int]]:
+        """:meth:`tag_digest` of every tag in a :meth:`tag_snapshot`, computed the same way in Python."""
+        sums: dict[str, list[int]] = {}
+        for asset_id, tags in snapshot.items():
+            mixed = asset_id * cls.TAG_DIGEST_FACTOR % cls.TAG_DIGEST_MODULUS
+            for tag in tags:
+                acc = sums.setdefault(tag, [0, 0, 0])
+                acc[0] += 1
+                acc[1] += asset_id
+                acc[2] += mixed
+        return {tag: (a, b, c) for tag, (a, b, c) in sums.items()}
 
     def set_tags(self, asset_id: int, tags: Iterable[str]) -> list[str]:
         """Replace an asset's tags; returns them normalised, sorted, without repeats."""

@@ -5,6 +5,7 @@
 - :class:`IndexBackend`: keeps the index of one (model, space) in step with the catalog
   and hands out searchable snapshots. The local files, pgvector and Milvus backends
   implement it; :mod:`.registry` picks one by name (setting ``vector_backend``).
+- :class:`FilteringBackend`: optional, for a backend that evaluates filters itself (Milvus).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
+    from ..catalog import AssetFilter
     from .exact import ExactIndex
 
 
@@ -88,6 +90,22 @@ class IndexBackend(Protocol):
 
     def generation(self) -> str:
         """Changes whenever the indexed vectors change (a key for caches of derived results)."""
+        ...
+
+
+@runtime_checkable
+class FilteringBackend(Protocol):
+    """A backend that evaluates a catalog filter itself, beside its vectors (Milvus scalar fields).
+
+    Callers use it instead of resolving the filter into allowed ids first: with a large library
+    and a broad filter, that list is what gets slow. Results are the same as
+    ``search(query, k, exclude, allow=catalog.filter_ids(filters))``.
+    """
+
+    def search_where(
+        self, query: np.ndarray, k: int, exclude: set[int] | None = None, filters: AssetFilter | None = None
+    ) -> SearchHits:
+        """As :meth:`IndexBackend.search`, restricted to the assets matching ``filters``."""
         ...
 
 

@@ -3,8 +3,10 @@
 Scores are cosine similarities between L2-normalised vectors, in [-1, 1]
 (higher is more similar). Results are ordered by score, most similar first;
 equal scores are ordered by ascending asset id, so the same query always
-gives the same order. Filters are resolved by the catalog into allowed ids and
-applied inside the vector search, so a narrow filter still fills the page.
+gives the same order. Filters are applied inside the vector search, so a narrow
+filter still fills the page: evaluated by the backend itself when it can
+(:class:`~visualsearch.index.base.FilteringBackend`, Milvus), otherwise resolved by
+the catalog into allowed ids.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..catalog import Asset, AssetFilter, Catalog
-from ..index import IndexBackend
+from ..index import IndexBackend, SearchHits
+from ..index.base import FilteringBackend
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,27 @@ def ranked(
         raise ValueError("limit must be at least 1")
     if offset < 0:
         raise ValueError("offset cannot be negative")
-    allow = None
-    if filters is not None and not filters.is_empty():
-        allow = catalog.filter_ids(filters)
-    hits = index.search(vector, offset + limit, exclude=exclude, allow=allow)
+    hits = filtered_search(catalog, index, vector, offset + limit, exclude=exclude, filters=filters)
     return page_of(catalog, hits.ids, hits.scores, limit, min_score, offset)
+
+
+def filtered_search(
+    catalog: Catalog,
+    index: IndexBackend,
+    vector: np.ndarray,
+    k: int,
+    *,
+    exclude: set[int] | None = None,
+    filters: AssetFilter | None = None,
+    allow: np.ndarray | None = None,
+) -> SearchHits:
+    """The ``k`` nearest assets matching ``filters``: filtered by the backend itself when it can, else
+    through the allowed ids (``allow`` when the caller resolved them already, for several indexes)."""
+    if filters is None or filters.is_empty():
+        return index.search(vector, k, exclude=exclude)
+    if isinstance(index, FilteringBackend):
+        return index.search_where(vector, k, exclude=exclude, filters=filters)
+    return index.search(vector, k, exclude=exclude, allow=catalog.filter_ids(filters) if allow is None else allow)
 
 
 def page_of(

@@ -20,11 +20,13 @@ import numpy as np
 from ..catalog import AssetFilter
 from ..errors import NotFound
 from ..index import IndexBackend
+from ..index.base import FilteringBackend
 from ..ingest.decode import DecodedImage, decode_bytes, decode_file
 from ..ingest.fetch import ImageFetcher
 from ..models import ATTRIBUTES, SEMANTIC
 from ..models.attributes import query_target
 from ..search import SearchResult, TextQuery, combine, page_of, parse, ranked
+from ..search.ranking import filtered_search
 from ..search.relevance import MatchCalibration, MatchVerdict, judge
 from .library import Library
 
@@ -184,15 +186,18 @@ class SearchService:
         if limit < 1 or offset < 0:
             raise ValueError("limit must be at least 1 and offset cannot be negative")
         library = self.library
-        allow = library.catalog.filter_ids(filters) if filters is not None and not filters.is_empty() else None
+        text_index, colour_index = library.text_index, library.indexes(ATTRIBUTES)
+        allow = None  # resolved once for both indexes, unless they filter by themselves
+        if filters is not None and not filters.is_empty() and not isinstance(text_index, FilteringBackend):
+            allow = library.catalog.filter_ids(filters)
         # The candidates depend only on which window of CANDIDATES results a page is in, so pages
         # within a window come from the same ranking (no duplicates or gaps between them). Past the
         # first window the ranking is an approximation: an image outside both lists of the first
         # window could outscore one inside it.
         k = CANDIDATES * -(-(offset + limit) // CANDIDATES)
-        text_index, colour_index = library.text_index, library.indexes(ATTRIBUTES)
-        text_hits = text_index.search(vector, k, exclude=exclude, allow=allow)
-        colour_hits = colour_index.search(target, k, exclude=exclude, allow=allow)
+        catalog = library.catalog
+        text_hits = filtered_search(catalog, text_index, vector, k, exclude=exclude, filters=filters, allow=allow)
+        colour_hits = filtered_search(catalog, colour_index, target, k, exclude=exclude, filters=filters, allow=allow)
         text = dict(zip(text_hits.ids.tolist(), text_hits.scores.tolist(), strict=True))
         colour = dict(zip(colour_hits.ids.tolist(), colour_hits.scores.tolist(), strict=True))
         # Each candidate gets both of its real scores: the ones missing from a list come from a
