@@ -499,10 +499,11 @@ class Catalog:
         with self.write_session() as s, s.begin():
             sources = [r.source for r, _ in indexed] + [f[0] for f in failed]
             existing = {a.source: a for a in s.scalars(select(AssetRow).where(AssetRow.source.in_(sources)))}
-            for record, spaces in indexed:
+            assets: list[AssetRow] = []
+            for record, _ in indexed:
                 asset = existing.get(record.source)
                 if asset is None:
-                    asset = AssetRow(source=record.source, status=INDEXED)
+                    asset = existing[record.source] = AssetRow(source=record.source, status=INDEXED)
                     s.add(asset)
                 asset.sha256, asset.width, asset.height = record.sha256, record.width, record.height
                 asset.format, asset.byte_size, asset.mtime = record.format, record.byte_size, record.mtime
@@ -510,14 +511,21 @@ class Catalog:
                 asset.name = record.name or asset.name or Path(record.source).name
                 asset.origin, asset.path = record.origin, record.path
                 asset.pixel_sha256, asset.phash = record.pixel_sha256, record.phash
-                s.flush()
-                if record.tags:
-                    s.execute(delete(AssetTag).where(AssetTag.asset_id == asset.id))
-                    s.add_all(
-                        AssetTag(asset_id=asset.id, tag=t)
-                        for t in sorted({normalise_tag(t) for t in record.tags} - {""})
-                    )
-                self._put_embeddings(s, asset.id, model_id, spaces, pg_rows)
+                assets.append(asset)
+            # One flush for the whole batch (one multi-row INSERT gives the new rows their ids), then
+            # set-wise deletes: a flush and a DELETE per image cost 1.5 of the 1.9 ms an image took.
+            s.flush()
+            ids = [a.id for a in assets]
+            tagged = [(a.id, r.tags) for a, (r, _) in zip(assets, indexed, strict=True) if r.tags]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                s.execute(delete(Embedding).where(Embedding.asset_id.in_(chunk), Embedding.model_id == model_id))
+            for start in range(0, len(tagged), 500):
+                s.execute(delete(AssetTag).where(AssetTag.asset_id.in_([i for i, _ in tagged[start : start + 500]])))
+            for asset_id, tags in tagged:
+                s.add_all(AssetTag(asset_id=asset_id, tag=t) for t in sorted({normalise_tag(t) for t in tags} - {""}))
+            for asset, (_, spaces) in zip(assets, indexed, strict=True):
+                self._add_embeddings(s, asset.id, model_id, spaces, pg_rows)
             self._fill_pg_vectors(s, pg_rows)
             for source, reason, size, mtime in failed:
                 asset = existing.get(source)
@@ -558,6 +566,16 @@ class Catalog:
         pg_rows: list[tuple[Embedding, np.ndarray]],
     ) -> None:
         s.execute(delete(Embedding).where(Embedding.asset_id == asset_id, Embedding.model_id == model_id))
+        self._add_embeddings(s, asset_id, model_id, spaces, pg_rows)
+
+    def _add_embeddings(
+        self,
+        s: Session,
+        asset_id: int,
+        model_id: str,
+        spaces: dict[str, np.ndarray],
+        pg_rows: list[tuple[Embedding, np.ndarray]],
+    ) -> None:
         for space, vec in spaces.items():
             vec = np.ascontiguousarray(vec, dtype="<f4")
             row = Embedding(asset_id=asset_id, model_id=model_id, space=space, dim=vec.shape[0], vector=vec.tobytes())
