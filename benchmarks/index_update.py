@@ -7,7 +7,9 @@ index once (a full generation with its HNSW graph), then prints:
 - **before**: the cost of today's alternative, a full rewrite of the generation for the change
   (vectors.npy rewritten, hnsw.bin copied and updated), timed on the same change;
 - **publish**: ``IndexManager.sync()`` after adding --add images (and, separately, removing
-  --add images): a delta generation, with the catalog read and the bytes written;
+  --add images): a delta generation, with the catalog read and the bytes written. The manager
+  runs as in a server (``background=True``): superseded generations are deleted by a thread
+  after the new one is live; compaction is started explicitly below;
 - **search** p50/p99 and recall@10 against brute force over the catalog's vectors, on the
   live delta, *during* a background compaction (queries run while it works) and after it.
 
@@ -134,7 +136,7 @@ def main() -> int:
         add_rows(catalog, matrix, 1)
         del matrix
         print(f"  {time.perf_counter() - t:.0f} s", flush=True)
-    manager = IndexManager(catalog, args.workdir / "index", MODEL, SPACE, background=False)
+    manager = IndexManager(catalog, args.workdir / "index", MODEL, SPACE)
     print("building the index, or catching up with the last run's restore ...", flush=True)
     t = time.perf_counter()
     manager.sync()

@@ -105,7 +105,7 @@ def _store(catalog: Catalog, name: str, vec) -> None:
 @pytest.mark.parametrize("threshold", [10_000, 1])  # exact only, and HNSW from the first vector
 def test_manager_syncs_incrementally(tmp_path, threshold):
     catalog = Catalog(tmp_path / "c.sqlite")
-    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=threshold)
+    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=threshold, background=False)
     for i in range(5):
         _store(catalog, f"/img{i}", unit([[1, i]])[0])
     assert manager.sync()["added"] == 5
@@ -342,3 +342,28 @@ def test_row_ids_are_never_reused_so_an_index_sees_every_rewrite(tmp_path):
     assert manager.sync() == {"added": 2, "removed": 0, "total": 150}
     for query in unit(rng.normal(size=(5, 8))):
         assert manager.search(query, 10).ids.tolist() == _truth(catalog, query, 10)
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_a_graph_walk_that_finds_too_few_answers_exactly(tmp_path, monkeypatch, compact):
+    """hnswlib raises when deleted vectors crowd the query's neighbourhood: on a million vectors
+    (benchmarks/index_update.py), 1,000 removed look-alikes made every search for one of them fail,
+    even at ef 4,096. The search then answers exactly, without the removed or hidden vectors."""
+    rng = np.random.default_rng(10)
+    catalog = Catalog(tmp_path / "c.sqlite")
+    _bulk(catalog, 0, unit(rng.normal(size=(2000, 16))))
+    centre = unit(rng.normal(size=(1, 16)))[0]
+    _bulk(catalog, 2000, unit(centre + 0.01 * rng.normal(size=(400, 16))))
+    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
+    manager.sync()
+    catalog.remove(list(range(2001, 2401)))
+    manager.sync()
+    if compact:
+        manager.compact()
+    assert manager.index().kind == ("hnsw" if compact else "hnsw+delta")
+
+    def too_few(self, *args, **kwargs):
+        raise RuntimeError("Cannot return the results in a contiguous 2D array. Probably ef or M is too small")
+
+    monkeypatch.setattr(HnswIndex, "search", too_few)
+    assert manager.search(centre, 10).ids.tolist() == _truth(catalog, centre, 10)

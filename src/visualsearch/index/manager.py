@@ -90,20 +90,24 @@ def search_filtered(
     k: int,
     exclude: set[int] | None = None,
     allow: np.ndarray | None = None,
+    live: Callable[[], np.ndarray] | None = None,
 ) -> SearchHits:
     """Search ``index``; with a filter, pick the exact scan or the filtered walk by its share.
 
     ``exact`` opens the exact index only when it is needed. Either way the page holds the true
-    best matches among the allowed ids, never "the top k, then filtered".
+    best matches among the allowed ids, never "the top k, then filtered". ``live``, for an exact
+    index that also holds vectors the graph has deleted, gives the ids still live.
     """
     if allow is not None and isinstance(index, HnswIndex) and len(allow) < EXACT_FILTER_SHARE * len(index):
         index = exact()
     try:
         return index.search(query, k, exclude=exclude, allow=allow)
     except RuntimeError:
-        if allow is None:
-            raise
-        # The filtered graph walk found fewer matches than asked for: answer exactly.
+        # The graph walk found fewer matches than asked for: a narrow filter, or deleted vectors
+        # crowding the query's neighbourhood (a folder removed and its near copies queried).
+        # Answer exactly.
+        if allow is None and live is not None:
+            allow = live()
         return exact().search(query, k, exclude=exclude, allow=allow)
 
 
@@ -115,6 +119,11 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _remove_all(folders: list[Path]) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _base_name(gen: Path | None) -> str | None:
@@ -147,6 +156,7 @@ class IndexManager:
         #: The base graph of the live delta generation, kept across deltas: (base name, graph, hidden ids).
         self._base_graph: tuple[str, HnswIndex, np.ndarray] | None = None
         self._compactor: threading.Thread | None = None
+        self._cleaner: threading.Thread | None = None
         self._graph_lock = threading.Lock()
 
     # -- generations ---------------------------------------------------------------
@@ -215,13 +225,18 @@ class IndexManager:
         # opening it) and the bases both stand on. Older ones go, and unfinished folders of
         # processes that are gone.
         keep = {gen.name, previous.name if previous else None, _base_name(gen), _base_name(previous)}
-        for old in self.folder.glob("gen-*"):
-            if old.name not in keep:
-                shutil.rmtree(old, ignore_errors=True)
+        gone = [old for old in self.folder.glob("gen-*") if old.name not in keep]
         for unfinished in self.folder.glob("tmp-*"):
             pid = unfinished.name.split("-")[1]
             if pid.isdigit() and not _pid_alive(int(pid)):
-                shutil.rmtree(unfinished, ignore_errors=True)
+                gone.append(unfinished)
+        # Deleting a million-vector generation takes most of a second: a server lets a thread do it,
+        # after the new generation is already live.
+        if self.background and gone:
+            self._cleaner = threading.Thread(target=_remove_all, args=(gone,), name="index-cleanup", daemon=True)
+            self._cleaner.start()
+        else:
+            _remove_all(gone)
 
     # -- sync ------------------------------------------------------------------------
     def _delta_limit(self, base_rows: int, dim: int) -> int:
@@ -239,7 +254,12 @@ class IndexManager:
             if current is not None and np.array_equal(ids, current.ids) and np.array_equal(seqs, current.seqs):
                 return {"added": 0, "removed": 0, "total": len(ids)}
             known = current.vectors_for(ids, seqs)[0] if current is not None else np.zeros(len(ids), bool)
-            removed = int(len(np.setdiff1d(current.ids, ids))) if current is not None else 0
+            removed = 0
+            if current is not None and len(current.ids) and len(ids):
+                pos = np.minimum(np.searchsorted(ids, current.ids), len(ids) - 1)  # both sorted: no set ops
+                removed = int((ids[pos] != current.ids).sum())
+            elif current is not None:
+                removed = len(current.ids)
             if current is not None and self._can_layer(current, ids, seqs):
                 gen = self._write_delta(ids, seqs, Snapshot.read(current.base), [current], progress)
             else:
@@ -402,9 +422,10 @@ class IndexManager:
             log.exception("index compaction of %s failed; the next sync tries again", self.folder)
 
     def wait(self, timeout: float | None = None) -> None:
-        """Wait for a background compaction to finish (before a process that synced exits)."""
-        if self._compactor is not None:
-            self._compactor.join(timeout)
+        """Wait for a background compaction and clean-up to finish (before a process that synced exits)."""
+        for thread in (self._compactor, self._cleaner):
+            if thread is not None:
+                thread.join(timeout)
 
     def compact(self) -> bool:
         """Fold the live delta into a new full generation; True when one was published.
@@ -468,12 +489,13 @@ class IndexManager:
         return self._open_current()
 
     def _open_current(self) -> VectorIndex:
-        snapshot = self._snapshot()
-        if snapshot is None:
+        current = self._current()
+        if current is None:
             return ExactIndex(np.empty(0, np.int64), np.empty((0, 1), np.float32))
         loaded = self._loaded
-        if loaded is not None and loaded[0] == snapshot.folder.name:
-            return loaded[1]
+        if loaded is not None and loaded[0] == current.name:
+            return loaded[1]  # the common case: one small file read per search, nothing loaded
+        snapshot = Snapshot.read(current)
         base_exact = ExactIndex.load(snapshot.base)
         chosen: VectorIndex = base_exact
         if snapshot.layered:

@@ -156,7 +156,9 @@ class LayeredIndex(VectorIndex):
         if base_allow is None and not isinstance(self.base, HnswIndex) and len(self.hidden):
             # An exact base cannot hide ids by itself: allow every live one instead.
             base_allow = self.base_exact.ids[~np.isin(self.base_exact.ids, self.hidden)]
-        from_base = search_filtered(self.base, lambda: self.base_exact, query, k, exclude=exclude, allow=base_allow)
+        from_base = search_filtered(
+            self.base, lambda: self.base_exact, query, k, exclude=exclude, allow=base_allow, live=self._live_base
+        )
         from_delta = self.delta.search(query, k, exclude=exclude, allow=allow)
         keep = ~np.isin(from_base.ids, self.delta.ids)  # a delta vector supersedes the base one
         return rank(
@@ -164,6 +166,10 @@ class LayeredIndex(VectorIndex):
             np.concatenate([from_base.scores[keep], from_delta.scores]),
             k,
         )
+
+    def _live_base(self) -> np.ndarray:
+        ids = self.base_exact.ids
+        return ids[~np.isin(ids, self.hidden)] if len(self.hidden) else ids
 
     def search_many(self, queries: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         base_ids, base_scores = self.base.search_many(queries, k, ef=ef)
