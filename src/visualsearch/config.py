@@ -150,6 +150,12 @@ class Settings(BaseSettings):
         default=None,
         description="Milvus: a file path (Milvus Lite) or a server URI; unset = `milvus.db` in the library folder.",
     )
+    ray_address: str | None = Field(
+        default=None,
+        description="Index folders on a Ray cluster (`pip install 'visualsearch[ray]'`): `host:6379`, "
+        "`ray://host:10001`, or `local` for a cluster on this machine only; unset = in this process. "
+        "Every worker must see the folders (and the library folder) at the same paths.",
+    )
     rate_limit_per_minute: int = Field(
         default=600,
         ge=0,
@@ -195,7 +201,7 @@ class Settings(BaseSettings):
     def _empty_library_is_default(cls, value: Any) -> Any:
         return default_library_dir() if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("database_url", "milvus_uri", mode="before")
+    @field_validator("database_url", "milvus_uri", "ray_address", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

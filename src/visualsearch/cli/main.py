@@ -120,9 +120,26 @@ def index(
     prune: Annotated[bool, typer.Option("--prune", help="Remove catalog entries whose files are gone.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try failed files again.")] = False,
     as_json: JsonOpt = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Decode and embed on a Ray cluster: host:port, ray://host:port, or `local` for one on this "
+            "machine (pip install 'visualsearch[ray]'; or $VISUALSEARCH_RAY_ADDRESS).",
+        ),
+    ] = None,
+    ray_workers: Annotated[
+        int | None,
+        typer.Option("--ray-workers", min=1, help="Embedding workers on the Ray cluster (default: one per node)."),
+    ] = None,
 ) -> None:
     """Walk FOLDER, decode and embed new or changed images, and store them. Resumable."""
-    lib = _open(library, model)
+    from ..services import Library
+
+    lib = Library(_settings(library, model=model, ray_address=ray))
+    if ray_workers is not None and not lib.settings.ray_address:
+        _fail("--ray-workers needs --ray ADDRESS (or VISUALSEARCH_RAY_ADDRESS)")
     progress = Progress(
         TextColumn("[bold]indexing"),
         BarColumn(),
@@ -153,7 +170,12 @@ def index(
     try:
         with progress:
             report = lib.index_folder(
-                folder, prune=prune, retry_failed=retry_failed, progress=on_progress, on_plan=on_plan
+                folder,
+                prune=prune,
+                retry_failed=retry_failed,
+                progress=on_progress,
+                on_plan=on_plan,
+                ray_workers=ray_workers,
             )
     except KeyboardInterrupt:
         counts = lib.catalog.counts()

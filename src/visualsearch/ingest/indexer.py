@@ -37,6 +37,8 @@ class IndexReport:
     indexed: int = 0
     failed: int = 0
     pruned: int = 0
+    #: Files given the vectors of identical content already embedded by the model (Ray indexing).
+    reused: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     #: Wall-clock seconds spent decoding, embedding and storing (not scanning or planning).
     seconds: float = 0.0
@@ -81,12 +83,22 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def _encode(embedder: Embedder, good: list[Prepared]) -> dict[str, np.ndarray]:
-    # One preprocessor (or none) for the whole stream: every decoded file has a model
-    # input, or every one has an image; the first file says which.
+def model_inputs(good: list[Prepared]) -> np.ndarray | list[Image.Image]:
+    """A batch of decoded files as the model takes it: stacked model inputs, or the pictures.
+
+    One preprocessor (or none) for the whole stream: every decoded file has a model
+    input, or every one has an image; the first file says which.
+    """
     if good[0].model_input is not None:
-        return embedder.encode_prepared(np.stack(cast(list[np.ndarray], [p.model_input for p in good])))
-    return embedder.encode_images(cast(list[Image.Image], [p.image for p in good]))
+        return np.stack(cast(list[np.ndarray], [p.model_input for p in good]))
+    return cast(list[Image.Image], [p.image for p in good])
+
+
+def encode_inputs(embedder: Embedder, inputs: np.ndarray | list[Image.Image]) -> dict[str, np.ndarray]:
+    """Run the model on what :func:`model_inputs` made (here, or in a Ray actor)."""
+    if isinstance(inputs, np.ndarray):
+        return embedder.encode_prepared(inputs)
+    return embedder.encode_images(inputs)
 
 
 def _add(timings: dict[str, float], stage: str, seconds: float) -> None:
@@ -149,7 +161,7 @@ def embed_batches(
             if good:
                 t = time.perf_counter()
                 try:
-                    vectors = _encode(embedder, good)
+                    vectors = encode_inputs(embedder, model_inputs(good))
                 except Exception as exc:  # one bad batch must not lose the run
                     failed += [(p, f"embedding failed: {exc}") for p in good]
                     good = []
@@ -175,41 +187,51 @@ def index_files(
     Adds the seconds spent in each stage to ``report.timings`` (see :func:`embed_batches`),
     plus the catalog write time.
     """
-    timings = report.timings
     started = time.perf_counter()
     done = 0
     try:
         for step in embed_batches(
-            embedder, files, settings, processes=processes, timings=timings, thumbnails=thumbnails
+            embedder, files, settings, processes=processes, timings=report.timings, thumbnails=thumbnails
         ):
-            failed: list[tuple[str, str, int | None, float | None]] = [
-                (str(p.found.path), reason, p.found.byte_size, p.found.mtime) for p, reason in step.failed
-            ]
-            records: list[tuple[ImageRecord, dict[str, np.ndarray]]] = []
-            for n, p in enumerate(step.good):
-                record = ImageRecord(
-                    str(p.found.path),
-                    p.sha256,
-                    p.width,
-                    p.height,
-                    p.format,
-                    p.byte_size,
-                    p.found.mtime,
-                    pixel_sha256=p.pixel_sha256,
-                    phash=p.phash,
-                )
-                records.append((record, {space: v[n] for space, v in step.vectors.items()}))
-            t = time.perf_counter()
-            catalog.write_batch(records, failed, embedder.model_id)
-            _add(timings, "write", time.perf_counter() - t)
-            report.indexed += len(records)
-            report.failed += len(failed)
-            report.failures.extend((src, reason) for src, reason, _, _ in failed)
+            write_step(catalog, embedder.model_id, step, report)
             done += len(step.batch)
             if progress:
                 progress(done, len(files))
     finally:
         report.seconds += time.perf_counter() - started
+
+
+def write_step(catalog: Catalog, model_id: str, step: EmbeddedBatch, report: IndexReport) -> None:
+    """Store one embedded batch in one transaction and count it in ``report``.
+
+    The one write path of folder indexing, local or on a cluster (:mod:`.distributed`), so
+    both leave the same rows. The catalog write is an upsert keyed by the file's path that
+    replaces the model's vectors of that asset: writing a batch again (a retry) changes
+    nothing, it never adds a second row or a second vector.
+    """
+    failed: list[tuple[str, str, int | None, float | None]] = [
+        (str(p.found.path), reason, p.found.byte_size, p.found.mtime) for p, reason in step.failed
+    ]
+    records: list[tuple[ImageRecord, dict[str, np.ndarray]]] = []
+    for n, p in enumerate(step.good):
+        record = ImageRecord(
+            str(p.found.path),
+            p.sha256,
+            p.width,
+            p.height,
+            p.format,
+            p.byte_size,
+            p.found.mtime,
+            pixel_sha256=p.pixel_sha256,
+            phash=p.phash,
+        )
+        records.append((record, {space: v[n] for space, v in step.vectors.items()}))
+    t = time.perf_counter()
+    catalog.write_batch(records, failed, model_id)
+    _add(report.timings, "write", time.perf_counter() - t)
+    report.indexed += len(records)
+    report.failed += len(failed)
+    report.failures.extend((src, reason) for src, reason, _, _ in failed)
 
 
 def prune_missing(catalog: Catalog, root: Path, present: set[str]) -> int:
@@ -235,6 +257,20 @@ def index_folder(
 
     ``thumbnails``: the media store's preview folder, filled in the same decode pass.
     """
+    report, todo = plan_folder(catalog, embedder, root, prune=prune, retry_failed=retry_failed)
+    if on_plan:
+        on_plan(len(todo), report.unchanged)
+    index_files(catalog, embedder, todo, settings, report, progress, thumbnails=thumbnails)
+    return report
+
+
+def plan_folder(
+    catalog: Catalog, embedder: Embedder, root: Path, *, prune: bool = False, retry_failed: bool = False
+) -> tuple[IndexReport, list[FoundFile]]:
+    """Scan ``root`` (pruning vanished files if asked) and plan: the report so far, and the files to do.
+
+    Shared by the local indexer and the Ray one, so both skip exactly the same files.
+    """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise VisualSearchError(f"not a folder: {root}")
@@ -244,7 +280,4 @@ def index_folder(
     if prune:
         report.pruned = prune_missing(catalog, root, {str(f.path) for f in found})
     todo, report.unchanged = plan(catalog, found, embedder.model_id, embedder.spaces, retry_failed)
-    if on_plan:
-        on_plan(len(todo), report.unchanged)
-    index_files(catalog, embedder, todo, settings, report, progress, thumbnails=thumbnails)
-    return report
+    return report, todo

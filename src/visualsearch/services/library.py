@@ -9,6 +9,7 @@ another process is noticed within seconds) and which vector backend serves each
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -241,8 +242,15 @@ class Library:
         retry_failed: bool = False,
         progress: Progress | None = None,
         on_plan: Callable[[int, int], None] | None = None,
+        ray_workers: int | None = None,
     ) -> IndexReport:
+        """Index ``root``: in this process, or on the Ray cluster of ``settings.ray_address`` when set.
+
+        ``ray_workers``: embedding actors on the cluster (default: one per node).
+        """
         try:
+            if self.settings.ray_address:
+                return self._index_folder_on_ray(root, prune, retry_failed, progress, on_plan, ray_workers)
             return index_folder(
                 self.catalog,
                 self.embedder,
@@ -257,6 +265,35 @@ class Library:
         finally:
             # Even after Ctrl-C, what was committed becomes searchable.
             self.sync_indexes()
+
+    def _index_folder_on_ray(
+        self,
+        root: Path,
+        prune: bool,
+        retry_failed: bool,
+        progress: Progress | None,
+        on_plan: Callable[[int, int], None] | None,
+        workers: int | None,
+    ) -> IndexReport:
+        """:meth:`index_folder` on Ray; each actor loads the active model by name, as this process did."""
+        from ..ingest.distributed import check_cluster, index_folder_on_ray  # Ray only when a cluster is set
+
+        check_cluster(self.settings.ray_address or "")  # before loading the model: a typo fails in seconds
+        embedder = self.embedder
+        name = self.settings.model if embedder is self._requested else self.active_model_name
+        return index_folder_on_ray(
+            self.catalog,
+            embedder,
+            root,
+            self.settings,
+            factory=functools.partial(self._loader, name),
+            workers=workers,
+            prune=prune,
+            retry_failed=retry_failed,
+            progress=progress,
+            on_plan=on_plan,
+            thumbnails=self.index_thumbnails,
+        )
 
     def sync_indexes(self, embedder: Embedder | None = None) -> None:
         """Bring the active model's (or ``embedder``'s) indexes up to date with the catalog."""
