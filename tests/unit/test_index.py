@@ -367,3 +367,86 @@ def test_a_graph_walk_that_finds_too_few_answers_exactly(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(HnswIndex, "search", too_few)
     assert manager.search(centre, 10).ids.tolist() == _truth(catalog, centre, 10)
+
+
+def test_rows_committed_late_with_smaller_ids_are_not_missed(tmp_path):
+    """PostgreSQL hands out sequence numbers at insert and shows rows at commit: a writer that took
+    id X can commit after one that took X+1 and after a sync. Emulated on SQLite with explicit ids."""
+    from sqlalchemy import text
+
+    rng = np.random.default_rng(11)
+    catalog = Catalog(tmp_path / "c.sqlite")
+    _bulk(catalog, 0, unit(rng.normal(size=(150, 8))))
+    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
+    manager.sync()
+
+    def reserve_one() -> int:  # the next id goes to a writer that has not committed yet
+        known = int(catalog.embedding_ids("m", "s")[1].max())
+        with catalog.engine.begin() as conn:
+            conn.execute(text("UPDATE sqlite_sequence SET seq = :s WHERE name = 'embeddings'"), {"s": known + 1})
+        return known + 1
+
+    late = reserve_one()
+    _bulk(catalog, 150, unit(rng.normal(size=(1, 8))))  # the other writer commits first
+    manager.sync()
+    rewritten = unit(rng.normal(size=(1, 8)))[0]
+    with catalog.engine.begin() as conn:  # the first writer's rewrite of asset 3 lands now
+        conn.execute(text("DELETE FROM embeddings WHERE asset_id = 3"))
+        conn.execute(
+            text("INSERT INTO embeddings (id, asset_id, model_id, space, dim, vector) VALUES (:i, 3, 'm', 's', 8, :v)"),
+            {"i": late, "v": rewritten.astype("<f4").tobytes()},
+        )
+    manager.sync()
+    assert manager.search(rewritten, 3).ids.tolist() == _truth(catalog, rewritten, 3)
+
+    late = reserve_one()
+    _bulk(catalog, 151, unit(rng.normal(size=(1, 8))))
+    manager.sync()
+    added = unit(rng.normal(size=(1, 8)))[0]
+    _bulk(catalog, 152, [added])
+    with catalog.engine.begin() as conn:  # a late new asset...
+        conn.execute(text("UPDATE embeddings SET id = :i WHERE asset_id = 153"), {"i": late})
+    catalog.remove([7])  # ...and a delete that balances the count
+    manager.sync()
+    live = manager._snapshot()
+    assert live is not None and 153 in live.ids and 7 not in live.ids
+    assert manager.search(added, 3).ids.tolist() == _truth(catalog, added, 3)
+
+
+def test_an_index_from_an_earlier_version_is_rebuilt_once(tmp_path):
+    """Before migration 0008 a row id could be handed out again, so (asset id, row id) cannot prove a
+    vector unchanged in a generation written then: it is rebuilt from the catalog, once."""
+    rng = np.random.default_rng(12)
+    catalog = Catalog(tmp_path / "c.sqlite")
+    _bulk(catalog, 0, unit(rng.normal(size=(120, 8))))
+    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
+    manager.sync()
+    live = manager._current()
+    assert live is not None
+    (live / "FORMAT").unlink()  # as an earlier version left it
+    stale = unit(rng.normal(size=(1, 8)))[0]
+    np.load(live / "vectors.npy", mmap_mode="r+")[0] = stale  # a vector the catalog no longer has
+    assert manager.sync()["added"] == 120  # every vector read again
+    assert (manager._current() / "FORMAT").exists()
+    assert manager.sync() == {"added": 0, "removed": 0, "total": 120}
+    assert manager.search(stale, 3).ids.tolist() == _truth(catalog, stale, 3)
+
+
+def test_a_failed_write_leaves_no_partial_folder(tmp_path, monkeypatch):
+    rng = np.random.default_rng(13)
+    catalog = Catalog(tmp_path / "c.sqlite")
+    _bulk(catalog, 0, unit(rng.normal(size=(150, 8))))
+    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
+    manager.sync()
+    _bulk(catalog, 150, unit(rng.normal(size=(3, 8))))
+
+    def full_disk(self, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(HnswIndex, "save", full_disk)
+    monkeypatch.setattr(manager, "_can_layer", lambda *a: False)  # force a full generation
+    with pytest.raises(OSError):
+        manager.sync()
+    assert not list((tmp_path / "idx").rglob("tmp-*"))
+    monkeypatch.undo()
+    assert manager.sync()["total"] == 153

@@ -278,26 +278,27 @@ class Catalog:
         return pairs[:, 0].copy(), pairs[:, 1].copy()
 
     def embedding_changes(self, model_id: str, space: str, after: int) -> tuple[int, int, np.ndarray, np.ndarray]:
-        """(count, largest row id, asset ids, row ids) of one model and space: the rows written after ``after``.
+        """(count, sum of row ids, asset ids, row ids) of one model and space: the rows written after ``after``.
 
         One statement, so every part sees the same moment. An index that knew every row up to
         ``after`` learns each addition and rewrite from it, in time proportional to the change;
-        the count and the largest id tell it whether anything was deleted (it then reads
-        :meth:`embedding_ids`).
+        the count and the sum of the row ids tell it whether the rest is still what it holds (a
+        deleted row, or one committed late with a smaller id, as PostgreSQL's sequences allow under
+        concurrent writers, changes the sum). When it is not, the index reads :meth:`embedding_ids`.
         """
         where = (Embedding.model_id == model_id, Embedding.space == space)
         pairs = self._int_pairs(
             union_all(
                 select(Embedding.asset_id, Embedding.id).where(*where, Embedding.id > after),
                 select(literal(-1, BigInteger), func.count()).select_from(Embedding).where(*where),
-                select(literal(-2, BigInteger), func.coalesce(func.max(Embedding.id), 0)).where(*where),
+                select(literal(-2, BigInteger), func.coalesce(func.sum(Embedding.id), 0)).where(*where),
             )
         )
         count = int(pairs[pairs[:, 0] == -1, 1][0])
-        largest = int(pairs[pairs[:, 0] == -2, 1][0])
+        total = int(pairs[pairs[:, 0] == -2, 1][0])
         changed = pairs[pairs[:, 0] >= 0]
         changed = changed[np.argsort(changed[:, 0], kind="stable")]
-        return count, largest, changed[:, 0].copy(), changed[:, 1].copy()
+        return count, total, changed[:, 0].copy(), changed[:, 1].copy()
 
     def vectors(
         self, model_id: str, space: str, asset_ids: Iterable[int] | None = None, chunk: int = 500

@@ -49,6 +49,10 @@ DELTA_MAX_BYTES = 32 << 20
 #: A change this many times past the compaction point is written as a full generation at
 #: once: publishing it as a delta would make every search slow until compaction caught up.
 INLINE_FACTOR = 4
+#: Written into every generation this code makes. A generation without it predates migration
+#: 0008, after which SQLite could hand out a row id the index had already seen (so a vector
+#: could not be told from an older one by its id): such an index is rebuilt from the catalog once.
+FORMAT_FILE, FORMAT = "FORMAT", "2"
 
 
 def _safe(name: str) -> str:
@@ -184,6 +188,11 @@ class IndexManager:
                 return Snapshot.read(current)
             except FileNotFoundError:  # replaced while we read it
                 continue
+            except (EOFError, ValueError, OSError) as exc:
+                # A live generation that cannot be read (a truncated file after a power cut): treat
+                # the index as absent, so the next sync rebuilds it from the catalog.
+                log.warning("index generation %s is unreadable (%s); it will be rebuilt", current, exc)
+                return None
         current = self._current()
         return Snapshot.read(current) if current is not None else None
 
@@ -250,6 +259,9 @@ class IndexManager:
         """Bring the index up to date with the catalog. Returns counts of changes."""
         with self._locked(".sync.lock"):
             current = self._snapshot()
+            if current is not None and not (current.folder / FORMAT_FILE).exists():
+                log.info("rebuilding %s once: it was written by an earlier version", self.folder)
+                current = None
             ids, seqs = self._catalog_state(current)
             if current is not None and np.array_equal(ids, current.ids) and np.array_equal(seqs, current.seqs):
                 return {"added": 0, "removed": 0, "total": len(ids)}
@@ -272,26 +284,29 @@ class IndexManager:
     def _catalog_state(self, current: Snapshot | None) -> tuple[np.ndarray, np.ndarray]:
         """Every (asset id, row id) of this model and space in the catalog, read in proportion to the change.
 
-        Rows written since the live generation come from one indexed range read; only when
-        the count shows that something was deleted is the whole id list read (about a second
-        per million vectors).
+        Rows written since the live generation come from one indexed range read. The result is
+        checked against the catalog's count and sum of row ids, read in the same statement: a
+        deleted row, or a row committed late with an id below the newest one seen (concurrent
+        writers on PostgreSQL), makes them differ, and then the whole id list is read (about two
+        seconds per million vectors).
         """
         if current is None or len(current.seqs) == 0:
             return self.catalog.embedding_ids(self.model_id, self.space)
         known = int(current.seqs.max())
-        count, largest, new_ids, new_seqs = self.catalog.embedding_changes(self.model_id, self.space, known)
-        added = int((~np.isin(new_ids, current.ids, assume_unique=True)).sum())
-        if count != len(current.ids) + added or largest < known:
-            # Something was deleted (rows the index holds are gone, or the newest of them).
+        count, total, new_ids, new_seqs = self.catalog.embedding_changes(self.model_id, self.space, known)
+        ids, seqs = current.ids, current.seqs
+        if len(new_ids):
+            ids = np.concatenate([current.ids, new_ids])
+            seqs = np.concatenate([current.seqs, new_seqs])
+            order = np.lexsort((-seqs, ids))  # by id, the newest row of each first
+            ids, seqs = ids[order], seqs[order]
+            first = np.concatenate([[True], ids[1:] != ids[:-1]])
+            ids, seqs = ids[first], seqs[first]
+        # Row ids are unique: equal count and equal sum leave no room for a missed or stale row
+        # short of several compensating each other exactly.
+        if count != len(ids) or total != int(seqs.sum()):
             return self.catalog.embedding_ids(self.model_id, self.space)
-        if len(new_ids) == 0:
-            return current.ids, current.seqs
-        ids = np.concatenate([current.ids, new_ids])
-        seqs = np.concatenate([current.seqs, new_seqs])
-        order = np.lexsort((-seqs, ids))  # by id, the newest row of each first
-        ids, seqs = ids[order], seqs[order]
-        first = np.concatenate([[True], ids[1:] != ids[:-1]])
-        return ids[first], seqs[first]
+        return ids, seqs
 
     def _can_layer(self, current: Snapshot, ids: np.ndarray, seqs: np.ndarray) -> bool:
         """Whether this change can be published as a delta over the live generation's base."""
@@ -320,6 +335,17 @@ class IndexManager:
             if progress:
                 progress(done, len(fetch))
 
+    @contextmanager
+    def _writing(self) -> Iterator[Path]:
+        """A new ``tmp-*`` folder, deleted again if writing it fails (it holds space reserved for
+        a whole matrix, and only folders of processes that are gone are cleaned up otherwise)."""
+        tmp = self._new_folder()
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
     def _write_delta(
         self,
         ids: np.ndarray,
@@ -333,18 +359,19 @@ class IndexManager:
         in_base = matches(ids, seqs, base_ids, base_seqs)
         d_ids, d_seqs = ids[~in_base], seqs[~in_base]
         hidden = base_ids[~matches(base_ids, base_seqs, ids, seqs)]
-        tmp = self._new_folder()
-        vectors = allocated_npy(tmp / "delta_vectors.npy", (len(d_ids), base.dim()), np.float32)
-        self._fill(vectors, d_ids, d_seqs, sources, progress)
-        vectors.flush()
-        del vectors
-        np.save(tmp / "delta_ids.npy", d_ids)
-        np.save(tmp / "delta_seqs.npy", d_seqs)
-        np.save(tmp / "hidden.npy", hidden)
-        (tmp / BASE_FILE).write_text(base.folder.name)
-        np.save(tmp / "seqs.npy", seqs)
-        np.save(tmp / "ids.npy", ids)  # last: its presence marks a complete generation
-        return self._finish(tmp)
+        with self._writing() as tmp:
+            vectors = allocated_npy(tmp / "delta_vectors.npy", (len(d_ids), base.dim()), np.float32)
+            self._fill(vectors, d_ids, d_seqs, sources, progress)
+            vectors.flush()
+            del vectors
+            np.save(tmp / "delta_ids.npy", d_ids)
+            np.save(tmp / "delta_seqs.npy", d_seqs)
+            np.save(tmp / "hidden.npy", hidden)
+            (tmp / BASE_FILE).write_text(base.folder.name)
+            np.save(tmp / "seqs.npy", seqs)
+            (tmp / FORMAT_FILE).write_text(FORMAT)
+            np.save(tmp / "ids.npy", ids)  # last: its presence marks a complete generation
+            return self._finish(tmp)
 
     def _write_full(
         self,
@@ -359,34 +386,35 @@ class IndexManager:
         ``finish=False`` leaves it named ``tmp-*`` (safe from other processes' cleanup) for a
         caller that names it under the sync lock.
         """
-        tmp = self._new_folder()
-        sources = [current] if current is not None else []
-        dim = self._dim(current, ids, seqs)
-        vectors = allocated_npy(tmp / "vectors.npy", (len(ids), dim), np.float32)
-        self._fill(vectors, ids, seqs, sources, progress)
-        vectors.flush()
-        del vectors
-        np.save(tmp / "seqs.npy", seqs)
-        if len(ids) >= self.ann_threshold:
-            ann_path = tmp / "hnsw.bin"
-            matrix = np.load(tmp / "vectors.npy", mmap_mode="r")
-            if current is not None and (current.base / "hnsw.bin").exists():
-                # Apply the difference to a copy of the base graph instead of rebuilding it.
-                shutil.copyfile(current.base / "hnsw.bin", ann_path)
-                ann = HnswIndex(dim, ann_path)
-                base_ids, base_seqs = current.base_ids_seqs()
-                ann.remove(base_ids[~matches(base_ids, base_seqs, ids, seqs)])
-                rows = np.nonzero(~matches(ids, seqs, base_ids, base_seqs))[0]
-            else:  # first time over the threshold: build from the full matrix
-                ann = HnswIndex(dim, None)
-                rows = np.arange(len(ids))
-            for start in range(0, len(rows), 65536):
-                chunk = rows[start : start + 65536]
-                ann.upsert(ids[chunk], np.asarray(matrix[chunk]))
-            del matrix
-            ann.save(ann_path)
-        np.save(tmp / "ids.npy", ids)  # last: its presence marks a complete generation
-        return self._finish(tmp) if finish else tmp
+        with self._writing() as tmp:
+            sources = [current] if current is not None else []
+            dim = self._dim(current, ids, seqs)
+            vectors = allocated_npy(tmp / "vectors.npy", (len(ids), dim), np.float32)
+            self._fill(vectors, ids, seqs, sources, progress)
+            vectors.flush()
+            del vectors
+            np.save(tmp / "seqs.npy", seqs)
+            if len(ids) >= self.ann_threshold:
+                ann_path = tmp / "hnsw.bin"
+                matrix = np.load(tmp / "vectors.npy", mmap_mode="r")
+                if current is not None and (current.base / "hnsw.bin").exists():
+                    # Apply the difference to a copy of the base graph instead of rebuilding it.
+                    shutil.copyfile(current.base / "hnsw.bin", ann_path)
+                    ann = HnswIndex(dim, ann_path)
+                    base_ids, base_seqs = current.base_ids_seqs()
+                    ann.remove(base_ids[~matches(base_ids, base_seqs, ids, seqs)])
+                    rows = np.nonzero(~matches(ids, seqs, base_ids, base_seqs))[0]
+                else:  # first time over the threshold: build from the full matrix
+                    ann = HnswIndex(dim, None)
+                    rows = np.arange(len(ids))
+                for start in range(0, len(rows), 65536):
+                    chunk = rows[start : start + 65536]
+                    ann.upsert(ids[chunk], np.asarray(matrix[chunk]))
+                del matrix
+                ann.save(ann_path)
+            (tmp / FORMAT_FILE).write_text(FORMAT)
+            np.save(tmp / "ids.npy", ids)  # last: its presence marks a complete generation
+            return self._finish(tmp) if finish else tmp
 
     def _dim(self, current: Snapshot | None, ids: np.ndarray, seqs: np.ndarray) -> int:
         if current is not None and len(current.ids):  # an empty generation only holds a placeholder width
@@ -408,7 +436,7 @@ class IndexManager:
         if not self.compaction_due():
             return
         if not self.background:
-            self.compact()
+            self._compact_quietly()  # the delta is live already: a failed compaction must not fail the sync
             return
         if self._compactor is not None and self._compactor.is_alive():
             return
@@ -447,11 +475,16 @@ class IndexManager:
                     shutil.rmtree(built, ignore_errors=True)  # someone rewrote the index meanwhile
                     return False
                 built = self._finish(built)
-                if latest.folder == snapshot.folder:
-                    self._publish(built)
-                else:
-                    base = Snapshot.read(built)
-                    self._publish(self._write_delta(latest.ids, latest.seqs, base, [base, latest]))
+                try:
+                    if latest.folder == snapshot.folder:
+                        self._publish(built)
+                    else:
+                        base = Snapshot.read(built)
+                        self._publish(self._write_delta(latest.ids, latest.seqs, base, [base, latest]))
+                except BaseException:
+                    if self._current() != built:  # not published, and no live delta stands on it
+                        shutil.rmtree(built, ignore_errors=True)
+                    raise
                 self._loaded = None
         self.index()  # load the new graph here, not in the next search
         return True
@@ -505,7 +538,13 @@ class IndexManager:
             delta = ExactIndex(snapshot.delta_ids, snapshot.delta_vectors())
             chosen = LayeredIndex(base, base_exact, delta, snapshot.hidden, live=len(snapshot.ids))
         elif len(base_exact) >= self.ann_threshold and (snapshot.folder / "hnsw.bin").exists():
-            chosen = HnswIndex(base_exact.vectors.shape[1], snapshot.folder / "hnsw.bin", live=len(base_exact))
+            self._loaded = self._base_graph = None  # let the old graph go before loading the new one
+            graph = HnswIndex(base_exact.vectors.shape[1], snapshot.folder / "hnsw.bin", live=len(base_exact))
+            # The next delta stands on this generation: it marks its hidden ids on this same graph
+            # instead of loading the file again (a million-vector graph is 1.8 GB).
+            with self._graph_lock:
+                self._base_graph = (snapshot.folder.name, graph, np.empty(0, np.int64))
+            chosen = graph
         self._loaded = (snapshot.folder.name, chosen)
         return chosen
 
@@ -520,6 +559,7 @@ class IndexManager:
         with self._graph_lock:
             cached = self._base_graph
             if cached is None or cached[0] != snapshot.base.name or len(np.setdiff1d(cached[2], snapshot.hidden)):
+                self._base_graph = None  # let the old graph go before loading the new one
                 graph = HnswIndex(snapshot.dim(), snapshot.base / "hnsw.bin")
                 marked = np.empty(0, np.int64)
             else:

@@ -174,7 +174,10 @@ class LayeredIndex(VectorIndex):
     def search_many(self, queries: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         base_ids, base_scores = self.base.search_many(queries, k, ef=ef)
         delta_ids, delta_scores = self.delta.search_many(queries, k, ef=ef)
-        base_scores = np.where(np.isin(base_ids, self.delta.ids), -np.inf, base_scores)
+        # A delta vector supersedes the base one; hidden ids are gone (a graph base has them marked
+        # deleted already, an exact base does not).
+        stale = np.isin(base_ids, self.delta.ids) | np.isin(base_ids, self.hidden)
+        base_scores = np.where(stale, -np.inf, base_scores)
         ids = np.concatenate([base_ids, delta_ids], axis=1)
         scores = np.concatenate([base_scores, delta_scores], axis=1)
         order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores), axis=-1)[:, :k]
@@ -189,4 +192,6 @@ def merged_exact(snapshot: Snapshot) -> ExactIndex:
     vectors = np.empty((len(snapshot.ids), snapshot.dim()), np.float32)
     rows = np.nonzero(found)[0]
     snapshot.gather(source[rows], vectors, rows)
+    if found.all():  # always, for a consistent snapshot: no second copy of the matrix
+        return ExactIndex(snapshot.ids, vectors)
     return ExactIndex(snapshot.ids[found], vectors[found])
