@@ -167,9 +167,29 @@ class HnswIndex(VectorIndex):
             return out_ids, out_scores
         self._index.set_ef(max(ef or self.breadth, want))
         for start in range(0, n, block):
-            labels, distances = self._index.knn_query(
-                np.ascontiguousarray(queries[start : start + block], dtype=np.float32), k=want
-            )
+            rows = np.ascontiguousarray(queries[start : start + block], dtype=np.float32)
+            try:
+                labels, distances = self._index.knn_query(rows, k=want)
+            except RuntimeError:  # some query found fewer than ``want`` live vectors: row by row
+                for r, row in enumerate(rows):
+                    ids, scores = self._fewer(row, want)
+                    out_ids[start + r, : len(ids)], out_scores[start + r, : len(ids)] = ids, scores
+                continue
             out_ids[start : start + block, :want] = labels.astype(np.int64)
             out_scores[start : start + block, :want] = 1.0 - distances
         return out_ids, out_scores
+
+    def _fewer(self, query: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
+        """As many of the ``want`` nearest as the graph walk finds.
+
+        hnswlib raises instead of returning a short row when deleted vectors crowd the query's
+        neighbourhood (an island of removed look-alikes); halving ``k`` finds what is there.
+        """
+        k = want
+        while k >= 1:
+            try:
+                labels, distances = self._index.knn_query(query[None, :], k=k)
+                return labels[0].astype(np.int64), (1.0 - distances[0]).astype(np.float32)
+            except RuntimeError:
+                k //= 2
+        return np.empty(0, np.int64), np.empty(0, np.float32)
