@@ -84,6 +84,10 @@ def test_negative_terms_push_down_what_the_query_leaves_out(indexed):
     assert "searching for: a pet, without cat" in understood.stderr
     refused = run("search", "--library", library, "--", "-cat", check=False)  # "--": a query that starts with "-"
     assert refused.returncode == 1 and "only says what to leave out" in refused.stderr
+    # The REST API's limit, in the CLI too: one clear line, no traceback.
+    long = run("search", "a cat " * 200, "--library", library, check=False)
+    assert long.returncode == 1 and "1,200 characters long; the limit is 1,000" in long.stderr
+    assert "Traceback" not in long.stderr
 
 
 def test_text_with_a_reference_image(indexed):

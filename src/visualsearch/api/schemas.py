@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal, Self
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
+from ..search.query import MAX_QUERY_CHARS
+
 MAX_URL_LENGTH = 2048
 #: Largest id the catalog can hold (SQLite INTEGER is 64-bit).
 MAX_ID = 2**62
@@ -186,7 +188,7 @@ class SearchIn(SearchOptions):
     text: str | None = Field(
         None,
         min_length=1,
-        max_length=1000,
+        max_length=MAX_QUERY_CHARS,
         examples=["gold bracelet on a wrist", "beach -people", "red car + night^0.5"],
     )
     asset_id: int | None = Field(

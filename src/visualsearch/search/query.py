@@ -98,8 +98,17 @@ def _weighted(text: str, default: float = 1.0) -> tuple[str, float]:
     return match.group(1).strip(), weight
 
 
+#: The longest query any surface takes (the REST schema uses it too). The text encoder reads 256
+#: tokens at most, so longer text adds nothing but cost; a bigger limit would only let a client
+#: make every search slow.
+MAX_QUERY_CHARS = 1000
+
+
 def parse(query: str) -> TextQuery:
-    """Read ``query`` into clauses; raises :class:`InvalidInput` for a query with nothing to look for."""
+    """Read ``query`` into clauses; raises :class:`InvalidInput` for a query with nothing to look for
+    or longer than :data:`MAX_QUERY_CHARS`."""
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInput(f"the query is {len(query):,} characters long; the limit is {MAX_QUERY_CHARS:,}")
     clauses: list[Clause] = []
     words: list[str] = []
     negative = False
