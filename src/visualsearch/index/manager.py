@@ -475,6 +475,11 @@ class IndexManager:
                     shutil.rmtree(built, ignore_errors=True)  # someone rewrote the index meanwhile
                     return False
                 built = self._finish(built)
+                # Load the new graph before it goes live, so that no search waits for it (a
+                # million-vector graph takes most of a second to read: a 0.7 s search before).
+                graph = None
+                if (built / "hnsw.bin").exists():
+                    graph = HnswIndex(snapshot.dim(), built / "hnsw.bin", live=len(snapshot.ids))
                 try:
                     if latest.folder == snapshot.folder:
                         self._publish(built)
@@ -482,11 +487,15 @@ class IndexManager:
                         base = Snapshot.read(built)
                         self._publish(self._write_delta(latest.ids, latest.seqs, base, [base, latest]))
                 except BaseException:
-                    if self._current() != built:  # not published, and no live delta stands on it
-                        shutil.rmtree(built, ignore_errors=True)
+                    live = self._current()
+                    if live is None or built.name not in (live.name, _base_name(live)):
+                        shutil.rmtree(built, ignore_errors=True)  # not live, and no live delta stands on it
                     raise
-                self._loaded = None
-        self.index()  # load the new graph here, not in the next search
+                with self._graph_lock:
+                    self._base_graph = (built.name, graph, np.empty(0, np.int64)) if graph is not None else None
+                live = self._current()
+                self._loaded = (built.name, graph) if graph is not None and live == built else None
+        self.index()  # a re-based delta marks its hidden ids on the graph loaded above
         return True
 
     # -- searching -------------------------------------------------------------------
