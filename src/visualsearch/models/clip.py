@@ -121,7 +121,7 @@ class _TorchEmbedder(Embedder):
                             )
                     finally:
                         torch.backends.mha.set_fastpath_enabled(fastpath)
-                self._session = open_session(path, os.cpu_count() or 1)
+                self._session = open_session(path, os.cpu_count() or 1, spin=False)  # runs beside decoders
             except Exception as exc:  # an architecture the exporter cannot handle: PyTorch it is
                 log.warning("%s: image tower stays in PyTorch (ONNX export failed: %s)", self.model_id, exc)
                 self._onnx_failed = True

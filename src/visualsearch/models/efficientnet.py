@@ -158,7 +158,8 @@ class EfficientNetLite:
                 output_names=["features", "logits"],
                 dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}, "logits": {0: "batch"}},
             )
-        return open_session(path, self.threads)
+        # The image model runs beside decoding workers while indexing: its threads must not spin.
+        return open_session(path, self.threads, spin=False)
 
     # -- inference ---------------------------------------------------------------
     def run(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:

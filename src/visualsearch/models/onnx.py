@@ -59,11 +59,20 @@ def export_onnx(
     os.replace(tmp, path)
 
 
-def open_session(path: Path, threads: int) -> OnnxSession:
+def open_session(path: Path, threads: int, spin: bool = True) -> OnnxSession:
+    """An ONNX Runtime CPU session; ``spin=False`` for a model that shares the cores with other work.
+
+    ONNX Runtime's threads busy-wait between operators by default. That buys a query a little
+    latency, but while indexing, the decoding processes need those cycles: with spinning off
+    the image model indexed 69.2 instead of 63.4 images/s (500 640x480 JPEGs, 2 cores), and one
+    image took 5.2 instead of 3.9 ms alone.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session: OnnxSession = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return session
