@@ -156,6 +156,19 @@ def exit_with_parent(parent_pid: int, interval: float = PARENT_POLL_SECONDS) -> 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+def init_worker(parent_pid: int) -> None:
+    """Initializer of a decoding worker process: one OpenCV thread, and exit with the parent.
+
+    Each worker is one of several running beside the model; OpenCV's own thread pool (one
+    thread per core by default, for the resampling) only made them compete with the model
+    for the same cores.
+    """
+    import cv2
+
+    cv2.setNumThreads(1)
+    exit_with_parent(parent_pid)
+
+
 #: A file whose read and decode take longer than this (a hung network mount, a decoder stuck
 #: in a loop) is given up: its worker is killed and the file recorded as failed, so one file
 #: cannot hold a job forever. The largest images we accept decode in about 10 s here.
@@ -203,7 +216,7 @@ class PreparedStream:
             return ProcessPoolExecutor(
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=exit_with_parent,
+                initializer=init_worker,
                 initargs=(os.getpid(),),
             )
         return ThreadPoolExecutor(self.workers, thread_name_prefix="decode")
