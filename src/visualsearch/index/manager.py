@@ -273,7 +273,7 @@ class IndexManager:
             elif current is not None:
                 removed = len(current.ids)
             if current is not None and self._can_layer(current, ids, seqs):
-                gen = self._write_delta(ids, seqs, Snapshot.read(current.base), [current], progress)
+                gen = self._write_delta(ids, seqs, current.base_snapshot(), [current], progress)
             else:
                 gen = self._write_full(ids, seqs, current, progress)
             self._publish(gen)
