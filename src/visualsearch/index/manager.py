@@ -157,6 +157,10 @@ class IndexManager:
         #: Compact in a background thread (a server) or within sync (tests, scripts that exit at once).
         self.background = background
         self._loaded: tuple[str, VectorIndex] | None = None
+        #: A generation's index loaded by a compaction just before it published it.
+        self._preloaded: tuple[str, VectorIndex] | None = None
+        #: The graph the last full generation was written from, and the folder it was written to.
+        self._last_graph: tuple[Path, HnswIndex] | None = None
         #: The base graph of the live delta generation, kept across deltas: (base name, graph, hidden ids).
         self._base_graph: tuple[str, HnswIndex, np.ndarray] | None = None
         self._compactor: threading.Thread | None = None
@@ -380,11 +384,13 @@ class IndexManager:
         current: Snapshot | None,
         progress: ProgressFn | None = None,
         finish: bool = True,
+        keep_graph: bool = False,
     ) -> Path:
         """A full generation: the whole matrix, and the graph updated from the current base's copy.
 
         ``finish=False`` leaves it named ``tmp-*`` (safe from other processes' cleanup) for a
-        caller that names it under the sync lock.
+        caller that names it under the sync lock; ``keep_graph`` keeps the graph in memory for it
+        (:attr:`_last_graph`).
         """
         with self._writing() as tmp:
             sources = [current] if current is not None else []
@@ -412,6 +418,12 @@ class IndexManager:
                     ann.upsert(ids[chunk], np.asarray(matrix[chunk]))
                 del matrix
                 ann.save(ann_path)
+                ann.live = len(ids)
+                # compact() hands this graph to searches instead of reading the file it just wrote:
+                # hnswlib holds the GIL while it loads (0.6 s at a million vectors), and every
+                # search waits for that.
+                if keep_graph:
+                    self._last_graph = (tmp, ann)
             (tmp / FORMAT_FILE).write_text(FORMAT)
             np.save(tmp / "ids.npy", ids)  # last: its presence marks a complete generation
             return self._finish(tmp) if finish else tmp
@@ -468,18 +480,28 @@ class IndexManager:
             snapshot = self._snapshot()
             if snapshot is None or not snapshot.layered:
                 return False
-            built = self._write_full(snapshot.ids, snapshot.seqs, snapshot, finish=False)
+            built = self._write_full(snapshot.ids, snapshot.seqs, snapshot, finish=False, keep_graph=True)
             with self._locked(".sync.lock"):
                 latest = self._snapshot()
                 if latest is None or not latest.layered or latest.base != snapshot.base:
                     shutil.rmtree(built, ignore_errors=True)  # someone rewrote the index meanwhile
                     return False
-                built = self._finish(built)
-                # Load the new graph before it goes live, so that no search waits for it (a
+                written, self._last_graph = self._last_graph, None
+                unfinished, built = built, self._finish(built)
+                # The new graph is in memory before it goes live, so that no search waits for it (a
                 # million-vector graph takes most of a second to read: a 0.7 s search before).
-                graph = None
                 if (built / "hnsw.bin").exists():
-                    graph = HnswIndex(snapshot.dim(), built / "hnsw.bin", live=len(snapshot.ids))
+                    if written is not None and written[0] == unfinished:
+                        graph = written[1]
+                    else:
+                        graph = HnswIndex(snapshot.dim(), built / "hnsw.bin", live=len(snapshot.ids))
+                    # Handed over before CURRENT changes: a search that sees the new name finds the
+                    # graph ready (with _loaded set after publishing, one search in the gap loaded
+                    # it again: p99 0.7 s during compaction), and a re-based delta marks its hidden
+                    # ids on it.
+                    self._preloaded = (built.name, graph)
+                    with self._graph_lock:
+                        self._base_graph = (built.name, graph, np.empty(0, np.int64))
                 try:
                     if latest.folder == snapshot.folder:
                         self._publish(built)
@@ -487,14 +509,11 @@ class IndexManager:
                         base = Snapshot.read(built)
                         self._publish(self._write_delta(latest.ids, latest.seqs, base, [base, latest]))
                 except BaseException:
+                    self._preloaded = self._base_graph = None  # not live: let the graph go
                     live = self._current()
                     if live is None or built.name not in (live.name, _base_name(live)):
                         shutil.rmtree(built, ignore_errors=True)  # not live, and no live delta stands on it
                     raise
-                with self._graph_lock:
-                    self._base_graph = (built.name, graph, np.empty(0, np.int64)) if graph is not None else None
-                live = self._current()
-                self._loaded = (built.name, graph) if graph is not None and live == built else None
         self.index()  # a re-based delta marks its hidden ids on the graph loaded above
         return True
 
@@ -537,6 +556,10 @@ class IndexManager:
         loaded = self._loaded
         if loaded is not None and loaded[0] == current.name:
             return loaded[1]  # the common case: one small file read per search, nothing loaded
+        ready = self._preloaded
+        if ready is not None and ready[0] == current.name:  # a compaction loaded it before publishing
+            self._loaded, self._preloaded = ready, None
+            return ready[1]
         snapshot = Snapshot.read(current)
         base_exact = ExactIndex.load(snapshot.base)
         chosen: VectorIndex = base_exact
