@@ -60,14 +60,19 @@ def center_crop(image: Image.Image, size: int) -> np.ndarray:
 
     Split from :func:`normalize` so ingest worker processes can do the resampling
     and send a quarter of the bytes (uint8, not float32) back to the model process.
+
+    Only the source region under the crop is resampled (Pillow's ``box``): the same
+    pixels as resizing the whole picture and then cropping (within 1 of 255, from
+    rounding), at 60% of the cost (2.2 -> 1.3 ms for a 640x480 photo).
     """
     w, h = image.size
     resize_to = round(size / 0.875)
     scale = resize_to / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    image = image.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=3.0)
     left, top = (nw - size) // 2, (nh - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    sx, sy = w / nw, h / nh
+    box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+    return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0), dtype=np.uint8)
 
 
 def normalize(batch: np.ndarray) -> np.ndarray:
@@ -107,6 +112,12 @@ def _build_torch(variant: str) -> torch.nn.Module:
     state = torch.load(weights_path(variant), map_location="cpu", weights_only=True)
     net.load_state_dict(state)
     return _features_and_logits(net).eval()
+
+
+#: ONNX Runtime runs this many pictures at a time: a batch of 32 took 8.8-9.0 ms a picture on one
+#: core and 4.4 on two, chunks of 8 took 7.0 and 3.8-4.0 (256 640x480 photos; the smaller
+#: batch's activations stay in the core's cache). Indexing batches stay 32 for the catalog.
+ONNX_CHUNK = 8
 
 
 class EfficientNetLite:
@@ -171,8 +182,12 @@ class EfficientNetLite:
         with self._lock:
             self._load()
         if self._session is not None:
-            features, logits = self._session.run(None, {"image": batch})
-            return features, logits
+            if len(batch) <= ONNX_CHUNK:
+                features, logits = self._session.run(None, {"image": batch})
+                return features, logits
+            chunks = [batch[i : i + ONNX_CHUNK] for i in range(0, len(batch), ONNX_CHUNK)]
+            parts = [self._session.run(None, {"image": chunk}) for chunk in chunks]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         import torch
 
         assert self._torch is not None  # _load set up one runtime or the other
