@@ -137,7 +137,7 @@ def test_upload_one_image_then_get_thumbnail_and_original(api, tmp_path):
     assert api.get(f"/api/assets/{asset['id']}").json() == asset
 
     thumb = api.get(asset["thumbnail_url"])
-    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert "immutable" in thumb.headers["cache-control"]
     from PIL import Image
 
@@ -150,6 +150,24 @@ def test_upload_one_image_then_get_thumbnail_and_original(api, tmp_path):
     assert original.headers["content-type"] == "image/jpeg"
     # Nothing left in staging.
     assert not any((tmp_path / "lib" / "staging").rglob("*.part"))
+
+
+def test_preview_made_by_an_earlier_version_is_served_as_webp_and_not_remade(api, tmp_path):
+    """Libraries indexed before previews were JPEG keep their WebP ones: remaking them would decode
+    every image again. A new preview is only made where there is none."""
+    from PIL import Image
+
+    asset = upload(api, ("old.jpg", jpeg(gradient_image(4, (600, 400))), "image/jpeg")).json()["items"][0]["asset"]
+    folder = tmp_path / "lib" / "thumbnails" / asset["sha256"][:2]
+    [made] = folder.glob(asset["sha256"] + ".*")
+    assert made.suffix == ".jpg"
+    made.unlink()
+    legacy = folder / f"{asset['sha256']}.webp"
+    Image.new("RGB", (256, 171), (1, 2, 3)).save(legacy, "WEBP")
+    thumb = api.get(asset["thumbnail_url"])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+    assert thumb.content == legacy.read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == [legacy.name]
 
 
 @pytest.mark.parametrize(

@@ -160,4 +160,4 @@ def test_previews_are_made_in_the_indexing_pass_and_backfilled_when_missing(tiny
     made = AssetService(tiny_library).fill_thumbnails(threading.Event())
     assert made == len(assets) + 1
     with Image.open(media.thumbnail_path(late.sha256)) as thumb:
-        assert thumb.format == "WEBP" and max(thumb.size) == 256
+        assert thumb.format == "JPEG" and max(thumb.size) == 256

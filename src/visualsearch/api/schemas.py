@@ -51,7 +51,7 @@ class AssetOut(FromRecord):
     added_at: datetime
     tags: list[str] = []
 
-    @computed_field(description="256 px WebP preview (cacheable).")  # type: ignore[prop-decorator]
+    @computed_field(description="256 px JPEG preview (cacheable).")  # type: ignore[prop-decorator]
     @property
     def thumbnail_url(self) -> str | None:
         if self.status != "indexed" or not self.sha256:

@@ -4,7 +4,8 @@ Layout under the library folder::
 
     staging/      uploads being received (temporary; removed on failure)
     originals/    ab/abcdef....jpg   content-addressed copies of uploaded / fetched images
-    thumbnails/   ab/abcdef....webp  256 px WebP previews, made once per image
+    thumbnails/   ab/abcdef....jpg   256 px JPEG previews, made once per image (libraries
+                                     indexed before 0.x have .webp ones, still served)
 
 Every file appears under its final name by an atomic rename from a temporary
 file in the same file system, so a crash never leaves a half-written image
@@ -30,6 +31,13 @@ from ..errors import ImageTooLarge
 from .decode import decode_file
 
 THUMBNAIL_SIZE = 256
+#: JPEG (quality 85, 4:2:0 like lossy WebP): 0.2 ms to encode a 256 px preview where WebP took 1.6
+#: (method 1), which at index time was 8% of the CPU an image costs on 2 cores; 11 KiB against 8.
+THUMBNAIL_SUFFIX = ".jpg"
+THUMBNAIL_QUALITY = 85
+#: Previews made by earlier versions. They are served as they are, not remade: remaking them would
+#: decode every image of a library again.
+LEGACY_THUMBNAIL_SUFFIXES = (".webp",)
 _EXTENSIONS = {
     "JPEG": ".jpg",
     "PNG": ".png",
@@ -152,7 +160,7 @@ class MediaStore:
         return thumbnail_path(self.thumbnails, sha256)
 
     def make_thumbnail(self, sha256: str, image: Image.Image) -> Path:
-        """Save a WebP preview (longest side 256 px) once; later calls reuse it."""
+        """Save a JPEG preview (longest side 256 px) once; later calls reuse it."""
         return write_thumbnail(self.thumbnails, sha256, image)
 
     def thumbnail_from_file(self, sha256: str, file: Path, limits: dict[str, int]) -> Path:
@@ -165,12 +173,22 @@ class MediaStore:
 
 
 def thumbnail_path(root: Path, sha256: str) -> Path:
-    """Where the preview of the image with this content digest lives under ``root``."""
-    return root / sha256[:2] / f"{sha256}.webp"
+    """Where the preview of the image with this content digest is (or will be) under ``root``.
+
+    A preview an earlier version made (WebP) is returned when there is one and no JPEG.
+    """
+    folder = root / sha256[:2]
+    target = folder / f"{sha256}{THUMBNAIL_SUFFIX}"
+    if not target.exists():
+        for suffix in LEGACY_THUMBNAIL_SUFFIXES:
+            legacy = folder / f"{sha256}{suffix}"
+            if legacy.exists():
+                return legacy
+    return target
 
 
 def write_thumbnail(root: Path, sha256: str, image: Image.Image) -> Path:
-    """Save a WebP preview (longest side 256 px) under ``root`` once; later calls reuse it.
+    """Save a JPEG preview (longest side 256 px) under ``root`` once; later calls reuse it.
 
     A plain function so that decoding worker processes can make it in the same pass
     that decodes the image for the model (see :mod:`.pipeline`).
@@ -179,9 +197,9 @@ def write_thumbnail(root: Path, sha256: str, image: Image.Image) -> Path:
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    # OpenCV halvings, then area resampling, and WebP method 1: index-time thumbnails cost
-    # indexing throughput (they were 7.3 ms of CPU a 640x480 photo with Lanczos + method 4, 2.2
-    # with Pillow's bilinear), so this matters.
+    # OpenCV halvings, then one last step, and JPEG: index-time thumbnails cost indexing
+    # throughput (7.3 ms of CPU a 640x480 photo with Lanczos + WebP method 4, 2.8 with OpenCV
+    # and WebP method 1, 1.1 now), so this matters.
     scale = min(1.0, THUMBNAIL_SIZE / max(image.size))
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     thumb = image
@@ -189,11 +207,15 @@ def write_thumbnail(root: Path, sha256: str, image: Image.Image) -> Path:
         pixels = np.asarray(image)
         while pixels.shape[1] >= 2 * size[0] and pixels.shape[0] >= 2 * size[1]:
             pixels = cv2.pyrDown(pixels)  # a blurred halving: 0.3 ms where an area resize of 640x480 took 1.0
-        thumb = Image.fromarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA))
+        # What the halvings leave is under 2x: bilinear (0.1 ms) is enough below 1.5x, the
+        # blur of the last halving having removed what it would alias; area (0.4 ms) above.
+        last = pixels.shape[1] / size[0]
+        interpolation = cv2.INTER_LINEAR if last < 1.5 else cv2.INTER_AREA
+        thumb = Image.fromarray(cv2.resize(pixels, size, interpolation=interpolation))
     fd, name = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            thumb.save(out, "WEBP", quality=80, method=1)
+            thumb.save(out, "JPEG", quality=THUMBNAIL_QUALITY)
         os.replace(name, target)
     except BaseException:
         Path(name).unlink(missing_ok=True)

@@ -72,7 +72,7 @@ class AssetService:
         return path
 
     def thumbnail(self, asset: Asset, slot: Callable[[], AbstractContextManager[object]] = nullcontext) -> Path:
-        """The 256 px WebP preview, made on first use inside ``slot()`` (the server's decode gate).
+        """The 256 px JPEG preview, made on first use inside ``slot()`` (the server's decode gate).
 
         The file is checked first even when the preview exists: a file swapped for a link after
         indexing is not served, not even as a cached preview.

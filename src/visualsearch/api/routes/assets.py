@@ -134,8 +134,15 @@ def set_tags(assets: AssetsDep, asset_id: AssetId, body: TagsIn) -> TagsOut:
     "/assets/{asset_id}/thumbnail",
     response_class=FileResponse,
     dependencies=[require_read_media],
-    responses=AUTH_ERRORS | _NOT_FOUND | {200: {"content": {"image/webp": {}}, "description": "WebP, 256 px."}},
-    summary="The asset's 256 px WebP thumbnail",
+    responses=AUTH_ERRORS
+    | _NOT_FOUND
+    | {
+        200: {
+            "content": {"image/jpeg": {}, "image/webp": {}},
+            "description": "JPEG (WebP if made by an earlier version), 256 px.",
+        }
+    },
+    summary="The asset's 256 px thumbnail",
 )
 def thumbnail(
     request: Request, server: ServerDep, asset_id: AssetId, v: str | None = Query(None, max_length=64)
@@ -152,7 +159,7 @@ def thumbnail(
     }
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
-    return FileResponse(path, media_type="image/webp", headers=headers)
+    return FileResponse(path, media_type=media_type(path), headers=headers)
 
 
 @router.get(
