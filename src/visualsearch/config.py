@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         description="Worker processes that read, decode and resample images while the model runs "
         "(0 = one helper thread of the main process).",
     )
+    model_threads: int = Field(
+        default=0,
+        ge=0,
+        description="CPU threads of the image model (0 = the model's choice: half the cores for the bundled "
+        "model, so that decoding has the other half while indexing; all cores for CLIP-type models, whose "
+        "forward pass is most of the work).",
+    )
     max_image_bytes: int = Field(
         default=MAX_IMAGE_BYTES,
         ge=1,

@@ -102,6 +102,22 @@ def test_unknown_model_is_a_clear_error():
         load_embedder("no-such-model")
 
 
+def test_image_model_threads_come_from_the_settings(tmp_path, monkeypatch):
+    """The bundled model takes half the cores by default (decoding gets the other half while
+    indexing); VISUALSEARCH_MODEL_THREADS overrides it, for CLIP-type models too."""
+    import os
+
+    from visualsearch.config import Settings
+    from visualsearch.services import Library
+
+    assert load_embedder("conse-efficientnet-lite0-minilm").backbone.threads == max(1, (os.cpu_count() or 1) // 2)
+    monkeypatch.setenv("VISUALSEARCH_MODEL_THREADS", "3")
+    lib = Library(Settings.from_env(tmp_path / "lib"))
+    assert lib.embedder.backbone.threads == 3
+    assert load_embedder("hf-clip:/nowhere", threads=3).threads == 3
+    assert load_embedder("hf-clip:/nowhere").threads == (os.cpu_count() or 1)
+
+
 # -- CLIP path: a tiny randomly initialised CLIP (tests/support/tiny_models.py), loaded from its folder --
 
 

@@ -35,6 +35,7 @@ TODAYS_DEFAULTS: dict[str, Any] = {
     "ann_threshold": 20_000,
     "batch_size": 32,
     "decode_workers": CORES,
+    "model_threads": 0,
     "max_image_bytes": MAX_IMAGE_BYTES,
     "max_image_pixels": MAX_IMAGE_PIXELS,
     "max_decoded_bytes": MAX_DECODED_BYTES,

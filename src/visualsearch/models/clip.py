@@ -53,7 +53,10 @@ class _TorchEmbedder(Embedder):
     #: The loaded torch model (transformers or open_clip; neither has type information).
     _model: Any
 
-    def __init__(self, runtime: str = "torch", cache_dir: Path | None = None) -> None:
+    def __init__(self, runtime: str = "torch", cache_dir: Path | None = None, threads: int = 0) -> None:
+        # All cores by default: the forward pass of these towers is most of an image's cost, and
+        # the decoding processes, running at a lower priority, take what the model leaves.
+        self.threads = threads or os.cpu_count() or 1
         self._lock = threading.Lock()
         self._loaded = False
         self.runtime = runtime
@@ -121,7 +124,7 @@ class _TorchEmbedder(Embedder):
                             )
                     finally:
                         torch.backends.mha.set_fastpath_enabled(fastpath)
-                self._session = open_session(path, os.cpu_count() or 1, spin=False)  # runs beside decoders
+                self._session = open_session(path, self.threads, spin=False)  # runs beside decoders
             except Exception as exc:  # an architecture the exporter cannot handle: PyTorch it is
                 log.warning("%s: image tower stays in PyTorch (ONNX export failed: %s)", self.model_id, exc)
                 self._onnx_failed = True
@@ -133,7 +136,7 @@ class _TorchEmbedder(Embedder):
                 prepare_torch_imports()
                 import torch
 
-                torch.set_num_threads(os.cpu_count() or 1)
+                torch.set_num_threads(self.threads)
                 self._load()
                 self._loaded = True
 
@@ -206,8 +209,9 @@ class OpenClipEmbedder(_TorchEmbedder):
         model_id: str | None = None,
         runtime: str = "torch",
         cache_dir: Path | None = None,
+        threads: int = 0,
     ):
-        super().__init__(runtime, cache_dir)
+        super().__init__(runtime, cache_dir, threads)
         self.architecture, self.pretrained = architecture, pretrained
         schema = architecture.startswith(("hf-hub:", "local-dir:"))
         self.model_id = model_id or (
@@ -293,8 +297,9 @@ class HFClipEmbedder(_TorchEmbedder):
         model_id: str | None = None,
         runtime: str = "torch",
         cache_dir: Path | None = None,
+        threads: int = 0,
     ):
-        super().__init__(runtime, cache_dir)
+        super().__init__(runtime, cache_dir, threads)
         self.name_or_path = name_or_path
         self.model_id = model_id or f"hf-clip:{name_or_path}"
         # AutoModel / AutoProcessor pick the class (CLIP, SigLIP...) at run time.

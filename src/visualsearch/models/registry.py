@@ -28,34 +28,35 @@ from .zoo import card as curated
 _CONSE = re.compile(r"^conse-efficientnet-(lite[012])-minilm$")
 
 
-def load_embedder(name: str, cache_dir: Path | None = None) -> Embedder:
+def load_embedder(name: str, cache_dir: Path | None = None, threads: int = 0) -> Embedder:
+    """The embedder called ``name``; ``threads`` for its image model (0: the model's own choice)."""
     match = _CONSE.match(name)
     if match:
         from .conse import ConSEEmbedder
 
-        return ConSEEmbedder(match.group(1), cache_dir=cache_dir)
+        return ConSEEmbedder(match.group(1), cache_dir=cache_dir, threads=threads)
     found = curated(name)
     if found is not None and found.repo is not None:
-        return _load_curated(name, cache_dir or default_cache_dir())
+        return _load_curated(name, cache_dir or default_cache_dir(), threads)
     if name.startswith("open_clip:"):
         from .clip import OpenClipEmbedder
 
         rest = name.removeprefix("open_clip:")
         if rest.startswith(("hf-hub:", "local-dir:")):  # OpenCLIP's own schemas: the rest is a repo or a path
-            return OpenClipEmbedder(rest, None)
+            return OpenClipEmbedder(rest, None, threads=threads)
         arch, _, pretrained = rest.partition("/")
-        return OpenClipEmbedder(arch, pretrained or None)
+        return OpenClipEmbedder(arch, pretrained or None, threads=threads)
     if name.startswith("hf-clip:"):
         from .clip import HFClipEmbedder
 
-        return HFClipEmbedder(name.removeprefix("hf-clip:"))
+        return HFClipEmbedder(name.removeprefix("hf-clip:"), threads=threads)
     raise ConfigError(
         f"unknown model {name!r}; use conse-efficientnet-lite0-minilm (default), a name from "
         "`visualsearch models list`, open_clip:<arch>/<pretrained> or hf-clip:<hub id or folder>"
     )
 
 
-def _load_curated(name: str, cache_dir: Path) -> Embedder:
+def _load_curated(name: str, cache_dir: Path, threads: int = 0) -> Embedder:
     card = curated(name)
     assert card is not None
     manifest = installed_manifest(cache_dir, name)
@@ -67,9 +68,13 @@ def _load_curated(name: str, cache_dir: Path) -> Embedder:
     if card.loader == "hf-clip":
         from .clip import HFClipEmbedder
 
-        return HFClipEmbedder(str(folder), model_id=model_id, runtime=card.runtime, cache_dir=cache_dir)
+        return HFClipEmbedder(
+            str(folder), model_id=model_id, runtime=card.runtime, cache_dir=cache_dir, threads=threads
+        )
     from .clip import OpenClipEmbedder, write_openclip_config
 
     if card.openclip_arch and (not (folder / "open_clip_config.json").exists() or (folder / "config.json").exists()):
         write_openclip_config(folder, *card.openclip_arch)
-    return OpenClipEmbedder(f"local-dir:{folder}", None, model_id=model_id, runtime=card.runtime, cache_dir=cache_dir)
+    return OpenClipEmbedder(
+        f"local-dir:{folder}", None, model_id=model_id, runtime=card.runtime, cache_dir=cache_dir, threads=threads
+    )
