@@ -578,8 +578,11 @@ class Verdict:
 
 
 #: The check's version: verdicts stored by another version are not reused. Change it with any
-#: change to the decision.
-METHOD = "pixels-1"
+#: change to the decision. "pixels-2": the decision changed after "pixels-1" was stored (during
+#: the review fixes of 2026-11-25) without a new name, so libraries may hold verdicts of the
+#: older check; a benchmark workdir that reused them scored near-duplicate precision 0.736
+#: where a fresh run of the same code scores 0.699.
+METHOD = "pixels-2"
 
 
 class VerdictStore(Protocol):
