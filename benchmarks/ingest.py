@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Ingestion throughput: images/s for 640x480 JPEGs, and where the time goes.
+"""Ingestion throughput: images/s for 640x480 JPEGs (and 12 MP photos), and where the time goes.
 
 Builds (once, cached in --workdir) a folder of N 640x480 JPEGs (quality 90)
 from the photos in ../shared/eval (each photo fitted to 640x480, plus mirrored
@@ -10,16 +10,25 @@ prints images/s and seconds per image for each stage:
 
   decode       read the file + JPEG decode (+ EXIF orientation)      } in the worker
   fingerprint  SHA-256 of the pixels + pHash                         } processes,
-  thumbnail    the 256 px WebP preview the page shows                } summed
+  thumbnail    the 256 px JPEG preview the page shows                } summed
   preprocess   resample and centre-crop to the model's input         } over workers
   model        the forward pass + the ConSE mix (main process)
   write        catalog transaction per batch (main process)
   wait         main process blocked on workers (0 = model-bound)
 
+The rows compare the defaults (the bundled model on half the cores, decoding
+processes at a lower priority) with other splits of the cores, so the choice is
+measured: "before" is the model on every core and the decoders at normal
+priority, as up to 2026-11-26.
+
+With --large N (default 300) it then indexes N 12-megapixel JPEGs (4000x3000,
+q90), made the same way, enlarged, with a little noise so that they cost what a
+camera's photos cost to decode (3-4 MB a file), and reports them separately.
+
 It also runs the model alone on already prepared inputs (the ceiling for the
 pipeline), under ONNX Runtime and PyTorch, so the runtime choice is measured.
 
-Usage: python benchmarks/ingest.py [--images 2000] [--workers 2] [--batch 32]
+Usage: python benchmarks/ingest.py [--images 2000] [--large 300] [--workers 2] [--batch 32]
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from visualsearch.models.registry import load_embedder  # noqa: E402
 from visualsearch.services import Library  # noqa: E402
 
 SIZE = (640, 480)
+LARGE = (4000, 3000)
 
 
 def _sources(eval_dir: Path) -> list[Path]:
@@ -60,8 +70,8 @@ def _synthetic(seed: int) -> Image.Image:
     return Image.blend(image, noise, 0.15).filter(ImageFilter.SMOOTH)
 
 
-def build_folder(folder: Path, count: int, eval_dir: Path) -> list[Path]:
-    """N distinct 640x480 JPEGs (q90); reused when already built."""
+def build_folder(folder: Path, count: int, eval_dir: Path, size: tuple[int, int] = SIZE) -> list[Path]:
+    """N distinct JPEGs of ``size`` (q90); reused when already built."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{i:06d}.jpg" for i in range(count)]
     missing = [p for p in paths if not p.exists()]
@@ -85,16 +95,36 @@ def build_folder(folder: Path, count: int, eval_dir: Path) -> list[Path]:
                 im = ImageOps.fit(im, SIZE, Image.LANCZOS)
         else:
             im = _synthetic(i)
+        if size != SIZE:
+            im = im.resize(size, Image.BICUBIC)
+            grain = np.random.default_rng(i).normal(0, 4, (size[1], size[0], 3))
+            im = Image.fromarray(np.clip(np.asarray(im) + grain, 0, 255).astype(np.uint8))
         im.save(path, quality=90)
     return paths
 
 
-def run_index(folder: Path, workers: int, batch: int, processes: bool | None, thumbnails: bool = True) -> dict:
+def run_index(
+    folder: Path,
+    workers: int,
+    batch: int,
+    processes: bool | None,
+    thumbnails: bool = True,
+    model_threads: int = 0,
+    niceness: int | None = None,
+) -> dict:
+    """Index ``folder`` into a throwaway library; ``model_threads`` 0 and ``niceness`` None are the defaults."""
+    from visualsearch.ingest import pipeline
     from visualsearch.ingest.indexer import IndexReport, index_files
     from visualsearch.ingest.scan import scan_folder
 
+    default_niceness = pipeline.DECODE_NICENESS
+    if niceness is not None:
+        pipeline.DECODE_NICENESS = niceness
     with tempfile.TemporaryDirectory() as tmp:
-        lib = Library(Settings.from_env(Path(tmp) / "lib", decode_workers=workers, batch_size=batch))
+        settings = Settings.from_env(
+            Path(tmp) / "lib", decode_workers=workers, batch_size=batch, model_threads=model_threads
+        )
+        lib = Library(settings)
         embedder = lib.embedder
         embedder.encode_images([Image.new("RGB", SIZE)])  # load weights + class matrix outside the timing
         files = list(scan_folder(folder))
@@ -109,15 +139,16 @@ def run_index(folder: Path, workers: int, batch: int, processes: bool | None, th
             thumbnails=lib.media.thumbnails if thumbnails else None,
         )
         lib.close()
+    pipeline.DECODE_NICENESS = default_niceness
     assert report.indexed == len(files), report.failures[:3]
     return {"images": report.indexed, "seconds": report.seconds, **report.timings}
 
 
-def model_only(paths: list[Path], batch: int, runtime: str, count: int) -> float:
+def model_only(paths: list[Path], batch: int, runtime: str, count: int, threads: int = 0) -> float:
     """images/s of the forward pass alone on prepared inputs (no decoding, no writes)."""
     from visualsearch.ingest.decode import decode_file
 
-    embedder = load_embedder("conse-efficientnet-lite0-minilm")
+    embedder = load_embedder("conse-efficientnet-lite0-minilm", threads=threads)
     embedder.backbone.runtime = runtime
     prep = embedder.image_preprocessor()
     inputs = np.stack([prep(decode_file(p).image) for p in paths[:batch]])
@@ -143,6 +174,7 @@ def print_row(name: str, r: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--large", type=int, default=300, help="12 MP JPEGs to index separately (0: none)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--eval", type=Path, default=ROOT.parent / "shared" / "eval")
@@ -160,17 +192,36 @@ def main() -> None:
         "(decode/fingerprint/thumbnail/preprocess: worker time summed over workers)\n"
     )
 
-    print_row(f"processes x{args.workers} (default)", run_index(folder, args.workers, args.batch, True))
+    cores = os.cpu_count() or 1
+    default = f"processes x{args.workers} (default)"
+    print_row(default, run_index(folder, args.workers, args.batch, True))
     print_row("  same, no thumbnails", run_index(folder, args.workers, args.batch, True, thumbnails=False))
+    print_row("  one decoding process", run_index(folder, 1, args.batch, True))
+    print_row("  before: model on all cores", run_index(folder, args.workers, args.batch, True, cores, 0))
     print_row(f"threads x{args.workers} (no processes)", run_index(folder, args.workers, args.batch, False))
+
+    if args.large:
+        big = args.workdir / f"jpeg-{LARGE[0]}x{LARGE[1]}-{args.large}"
+        t = time.perf_counter()
+        big_paths = build_folder(big, args.large, args.eval, LARGE)
+        mb = sum(p.stat().st_size for p in big_paths) / 2**20
+        print(
+            f"\n{len(big_paths)} JPEGs {LARGE[0]}x{LARGE[1]} q90 ({mb:.0f} MB) in {big} "
+            f"({time.perf_counter() - t:.0f} s to prepare)"
+        )
+        print_row(default, run_index(big, args.workers, args.batch, True))
+        print_row("  one decoding process", run_index(big, 1, args.batch, True))
+        print_row("  before: model on all cores", run_index(big, args.workers, args.batch, True, cores, 0))
 
     print()
     sample = min(len(paths), 512)
     onnx = model_only(paths, args.batch, "onnx", sample)
-    print(f"model alone, ONNX Runtime: {onnx:6.1f} img/s  (ceiling for the pipeline)")
+    print(f"model alone, ONNX Runtime, default threads: {onnx:6.1f} img/s  (ceiling for the pipeline)")
+    onnx_all = model_only(paths, args.batch, "onnx", sample, cores)
+    print(f"model alone, ONNX Runtime, {cores} threads:      {onnx_all:6.1f} img/s")
     if not args.skip_torch:
-        torch_rate = model_only(paths, args.batch, "torch", min(sample, 192))
-        print(f"model alone, PyTorch:      {torch_rate:6.1f} img/s")
+        torch_rate = model_only(paths, args.batch, "torch", min(sample, 192), cores)
+        print(f"model alone, PyTorch, {cores} threads:           {torch_rate:6.1f} img/s")
 
 
 if __name__ == "__main__":
