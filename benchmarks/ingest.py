@@ -16,10 +16,8 @@ prints images/s and seconds per image for each stage:
   write        catalog transaction per batch (main process)
   wait         main process blocked on workers (0 = model-bound)
 
-The rows compare the defaults (the bundled model on half the cores, decoding
-processes at a lower priority) with other splits of the cores, so the choice is
-measured: "before" is the model on every core and the decoders at normal
-priority, as up to 2026-11-26.
+The rows compare the defaults (the model on every core, as many decoding
+processes as cores) with other splits of the cores, so the choice is measured.
 
 With --large N (default 300) it then indexes N 12-megapixel JPEGs (4000x3000,
 q90), made the same way, enlarged, with a little noise so that they cost what a
@@ -104,22 +102,12 @@ def build_folder(folder: Path, count: int, eval_dir: Path, size: tuple[int, int]
 
 
 def run_index(
-    folder: Path,
-    workers: int,
-    batch: int,
-    processes: bool | None,
-    thumbnails: bool = True,
-    model_threads: int = 0,
-    niceness: int | None = None,
+    folder: Path, workers: int, batch: int, processes: bool | None, thumbnails: bool = True, model_threads: int = 0
 ) -> dict:
-    """Index ``folder`` into a throwaway library; ``model_threads`` 0 and ``niceness`` None are the defaults."""
-    from visualsearch.ingest import pipeline
+    """Index ``folder`` into a throwaway library (``model_threads`` 0: the default, every core)."""
     from visualsearch.ingest.indexer import IndexReport, index_files
     from visualsearch.ingest.scan import scan_folder
 
-    default_niceness = pipeline.DECODE_NICENESS
-    if niceness is not None:
-        pipeline.DECODE_NICENESS = niceness
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.from_env(
             Path(tmp) / "lib", decode_workers=workers, batch_size=batch, model_threads=model_threads
@@ -139,7 +127,6 @@ def run_index(
             thumbnails=lib.media.thumbnails if thumbnails else None,
         )
         lib.close()
-    pipeline.DECODE_NICENESS = default_niceness
     assert report.indexed == len(files), report.failures[:3]
     return {"images": report.indexed, "seconds": report.seconds, **report.timings}
 
@@ -197,7 +184,7 @@ def main() -> None:
     print_row(default, run_index(folder, args.workers, args.batch, True))
     print_row("  same, no thumbnails", run_index(folder, args.workers, args.batch, True, thumbnails=False))
     print_row("  one decoding process", run_index(folder, 1, args.batch, True))
-    print_row("  before: model on all cores", run_index(folder, args.workers, args.batch, True, cores, 0))
+    print_row("  model on one core", run_index(folder, args.workers, args.batch, True, model_threads=1))
     print_row(f"threads x{args.workers} (no processes)", run_index(folder, args.workers, args.batch, False))
 
     if args.large:
@@ -211,14 +198,14 @@ def main() -> None:
         )
         print_row(default, run_index(big, args.workers, args.batch, True))
         print_row("  one decoding process", run_index(big, 1, args.batch, True))
-        print_row("  before: model on all cores", run_index(big, args.workers, args.batch, True, cores, 0))
+        print_row("  model on one core", run_index(big, args.workers, args.batch, True, model_threads=1))
 
     print()
     sample = min(len(paths), 512)
     onnx = model_only(paths, args.batch, "onnx", sample)
-    print(f"model alone, ONNX Runtime, default threads: {onnx:6.1f} img/s  (ceiling for the pipeline)")
-    onnx_all = model_only(paths, args.batch, "onnx", sample, cores)
-    print(f"model alone, ONNX Runtime, {cores} threads:      {onnx_all:6.1f} img/s")
+    print(f"model alone, ONNX Runtime, {cores} threads: {onnx:6.1f} img/s  (ceiling for the pipeline)")
+    onnx_one = model_only(paths, args.batch, "onnx", sample, 1)
+    print(f"model alone, ONNX Runtime, 1 thread:  {onnx_one:6.1f} img/s")
     if not args.skip_torch:
         torch_rate = model_only(paths, args.batch, "torch", min(sample, 192), cores)
         print(f"model alone, PyTorch, {cores} threads:           {torch_rate:6.1f} img/s")

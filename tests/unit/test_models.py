@@ -103,19 +103,33 @@ def test_unknown_model_is_a_clear_error():
 
 
 def test_image_model_threads_come_from_the_settings(tmp_path, monkeypatch):
-    """The bundled model takes half the cores by default (decoding gets the other half while
-    indexing); VISUALSEARCH_MODEL_THREADS overrides it, for CLIP-type models too."""
+    """Every core by default; VISUALSEARCH_MODEL_THREADS sets fewer, for CLIP-type models too."""
     import os
 
     from visualsearch.config import Settings
     from visualsearch.services import Library
 
-    assert load_embedder("conse-efficientnet-lite0-minilm").backbone.threads == max(1, (os.cpu_count() or 1) // 2)
+    assert load_embedder("conse-efficientnet-lite0-minilm").backbone.threads == (os.cpu_count() or 1)
     monkeypatch.setenv("VISUALSEARCH_MODEL_THREADS", "3")
     lib = Library(Settings.from_env(tmp_path / "lib"))
     assert lib.embedder.backbone.threads == 3
     assert load_embedder("hf-clip:/nowhere", threads=3).threads == 3
     assert load_embedder("hf-clip:/nowhere").threads == (os.cpu_count() or 1)
+
+
+def test_the_model_loader_sent_to_ray_workers_carries_nothing_of_the_settings(tmp_path):
+    """Ray pickles the loader to every worker; the settings hold the database URL and its password."""
+    import functools
+
+    from ray import cloudpickle
+
+    from visualsearch.config import Settings
+    from visualsearch.services import Library
+
+    lib = Library(Settings.from_env(tmp_path / "lib", allowed_hosts=("s3cret.example",), model_threads=3))
+    shipped = cloudpickle.dumps(functools.partial(lib._loader, "conse-efficientnet-lite0-minilm"))
+    assert b"s3cret" not in shipped
+    assert cloudpickle.loads(shipped)().backbone.threads == 3
 
 
 # -- CLIP path: a tiny randomly initialised CLIP (tests/support/tiny_models.py), loaded from its folder --

@@ -13,7 +13,7 @@ from tests.support.embedders import TinyEmbedder
 from tests.support.images import gradient_image
 from visualsearch.config import Settings
 from visualsearch.ingest.indexer import IndexReport, index_files
-from visualsearch.ingest.pipeline import DECODE_NICENESS, PreparedStream, prepare, prepared_stream
+from visualsearch.ingest.pipeline import PreparedStream, prepare, prepared_stream
 from visualsearch.ingest.scan import FoundFile, scan_folder
 from visualsearch.services import Library
 
@@ -31,17 +31,6 @@ def crash_on_boom(found: FoundFile) -> object:
     if found.path.name.startswith("boom"):
         os._exit(3)
     return prepare(found, max_bytes=1 << 26, max_pixels=1 << 28)
-
-
-def worker_niceness(found: FoundFile) -> int:
-    return os.nice(0)
-
-
-def test_decoding_processes_run_below_the_model_and_the_server(tmp_path):
-    """The model and a server's searches come first; decoding takes the CPU they leave."""
-    files = make_photos(tmp_path / "pics", 3)
-    results = list(PreparedStream(files, worker_niceness, workers=1, processes=True, window=2))
-    assert set(results) == {min(19, os.nice(0) + DECODE_NICENESS)}
 
 
 def test_worker_processes_give_the_same_results_in_order(tmp_path):

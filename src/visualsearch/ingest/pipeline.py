@@ -46,10 +46,6 @@ PROCESS_POOL_MIN_FILES = 64
 WORKER_STAGES = ("decode", "fingerprint", "thumbnail", "preprocess")
 #: How often a worker process checks that the process that started it is still there.
 PARENT_POLL_SECONDS = 0.5
-#: Decoding processes run this much below the process that started them (``nice``): the model,
-#: and a server's searches, come first; decoding takes the CPU they leave. When decoding is the
-#: slower half (large photos), the model waits and the decoders get every core.
-DECODE_NICENESS = 10
 
 
 @dataclass
@@ -160,24 +156,16 @@ def exit_with_parent(parent_pid: int, interval: float = PARENT_POLL_SECONDS) -> 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def init_worker(parent_pid: int, niceness: int = DECODE_NICENESS) -> None:
-    """Initializer of a decoding worker process: lower priority, one OpenCV thread, exit with the parent.
+def init_worker(parent_pid: int) -> None:
+    """Initializer of a decoding worker process: one OpenCV thread, and exit with the parent.
 
     Each worker is one of several running beside the model; OpenCV's own thread pool (one
     thread per core by default, for the resampling) only made them compete with the model
-    for the same cores. With the bundled model on one core of two, two decoding processes at
-    normal priority took CPU from it (81 images/s for 640x480 JPEGs against 91 at
-    :data:`DECODE_NICENESS`, measured before the model ran in chunks); one decoding process
-    is as fast on such photos but indexes 12 MP photos at 34 images/s instead of 43.
+    for the same cores.
     """
     import cv2
 
     cv2.setNumThreads(1)
-    try:
-        if niceness:
-            os.nice(niceness)
-    except OSError:  # not permitted here: run at the same priority
-        pass
     exit_with_parent(parent_pid)
 
 
@@ -229,7 +217,7 @@ class PreparedStream:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=init_worker,
-                initargs=(os.getpid(), DECODE_NICENESS),  # read now: benchmarks compare values
+                initargs=(os.getpid(),),
             )
         return ThreadPoolExecutor(self.workers, thread_name_prefix="decode")
 

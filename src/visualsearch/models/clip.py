@@ -54,8 +54,7 @@ class _TorchEmbedder(Embedder):
     _model: Any
 
     def __init__(self, runtime: str = "torch", cache_dir: Path | None = None, threads: int = 0) -> None:
-        # All cores by default: the forward pass of these towers is most of an image's cost, and
-        # the decoding processes, running at a lower priority, take what the model leaves.
+        # Every core by default: the forward pass of these towers is most of an image's cost.
         self.threads = threads or os.cpu_count() or 1
         self._lock = threading.Lock()
         self._loaded = False

@@ -76,9 +76,10 @@ class Library:
         self.catalog = Catalog(settings.catalog_url)
         self.media = MediaStore(settings.library_dir)
         self._requested = embedder
-        self._loader = loader or (
-            lambda name: load_embedder(name, cache_dir=default_cache_dir(), threads=settings.model_threads)
-        )
+        # A plain int in the closure, not the settings: the loader is pickled to Ray workers, and
+        # the settings carry the database URL with its password.
+        threads = settings.model_threads
+        self._loader = loader or (lambda name: load_embedder(name, cache_dir=default_cache_dir(), threads=threads))
         self._active: Embedder | None = None
         self._active_checked = 0.0
         # The server calls in from many threads: load the model once, and let one
