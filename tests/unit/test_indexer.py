@@ -77,6 +77,33 @@ def test_interrupted_run_keeps_committed_batches_and_resumes(tiny_library, tmp_p
     assert rows(tiny_library) == 10
 
 
+def test_a_failed_catalog_write_stops_the_run_with_its_error_and_keeps_earlier_batches(
+    tiny_library, tmp_path, monkeypatch
+):
+    """Batches are written in a thread beside the model: a write that fails must still stop the run
+    with its own error, after the batches before it are committed, and progress counts written files."""
+    folder = make_folder(tmp_path / "pics", n=13)
+    catalog = tiny_library.catalog
+    real_write, calls = catalog.write_batch, []
+
+    def write_batch(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(catalog, "write_batch", write_batch)
+    progress: list[int] = []
+    with pytest.raises(OSError, match="disk full"):
+        tiny_library.index_folder(folder, progress=lambda done, total: progress.append(done))
+    assert rows(tiny_library) == 8 and progress == [4, 8]  # batches of 4: two landed, the third failed
+    assert all(name.startswith("catalog-write") for name in calls)
+
+    monkeypatch.setattr(catalog, "write_batch", real_write)
+    report = tiny_library.index_folder(folder)
+    assert (report.indexed, report.unchanged) == (5, 8) and rows(tiny_library) == 13
+
+
 def test_bad_files_are_recorded_and_the_run_goes_on(tiny_library, tmp_path):
     folder = make_folder(tmp_path / "pics", n=3)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")

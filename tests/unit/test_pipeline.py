@@ -96,6 +96,23 @@ def test_model_preprocessing_in_workers_matches_the_model_alone(tmp_path):
         assert np.allclose(whole[space], split[space], atol=1e-5)
 
 
+@pytest.mark.slow  # the real model
+def test_the_model_runs_a_batch_in_chunks_with_the_same_results():
+    """ONNX Runtime takes 8 pictures at a time (faster: they stay in cache); a batch of 17 must give
+    what the pictures give one by one, in order."""
+    from visualsearch.models.efficientnet import ONNX_CHUNK
+    from visualsearch.models.registry import load_embedder
+
+    embedder = load_embedder("conse-efficientnet-lite0-minilm")
+    prep = embedder.image_preprocessor()
+    inputs = np.stack([prep(gradient_image(i, (320 + 9 * i, 240))) for i in range(2 * ONNX_CHUNK + 1)])
+    batch = embedder.encode_prepared(inputs)
+    for i in (0, ONNX_CHUNK - 1, ONNX_CHUNK, 2 * ONNX_CHUNK):
+        alone = embedder.encode_prepared(inputs[i : i + 1])
+        for space in batch:
+            assert np.allclose(batch[space][i], alone[space][0], atol=1e-5), (space, i)
+
+
 def hang_on_stuck(found: FoundFile) -> object:
     """A job that never returns on files named stuck* (a read on a dead network mount)."""
     if found.path.name.startswith("stuck"):

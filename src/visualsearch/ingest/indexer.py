@@ -11,6 +11,7 @@ Python glue, file reading or the catalog, sets the pace.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +31,7 @@ from .pipeline import Prepared, prepared_stream
 from .scan import FoundFile, scan_folder
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -242,9 +244,14 @@ class BatchWriter:
         return size
 
     def close(self) -> None:
-        """Let the batch being written finish (a run that stops keeps it), without raising."""
+        """Let the batch being written finish (a run that stops keeps it), without raising.
+
+        Called when the run stops for another reason; a failed write is then logged, not lost.
+        """
         if self._pending is not None:
-            self._pending[0].exception()
+            error = self._pending[0].exception()
+            if error is not None:
+                log.warning("a catalog write failed while the run was stopping: %s", error)
             self._pending = None
         self._pool.shutdown(wait=True)
 

@@ -5,7 +5,7 @@ Layout under the library folder::
     staging/      uploads being received (temporary; removed on failure)
     originals/    ab/abcdef....jpg   content-addressed copies of uploaded / fetched images
     thumbnails/   ab/abcdef....jpg   256 px JPEG previews, made once per image (libraries
-                                     indexed before 0.x have .webp ones, still served)
+                                     indexed before 2026-11-26 have .webp ones, still served)
 
 Every file appears under its final name by an atomic rename from a temporary
 file in the same file system, so a crash never leaves a half-written image
