@@ -52,6 +52,9 @@ def test_query_words_become_a_target():
     assert {"purple", "dark", "greyish"} <= set(strongest(target, 4))
     assert query_target("a dog on a beach") == (None, [])
     assert query_target("lightning")[1] == []  # whole words only
+    # Hyphens join a phrase as spaces do: a black-and-white photo is asked for, not black and white.
+    assert query_target("old black-and-white  street photo")[1] == ["black and white"]
+    assert query_target("Black - and - White")[1] == ["black and white"]
     assert all(set(meaning) <= set(DIMS) for meaning in WORDS.values())
 
 

@@ -140,12 +140,16 @@ WORDS: dict[str, dict[str, float]] = {
     "pastel": {"pink": 0.4, "bright": 0.6},
 }
 _PHRASES = sorted(WORDS, key=len, reverse=True)
-_PATTERN = re.compile(r"\b(" + "|".join(re.escape(p) for p in _PHRASES) + r")\b", re.IGNORECASE)
+# The words of a phrase may be joined by spaces or hyphens ("black-and-white" is "black and white",
+# not the colours black and white).
+_PATTERN = re.compile(
+    r"\b(" + "|".join(r"[\s-]+".join(map(re.escape, p.split())) for p in _PHRASES) + r")\b", re.IGNORECASE
+)
 
 
 def query_target(text: str) -> tuple[np.ndarray | None, list[str]]:
     """The attribute target of a query's words (L2-normalised), and the words it was made from."""
-    words = [m.group(1).lower() for m in _PATTERN.finditer(text)]
+    words = [" ".join(re.split(r"[\s-]+", m.group(1).lower())) for m in _PATTERN.finditer(text)]
     if not words:
         return None, []
     target = np.zeros(DIM, np.float32)
