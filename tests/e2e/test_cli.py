@@ -118,6 +118,10 @@ def test_no_close_matches_is_said_not_hidden(indexed):
     # colour words are judged by the colours: nothing in the demo photos is purple; the coins are black and white
     assert "No close matches" in run("search", "purple", "--library", library, "-n", "3").stderr
     assert "No close matches" not in run("search", "black and white", "--library", library, "-n", "3").stderr
+    # --json carries the verdict on every row, as the API's close_matches does
+    rows = json.loads(run("search", "asdfqwer", "--library", library, "-n", "2", "--json").stdout)
+    assert [r["close_matches"] for r in rows] == [False, False]
+    assert json.loads(run("search", "a cat", "--library", library, "-n", "1", "--json").stdout)[0]["close_matches"]
 
 
 def test_explain_says_what_the_model_sees_and_the_score_per_part(indexed):

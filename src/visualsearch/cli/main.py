@@ -79,9 +79,16 @@ def _why_text(why: Why) -> str:
     return f"{seen}closeness to each part: {parts}"
 
 
-def _print_results(results: Sequence[SearchResult], as_json: bool, why: dict[int, Why] | None = None) -> None:
+def _print_results(
+    results: Sequence[SearchResult], as_json: bool, why: dict[int, Why] | None = None, close: bool | None = None
+) -> None:
+    """``close``: the text query's verdict (None: not judged); in JSON on every row, as the API's
+    ``close_matches``, so a script can tell the nearest images from matches."""
     if as_json:
         rows = [r.to_dict() for r in results]
+        if close is not None:
+            for row in rows:
+                row["close_matches"] = close
         if why is not None:
             for row in rows:
                 w = why.get(row["asset_id"])
@@ -312,7 +319,7 @@ def search(
         why = engine.explain(query, results) if explain else None
     except (VisualSearchError, ValueError) as exc:
         _fail(str(exc))
-    _print_results(results, as_json, why)
+    _print_results(results, as_json, why, None if verdict is None else verdict.close)
 
 
 @app.command()
