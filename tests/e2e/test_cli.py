@@ -150,6 +150,13 @@ def test_colour_and_light_words(indexed):
     assert top("black and white") == {"ancient-coins.jpg", "cameraman-tripod.jpg"}  # the two monochrome photos
     assert top("blue", 1) == {"blue-hexagons-wallpaper.jpg"}
     assert top("a cat", 1) == {"cat-chelsea.jpg"}  # a query without such words ranks as before
+    # scores of words mixed with colour words can pass 1 (text cosine + weighted colour cosine), and so
+    # may --min-score; past the +-2 any score can reach, it is refused
+    cut = json.loads(run("search", "blue", "--library", library, "--json", "-n", "2").stdout)[1]["score"]
+    kept = json.loads(run("search", "blue", "--library", library, "--json", "--min-score", str(cut)).stdout)
+    assert kept and all(r["score"] >= cut for r in kept)
+    assert run("search", "blue sky", "--library", library, "--json", "--min-score", "1.5").returncode == 0
+    assert run("search", "blue", "--library", library, "--min-score", "2.5", check=False).returncode == 2
 
 
 def test_table_output(indexed):

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Self
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
+from ..config import MAX_SCORE
 from ..search.query import MAX_QUERY_CHARS
 
 MAX_URL_LENGTH = 2048
@@ -173,7 +174,12 @@ class SearchFilters(BaseModel):
 class SearchOptions(BaseModel):
     limit: int = Field(20, ge=1, le=200, description="Results per page.")
     offset: int = Field(0, ge=0, le=10_000, description="Results to skip (paging).")
-    min_score: float | None = Field(None, ge=-1.0, le=1.0, description="Leave out results scoring below this.")
+    min_score: float | None = Field(
+        None,
+        ge=-MAX_SCORE,
+        le=MAX_SCORE,
+        description="Leave out results scoring below this (scores of text queries with colour words reach 1.8).",
+    )
     filters: SearchFilters | None = None
 
 

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..config import Settings
+from ..config import MAX_SCORE, Settings
 from ..errors import ConfigError, VisualSearchError
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
@@ -43,7 +43,13 @@ LibraryOpt = Annotated[
 ]
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000, help="How many results.")]
 MinScoreOpt = Annotated[
-    float | None, typer.Option("--min-score", min=-1.0, max=1.0, help="Leave out results below this cosine similarity.")
+    float | None,
+    typer.Option(
+        "--min-score",
+        min=-MAX_SCORE,
+        max=MAX_SCORE,
+        help="Leave out results scoring below this (a cosine similarity; text queries with colour words reach 1.8).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON.")]
 ModelOpt = Annotated[

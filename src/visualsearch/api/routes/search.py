@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ...catalog import AssetFilter
+from ...config import MAX_SCORE
 from ...search import SearchResult
 from ...search.relevance import MatchVerdict
 from ..deps import ServerDep
@@ -153,7 +154,7 @@ def search_get(
     image_url: str | None = Query(None, max_length=2048),
     limit: int = Query(20, ge=1, le=200),
     offset: int = Query(0, ge=0, le=10_000),
-    min_score: float | None = Query(None, ge=-1.0, le=1.0),
+    min_score: float | None = Query(None, ge=-MAX_SCORE, le=MAX_SCORE),
     prefix: str | None = Query(None, max_length=4096),
     format: str | None = Query(None, max_length=16),
     tag: str | None = Query(None, max_length=64),
