@@ -150,6 +150,8 @@ def test_colour_and_light_words(indexed):
     assert top("black and white") == {"ancient-coins.jpg", "cameraman-tripod.jpg"}  # the two monochrome photos
     assert top("blue", 1) == {"blue-hexagons-wallpaper.jpg"}
     assert top("a cat", 1) == {"cat-chelsea.jpg"}  # a query without such words ranks as before
+    # a left-out colour word is judged by the pixels too: the yellow flower leaves first place
+    assert top("flowers", 1) == {"yellow-flower.jpg"} and top("flowers -yellow", 1) != {"yellow-flower.jpg"}
     # scores of words mixed with colour words can pass 1 (text cosine + weighted colour cosine), and so
     # may --min-score; past the +-2 any score can reach, it is refused
     cut = json.loads(run("search", "blue", "--library", library, "--json", "-n", "2").stdout)[1]["score"]

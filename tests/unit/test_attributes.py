@@ -63,3 +63,19 @@ def test_a_picture_matches_the_words_for_its_colour():
     for words, best in (("blue", 0), ("sunset", 1), ("night", 2), ("warm", 1), ("cold", 0)):
         target, _ = query_target(words)
         assert int(np.argmax(pictures @ target)) == best, words
+
+
+def test_left_out_colour_words_point_the_colour_score_away_from_them():
+    """`flowers -yellow`: the colour score is minus yellow's (half, as a left-out part counts);
+    `yellow -dark`: yellow's minus half of dark's; no such words anywhere: no colour score."""
+    from visualsearch.search import parse
+    from visualsearch.services.search import ATTRIBUTE_WEIGHT, attribute_query
+
+    yellow, _ = query_target("yellow")
+    direction, weight = attribute_query(parse("flowers -yellow"), None, 0.0)
+    assert np.allclose(direction, -yellow, atol=1e-6) and abs(weight - 0.5 * ATTRIBUTE_WEIGHT) < 1e-6
+    dark, _ = query_target("dark")
+    direction, weight = attribute_query(parse("yellow -dark"), yellow, ATTRIBUTE_WEIGHT)
+    expected = ATTRIBUTE_WEIGHT * yellow - 0.5 * ATTRIBUTE_WEIGHT * dark
+    assert np.allclose(direction * weight, expected, atol=1e-6)
+    assert attribute_query(parse("beach -people"), None, 0.0) is None

@@ -75,6 +75,31 @@ def attribute_weight(query: str, found: list[str]) -> float:
     return float(ATTRIBUTE_WEIGHT * share**ATTRIBUTE_SHARE_POWER)
 
 
+def attribute_query(parsed: TextQuery, target: np.ndarray | None, weight: float) -> tuple[np.ndarray, float] | None:
+    """The colour-and-light direction to rank by, and its weight: the asked-for words' target
+    (``target``, ``weight``) minus each left-out part's own, counted as that part counts for the
+    text (half unless weighted) and by the share of its words that are colour or light words.
+
+    ``flowers -yellow`` thus pushes yellow pictures down by their pixels, as ``flowers yellow``
+    lifts them; before, a left-out colour word only reached the text vector, which for the
+    bundled model knows objects, not colours. None when no part has such words.
+    """
+    direction = np.zeros(0, np.float32) if target is None else weight * target
+    for clause in parsed.negative:
+        left_out, found = query_target(clause.text)
+        if left_out is None:
+            continue
+        push = clause.weight * attribute_weight(clause.text, found) * left_out
+        direction = -push if not len(direction) else direction - push
+    if not len(direction):
+        return None
+    norm = float(np.linalg.norm(direction))
+    if norm == 0.0:
+        return None
+    # text + norm x cos(attributes, direction / norm) = text + the weighted sum of the cosines
+    return (direction / norm).astype(np.float32), norm
+
+
 class SearchService:
     def __init__(self, library: Library):
         self.library = library
@@ -113,8 +138,9 @@ class SearchService:
         if ATTRIBUTES not in embedder.spaces:
             target = None
         weight = attribute_weight(words, found) if target is not None else 0.0
-        if target is not None:
-            results = self._with_attributes(vector, target, weight, **options)
+        colour = attribute_query(parsed, target, weight) if ATTRIBUTES in embedder.spaces else None
+        if colour is not None:
+            results = self._with_attributes(vector, *colour, **options)
         else:
             results = self._run(index, vector, **options)
         verdict = None
