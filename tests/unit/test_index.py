@@ -197,6 +197,16 @@ def _bulk(catalog: Catalog, start: int, vectors: np.ndarray) -> None:
     )
 
 
+def _synced(tmp_path, rng: np.random.Generator, n: int) -> tuple[Catalog, IndexManager]:
+    """A catalog of ``n`` random 8-d vectors and its index (HNSW from 100, compactions within the
+    sync), synced once."""
+    catalog = Catalog(tmp_path / "c.sqlite")
+    _bulk(catalog, 0, unit(rng.normal(size=(n, 8))))
+    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
+    manager.sync()
+    return catalog, manager
+
+
 def _truth(catalog: Catalog, query: np.ndarray, k: int, allow: np.ndarray | None = None) -> list[int]:
     ids, mats = [], []
     for chunk_ids, chunk in catalog.vectors("m", "s"):
@@ -212,10 +222,7 @@ def test_updates_above_the_threshold_write_a_delta_and_compaction_folds_it(tmp_p
 
     monkeypatch.setattr(manager_module, "COMPACT_MIN_ROWS", 40)
     rng = np.random.default_rng(5)
-    catalog = Catalog(tmp_path / "c.sqlite")
-    _bulk(catalog, 0, unit(rng.normal(size=(300, 8))))
-    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
-    manager.sync()
+    catalog, manager = _synced(tmp_path, rng, 300)
     base = manager._current()
     assert base is not None and (base / "hnsw.bin").exists()
 
@@ -254,10 +261,7 @@ def test_updates_above_the_threshold_write_a_delta_and_compaction_folds_it(tmp_p
 def test_compaction_rebases_deltas_published_while_it_ran(tmp_path, monkeypatch):
     """Syncs go on during a compaction; what they published is kept, over the new base."""
     rng = np.random.default_rng(6)
-    catalog = Catalog(tmp_path / "c.sqlite")
-    _bulk(catalog, 0, unit(rng.normal(size=(200, 8))))
-    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
-    manager.sync()
+    catalog, manager = _synced(tmp_path, rng, 200)
     _bulk(catalog, 200, unit(rng.normal(size=(10, 8))))
     manager.sync()  # a delta of 10, below the compaction point
 
@@ -282,11 +286,8 @@ def test_compaction_rebases_deltas_published_while_it_ran(tmp_path, monkeypatch)
 
 
 def test_a_crash_while_writing_a_delta_keeps_the_live_index(tmp_path, monkeypatch):
-    catalog = Catalog(tmp_path / "c.sqlite")
     rng = np.random.default_rng(7)
-    _bulk(catalog, 0, unit(rng.normal(size=(150, 8))))
-    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
-    manager.sync()
+    catalog, manager = _synced(tmp_path, rng, 150)
     before = manager.generation()
     _bulk(catalog, 150, unit(rng.normal(size=(5, 8))))
     monkeypatch.setattr(np, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
@@ -326,11 +327,8 @@ def test_background_compaction_keeps_searches_answering(tmp_path, monkeypatch):
 def test_row_ids_are_never_reused_so_an_index_sees_every_rewrite(tmp_path):
     """SQLite used to give a new row the largest id plus one: deleting the newest rows made the next
     ones reuse their ids, and an index that tells vectors apart by row id missed the change."""
-    catalog = Catalog(tmp_path / "c.sqlite")
     rng = np.random.default_rng(9)
-    _bulk(catalog, 0, unit(rng.normal(size=(150, 8))))
-    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
-    manager.sync()
+    catalog, manager = _synced(tmp_path, rng, 150)
     _, seqs = catalog.embedding_ids("m", "s")
     newest = int(seqs.max())
     catalog.remove([150])  # the newest row
@@ -375,10 +373,7 @@ def test_rows_committed_late_with_smaller_ids_are_not_missed(tmp_path):
     from sqlalchemy import text
 
     rng = np.random.default_rng(11)
-    catalog = Catalog(tmp_path / "c.sqlite")
-    _bulk(catalog, 0, unit(rng.normal(size=(150, 8))))
-    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
-    manager.sync()
+    catalog, manager = _synced(tmp_path, rng, 150)
 
     def reserve_one() -> int:  # the next id goes to a writer that has not committed yet
         known = int(catalog.embedding_ids("m", "s")[1].max())
@@ -417,10 +412,7 @@ def test_an_index_from_an_earlier_version_is_rebuilt_once(tmp_path):
     """Before migration 0008 a row id could be handed out again, so (asset id, row id) cannot prove a
     vector unchanged in a generation written then: it is rebuilt from the catalog, once."""
     rng = np.random.default_rng(12)
-    catalog = Catalog(tmp_path / "c.sqlite")
-    _bulk(catalog, 0, unit(rng.normal(size=(120, 8))))
-    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
-    manager.sync()
+    catalog, manager = _synced(tmp_path, rng, 120)
     live = manager._current()
     assert live is not None
     (live / "FORMAT").unlink()  # as an earlier version left it
@@ -434,10 +426,7 @@ def test_an_index_from_an_earlier_version_is_rebuilt_once(tmp_path):
 
 def test_a_failed_write_leaves_no_partial_folder(tmp_path, monkeypatch):
     rng = np.random.default_rng(13)
-    catalog = Catalog(tmp_path / "c.sqlite")
-    _bulk(catalog, 0, unit(rng.normal(size=(150, 8))))
-    manager = IndexManager(catalog, tmp_path / "idx", "m", "s", ann_threshold=100, background=False)
-    manager.sync()
+    catalog, manager = _synced(tmp_path, rng, 150)
     _bulk(catalog, 150, unit(rng.normal(size=(3, 8))))
 
     def full_disk(self, path):
