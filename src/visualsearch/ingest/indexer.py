@@ -193,21 +193,20 @@ def index_files(
     """
     started = time.perf_counter()
     done = 0
+
+    def count(written: int) -> None:  # files of a batch now in the catalog
+        nonlocal done
+        done += written
+        if written and progress:
+            progress(done, len(files))
+
     writer = BatchWriter(catalog, embedder.model_id, report)
     try:
         for step in embed_batches(
             embedder, files, settings, processes=processes, timings=report.timings, thumbnails=thumbnails
         ):
-            written = writer.put(step)
-            if written:
-                done += written
-                if progress:
-                    progress(done, len(files))
-        written = writer.flush()
-        if written:
-            done += written
-            if progress:
-                progress(done, len(files))
+            count(writer.put(step))
+        count(writer.flush())
     finally:
         writer.close()
         report.seconds += time.perf_counter() - started
@@ -217,8 +216,8 @@ class BatchWriter:
     """Writes embedded batches to the catalog in a thread of its own, one batch behind the model.
 
     The model's forward pass releases the GIL, so the catalog transaction of batch n runs
-    while batch n+1 is in the model instead of after it: with the bundled model on one core
-    of two, the 0.4 ms an image of writing was 4% of indexing time. At most one batch waits
+    while batch n+1 is in the model instead of after it (0.4-0.9 ms an image of writing;
+    interleaved runs on 2 cores: 84.1-86.9 against 83.3-85.5 images/s). At most one batch waits
     to be written, so memory stays flat, and a write that fails stops the run at the next
     batch with its own error.
     """
