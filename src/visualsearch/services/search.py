@@ -84,14 +84,13 @@ def attribute_query(parsed: TextQuery, target: np.ndarray | None, weight: float)
     lifts them; before, a left-out colour word only reached the text vector, which for the
     bundled model knows objects, not colours. None when no part has such words.
     """
-    direction = np.zeros(0, np.float32) if target is None else weight * target
+    direction = None if target is None else weight * target
     for clause in parsed.negative:
         left_out, found = query_target(clause.text)
-        if left_out is None:
-            continue
-        push = clause.weight * attribute_weight(clause.text, found) * left_out
-        direction = -push if not len(direction) else direction - push
-    if not len(direction):
+        if left_out is not None:
+            push = clause.weight * attribute_weight(clause.text, found) * left_out
+            direction = -push if direction is None else direction - push
+    if direction is None:
         return None
     norm = float(np.linalg.norm(direction))
     if norm == 0.0:
@@ -133,12 +132,12 @@ class SearchService:
             options["exclude"] = {asset_id, *options.get("exclude", ())}
         vector = vectors[0] if parsed.plain and base is None else combine(parsed, vectors, base)
         index = self.library.text_index
-        words = " ".join(c.text for c in parsed.positive)
-        target, found = query_target(words)
-        if ATTRIBUTES not in embedder.spaces:
-            target = None
-        weight = attribute_weight(words, found) if target is not None else 0.0
-        colour = attribute_query(parsed, target, weight) if ATTRIBUTES in embedder.spaces else None
+        target, weight, colour = None, 0.0, None
+        if ATTRIBUTES in embedder.spaces:
+            words = " ".join(c.text for c in parsed.positive)
+            target, found = query_target(words)
+            weight = attribute_weight(words, found) if target is not None else 0.0
+            colour = attribute_query(parsed, target, weight)
         if colour is not None:
             results = self._with_attributes(vector, *colour, **options)
         else:
