@@ -186,6 +186,20 @@ class Settings(BaseSettings):
         description="Make each image's 256 px preview while indexing (same decode pass), so the page's grid "
         "of a new library loads at once; costs about 16% of indexing throughput. Off: made on first view.",
     )
+    ocr: bool = Field(
+        default=False,
+        description="Read the words in pictures while indexing (signs, posters, slides, screenshots), so a text "
+        "search finds them. Needs `pip install 'visualsearch[ocr]'`. Off by default: it reads a few pictures a "
+        "second on 2 cores (docs/benchmarks.md). Turned on later, `visualsearch read-text` reads the pictures "
+        "already indexed.",
+    )
+    ocr_size: int = Field(
+        default=960,
+        ge=320,
+        le=4000,
+        description="Longest side, in pixels, the text finder looks at: larger finds smaller text and costs about "
+        "its square.",
+    )
     duplicate_policy: Literal["warn", "reject", "allow"] = Field(
         default="warn",
         description="Uploads that are near-duplicates of an image in the library: `warn` (add, and say so), "

@@ -241,6 +241,11 @@ class WhyOut(FromRecord):
         description="What the model sees in the image, best first (the bundled model: ImageNet classes); "
         "null when the model cannot say."
     )
+    text: str | None = Field(
+        None,
+        description="The text read in the picture (OCR, `VISUALSEARCH_OCR=true`), one line per text line; "
+        "null when none was read.",
+    )
 
 
 class SearchHit(FromRecord):
@@ -248,6 +253,11 @@ class SearchHit(FromRecord):
     score: float = Field(description="Cosine similarity, higher is more similar.")
     asset_id: int
     asset: AssetOut
+    words: list[str] = Field(
+        default_factory=list,
+        description="Text queries: the query's words that were read in this picture (OCR), e.g. a sign's "
+        "`bakery`; empty when none were.",
+    )
     why: WhyOut | None = Field(None, description="With `explain: true` on a text query: why it matched.")
 
 

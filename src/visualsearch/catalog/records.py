@@ -78,6 +78,11 @@ class ImageRecord:
     tags: tuple[str, ...] = ()
     pixel_sha256: str | None = None
     phash: str | None = None
+    #: Text read in the picture (OCR), one line per text line; "" when read and none found,
+    #: None when not read (the asset keeps what an earlier reading stored).
+    text: str | None = None
+    #: Which reader (and settings) read ``text``.
+    reader: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

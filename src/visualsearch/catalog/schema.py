@@ -26,6 +26,8 @@ __all__ = [
     "INDEXED",
     "AssetRow",
     "AssetTag",
+    "AssetText",
+    "AssetWord",
     "ApiKeyRow",
     "Base",
     "Embedding",
@@ -84,6 +86,29 @@ class AssetTag(Base):
 
     asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class AssetText(Base):
+    """The words a text reader (OCR) found in an asset's picture, as read, one line per text line.
+
+    An asset read with nothing found has a row with empty ``text``: it is not read again.
+    ``reader`` names the reader and its settings, so a better reader can tell what it has not read.
+    """
+
+    __tablename__ = "asset_texts"
+
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
+    reader: Mapped[str] = mapped_column(String(64), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class AssetWord(Base):
+    """One word of an asset's read text, normalised (:func:`visualsearch.catalog.words.words_of`), for lookup."""
+
+    __tablename__ = "asset_words"
+
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
+    word: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 class ApiKeyRow(Base):

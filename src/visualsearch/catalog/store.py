@@ -46,6 +46,7 @@ from .keys import KeyRepository
 from .pgvector import PgVectorQueries, pg_literal
 from .records import Asset, FileState, ImageRecord
 from .schema import FAILED, INDEXED, AssetRow, AssetTag, Embedding, LibraryState, utcnow
+from .texts import TextRepository, delete_texts, put_texts
 from .verdicts import VerdictRepository
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -185,6 +186,7 @@ class Catalog:
         self.keys = KeyRepository(self)
         self.jobs = JobRepository(self)
         self.verdicts = VerdictRepository(self)
+        self.texts = TextRepository(self)
         self.pgvector = PgVectorQueries(self)
 
     @property
@@ -501,11 +503,14 @@ class Catalog:
             sources = [r.source for r, _ in indexed] + [f[0] for f in failed]
             existing = {a.source: a for a in s.scalars(select(AssetRow).where(AssetRow.source.in_(sources)))}
             assets: list[AssetRow] = []
+            changed: list[AssetRow] = []  # other bytes than before: text read from the old ones is stale
             for record, _ in indexed:
                 asset = existing.get(record.source)
                 if asset is None:
                     asset = existing[record.source] = AssetRow(source=record.source, status=INDEXED)
                     s.add(asset)
+                elif asset.sha256 != record.sha256 and record.text is None:
+                    changed.append(asset)
                 asset.sha256, asset.width, asset.height = record.sha256, record.width, record.height
                 asset.format, asset.byte_size, asset.mtime = record.format, record.byte_size, record.mtime
                 asset.status, asset.error, asset.updated_at = INDEXED, None, utcnow()
@@ -525,6 +530,16 @@ class Catalog:
                 s.execute(delete(AssetTag).where(AssetTag.asset_id.in_([i for i, _ in tagged[start : start + 500]])))
             for asset_id, tags in tagged:
                 s.add_all(AssetTag(asset_id=asset_id, tag=t) for t in sorted({normalise_tag(t) for t in tags} - {""}))
+            if changed:
+                delete_texts(s, [a.id for a in changed])
+            put_texts(
+                s,
+                [
+                    (a.id, r.reader or "", r.text)
+                    for a, (r, _) in zip(assets, indexed, strict=True)
+                    if r.text is not None
+                ],
+            )
             for asset, (_, spaces) in zip(assets, indexed, strict=True):
                 self._add_embeddings(s, asset.id, model_id, spaces, pg_rows)
             self._fill_pg_vectors(s, pg_rows)
@@ -649,6 +664,7 @@ class Catalog:
         with self.write_session() as s, s.begin():
             for i in range(0, len(ids), 500):
                 s.execute(delete(AssetTag).where(AssetTag.asset_id.in_(ids[i : i + 500])))
+                delete_texts(s, ids[i : i + 500])
                 s.execute(delete(Embedding).where(Embedding.asset_id.in_(ids[i : i + 500])))
                 s.execute(delete(AssetRow).where(AssetRow.id.in_(ids[i : i + 500])))
         return len(ids)

@@ -82,7 +82,8 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 def _why_text(why: Why) -> str:
     parts = ", ".join(f"{'-' if p.negative else ''}{p.text} {p.score:.2f}" for p in why.parts)
     seen = f"seen as {', '.join(why.concepts)}; " if why.concepts else ""
-    return f"{seen}closeness to each part: {parts}"
+    text = "; text in the picture: " + json.dumps(why.text.replace("\n", " / ")) if why.text else ""
+    return f"{seen}closeness to each part: {parts}{text}"
 
 
 def _print_results(
@@ -98,7 +99,11 @@ def _print_results(
         if why is not None:
             for row in rows:
                 w = why.get(row["asset_id"])
-                row["why"] = None if w is None else {"parts": [p.__dict__ for p in w.parts], "concepts": w.concepts}
+                row["why"] = (
+                    None
+                    if w is None
+                    else {"parts": [p.__dict__ for p in w.parts], "concepts": w.concepts, "text": w.text}
+                )
         out.print_json(json.dumps(rows))
         return
     if why is not None:  # one line of reasons under each result
@@ -120,8 +125,12 @@ def _print_results(
     table.add_column("score", justify="right")
     table.add_column("id", justify="right")
     table.add_column("path", overflow="fold")
+    worded = any(r.words for r in results)
+    if worded:  # some pictures show the query's words (read by OCR)
+        table.add_column("words in picture")
     for r in results:
-        table.add_row(str(r.rank), f"{r.score:.4f}", str(r.asset_id), r.source)
+        cells = [str(r.rank), f"{r.score:.4f}", str(r.asset_id), r.source]
+        table.add_row(*cells, *([", ".join(r.words)] if worded else []))
     out.print(table)
 
 
@@ -225,6 +234,41 @@ def reembed(library: LibraryOpt = None, model: ModelOpt = None, as_json: JsonOpt
         out.print_json(json.dumps(report.__dict__))
         return
     _reembed_summary(lib, report)
+
+
+@app.command("read-text")
+def read_text(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
+    """Read the words in pictures already in the library (OCR), so text searches find them. Resumable.
+
+    New pictures are read while indexing when VISUALSEARCH_OCR=true; this reads the ones indexed
+    before (needs `pip install 'visualsearch[ocr]'`). Reading takes about half a second a picture.
+    """
+    from ..services import read_library_text
+
+    lib = _open(library)
+    progress = Progress(
+        TextColumn("[bold]reading text"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json,
+    )
+    try:
+        with progress:
+            task = progress.add_task("read", total=None)
+            report = read_library_text(lib, lambda done, total: progress.update(task, completed=done, total=total))
+    except KeyboardInterrupt:
+        console.print("\ninterrupted: the pictures read so far are kept; run the same command again to continue")
+        raise typer.Exit(130) from None
+    except VisualSearchError as exc:
+        _fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(report.__dict__))
+        return
+    console.print(f"read {report.read} picture(s), text found in {report.with_text}, failed {report.failed}")
+    for source, reason in report.failures[:20]:
+        console.print(f"  [yellow]failed[/] {escape(source)}: {escape(reason)}")
 
 
 def _warn_if_moving(lib: Library, as_json: bool) -> None:

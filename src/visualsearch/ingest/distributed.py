@@ -51,6 +51,7 @@ from ..catalog import Catalog
 from ..config import Settings
 from ..errors import ConfigError, VisualSearchError
 from ..models import Embedder
+from ..models.ocr import ReaderOptions, reader_options
 from .indexer import (
     EmbeddedBatch,
     IndexReport,
@@ -187,10 +188,12 @@ def decode_batch(
     preprocessor: Callable[[Image.Image], np.ndarray] | None,
     fingerprints: bool,
     thumbnails: Path | None,
+    ocr: ReaderOptions | None = None,
 ) -> tuple[list[Prepared], Inputs | None]:
     """Ray task: :func:`.pipeline.prepare` each file; (metadata without pixels, model inputs of the good ones)."""
     prepared = [
-        prepare(f, preprocessor=preprocessor, fingerprints=fingerprints, thumbnails=thumbnails, **limits) for f in files
+        prepare(f, preprocessor=preprocessor, fingerprints=fingerprints, thumbnails=thumbnails, ocr=ocr, **limits)
+        for f in files
     ]
     good = [p for p in prepared if p.error is None]
     inputs = model_inputs(good) if good else None
@@ -342,9 +345,12 @@ class RayIndexer:
         self.submitted += 1
         return _Batch(self.submitted, files, meta_ref, inputs_ref)
 
-    def _decode_args(self) -> tuple[dict[str, int], Callable[[Image.Image], np.ndarray] | None, bool, Path | None]:
-        """The arguments of :func:`decode_batch` after the files: limits, preprocessor, fingerprints, thumbnails."""
-        return self.settings.decode_limits, self.preprocessor, True, self.thumbnails
+    def _decode_args(
+        self,
+    ) -> tuple[dict[str, int], Callable[[Image.Image], np.ndarray] | None, bool, Path | None, ReaderOptions | None]:
+        """The arguments of :func:`decode_batch` after the files: limits, preprocessor, fingerprints, thumbnails,
+        text reading."""
+        return self.settings.decode_limits, self.preprocessor, True, self.thumbnails, reader_options(self.settings)
 
     def _decoded(self, batch: _Batch) -> _Batch:
         """Wait for a batch's decoding; split it into failed, reused and to-embed files."""

@@ -27,6 +27,7 @@ from ..catalog import FAILED, INDEXED, Catalog, ImageRecord
 from ..config import Settings
 from ..errors import VisualSearchError
 from ..models import Embedder
+from ..models.ocr import reader_options
 from .pipeline import Prepared, prepared_stream
 from .scan import FoundFile, scan_folder
 
@@ -137,7 +138,8 @@ def embed_batches(
     Files are read, decoded and resampled in worker processes ahead of the model
     (:mod:`.pipeline`); batches of ``settings.batch_size`` go through the model in
     input order. A batch the model fails on fails its files, never the run.
-    ``timings`` collects seconds per stage: worker stages (decode, fingerprint,
+    With ``fingerprints`` off (re-embedding for another model) the pictures' text is not read again
+    either: neither depends on the model. ``timings`` collects seconds per stage: worker stages (decode, fingerprint,
     thumbnail, preprocess) summed over workers, and the main process's model and wait
     times. ``thumbnails``: write each picture's preview there in the same decode pass.
     """
@@ -152,6 +154,7 @@ def embed_batches(
         processes=processes,
         fingerprints=fingerprints,
         thumbnails=thumbnails,
+        ocr=reader_options(settings) if fingerprints else None,  # re-embedding: pictures already read
     )
     timings = {} if timings is None else timings
     try:
@@ -278,6 +281,8 @@ def write_step(catalog: Catalog, model_id: str, step: EmbeddedBatch, report: Ind
             p.found.mtime,
             pixel_sha256=p.pixel_sha256,
             phash=p.phash,
+            text=p.text,
+            reader=p.reader,
         )
         records.append((record, {space: v[n] for space, v in step.vectors.items()}))
     t = time.perf_counter()

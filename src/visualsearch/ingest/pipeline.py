@@ -17,6 +17,7 @@ leaves no decoders behind.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import threading
@@ -35,15 +36,20 @@ from PIL import Image
 
 from ..config import MAX_DECODED_BYTES
 from ..errors import VisualSearchError
-from .decode import decode_file
+from ..models.ocr import ReaderOptions
+from .decode import DecodedImage, decode_bytes, read_file
 from .media import write_thumbnail
 from .scan import FoundFile
+from .text import read_text
+
+log = logging.getLogger(__name__)
 
 #: Below this many files a process pool costs more to start (about a second) than it saves.
 PROCESS_POOL_MIN_FILES = 64
 #: Stages measured inside the workers, in CPU seconds of the worker thread (not wall time,
 #: which would count the time a worker waits for a core the model is using).
-WORKER_STAGES = ("decode", "fingerprint", "thumbnail", "preprocess")
+#: "ocr" is there only when pictures are read.
+WORKER_STAGES = ("decode", "fingerprint", "thumbnail", "preprocess", "ocr")
 #: How often a worker process checks that the process that started it is still there.
 PARENT_POLL_SECONDS = 0.5
 
@@ -65,6 +71,10 @@ class Prepared:
     image: Image.Image | None = None
     #: The model's input for this picture (from the model's ``image_preprocessor``).
     model_input: np.ndarray | None = None
+    #: Text read in the picture (with OCR on): lines, "" when none was found; None when not read.
+    text: str | None = None
+    #: The reader of ``text`` (:attr:`~visualsearch.models.ocr.ReaderOptions.reader_id`).
+    reader: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -76,18 +86,20 @@ def prepare(
     fingerprints: bool = True,
     max_decoded_bytes: int = MAX_DECODED_BYTES,
     thumbnails: Path | None = None,
+    ocr: ReaderOptions | None = None,
 ) -> Prepared:
     """Read, decode, fingerprint and preprocess one file. Never raises: failures are data.
 
     With ``thumbnails`` (the media store's thumbnail folder) the 256 px preview is written
     from the same decoded picture, so a freshly indexed library's grid needs no decoding.
     A preview that cannot be written (full disk) is left to be made on first view.
+    With ``ocr``, the words in the picture are read too (:mod:`.text`); a reader that fails
+    on a picture leaves its text unread, it does not fail the file.
     """
     t0 = time.thread_time()
     try:
-        decoded = decode_file(
-            found.path, max_bytes=max_bytes, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes
-        )
+        data = read_file(found.path, max_bytes)
+        decoded = decode_bytes(data, max_bytes=max_bytes, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes)
         t1 = time.thread_time()
         out = Prepared(
             found,
@@ -111,7 +123,17 @@ def prepare(
         else:
             out.model_input = preprocessor(decoded.image)
         t3 = time.thread_time()
-        out.timings = {"decode": t1 - t0, "fingerprint": t2 - t1, "thumbnail": t_thumb - t2, "preprocess": t3 - t_thumb}
+        if ocr is not None:
+            out.text = read_text_or_none(data, decoded, ocr, max_pixels, max_decoded_bytes)
+            out.reader = ocr.reader_id if out.text is not None else None
+        t4 = time.thread_time()
+        out.timings = {
+            "decode": t1 - t0,
+            "fingerprint": t2 - t1,
+            "thumbnail": t_thumb - t2,
+            "preprocess": t3 - t_thumb,
+            **({"ocr": t4 - t3} if ocr is not None else {}),
+        }
         return out
     except VisualSearchError as exc:
         return Prepared(found, error=str(exc), timings={"decode": time.thread_time() - t0})
@@ -121,6 +143,17 @@ def prepare(
             error=f"unexpected decoding error: {type(exc).__name__}: {exc}",
             timings={"decode": time.thread_time() - t0},
         )
+
+
+def read_text_or_none(
+    data: bytes, decoded: DecodedImage, ocr: ReaderOptions, max_pixels: int, max_decoded_bytes: int
+) -> str | None:
+    """The picture's text, or None (left unread, logged) when the reader fails on it."""
+    try:
+        return read_text(data, decoded, ocr, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes)
+    except Exception:  # a missing extra is refused before indexing starts (check_available)
+        log.warning("could not read the text in a picture", exc_info=True)
+        return None
 
 
 def crashed(found: FoundFile) -> Prepared:
@@ -290,6 +323,7 @@ def prepared_stream(
     fingerprints: bool = True,
     max_decoded_bytes: int = MAX_DECODED_BYTES,
     thumbnails: Path | None = None,
+    ocr: ReaderOptions | None = None,
 ) -> PreparedStream:
     """The stream :func:`~visualsearch.ingest.indexer.index_files` consumes.
 
@@ -306,6 +340,7 @@ def prepared_stream(
         preprocessor=preprocessor,
         fingerprints=fingerprints,
         thumbnails=thumbnails,
+        ocr=ocr,
     )
     # Two batches per worker in flight keeps workers busy while the model runs,
     # and bounds memory (a 224 px uint8 input is 150 KB).

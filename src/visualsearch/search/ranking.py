@@ -32,6 +32,8 @@ class SearchResult:
     format: str | None
     #: The catalog record, for callers that show more than the basics (the API).
     asset: Asset | None = field(default=None, repr=False, compare=False)
+    #: Words of a text query that the picture's read text (OCR) has, in the query's order.
+    words: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +44,7 @@ class SearchResult:
             "width": self.width,
             "height": self.height,
             "format": self.format,
+            **({"words": list(self.words)} if self.words else {}),
         }
 
 

@@ -3,7 +3,8 @@
 Surfaces call these; these call the catalog, indexes, models and ingestion. One
 service per use case: adding images (:mod:`.adding`), search (:mod:`.search`),
 duplicates and trash (:mod:`.duplicates`), background jobs (:mod:`.jobs`),
-re-embedding (:mod:`.reembed`), choosing a model (:mod:`.models`) and API keys (:mod:`.keys`), all on one
+re-embedding (:mod:`.reembed`),
+reading text in pictures (:mod:`.reading`), choosing a model (:mod:`.models`) and API keys (:mod:`.keys`), all on one
 :class:`~.library.Library` (the composition root of one library).
 """
 
@@ -14,6 +15,7 @@ from .jobs import JobQueue
 from .keys import KeyService
 from .library import Library, ModelChange
 from .models import ModelInfo, ModelService
+from .reading import ReadReport, read_library_text
 from .reembed import ReembedReport, reembed_library
 from .search import SearchResult, SearchService
 
@@ -28,10 +30,12 @@ __all__ = [
     "ModelInfo",
     "ModelService",
     "Outcome",
+    "ReadReport",
     "ReembedReport",
     "SearchResult",
     "SearchService",
     "add_incoming",
     "fetch_to_staging",
+    "read_library_text",
     "reembed_library",
 ]

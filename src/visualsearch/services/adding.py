@@ -20,6 +20,8 @@ from ..duplicates import matches_for
 from ..errors import DecodeError, Duplicate, NearDuplicate, SourceChanged, VisualSearchError
 from ..ingest.decode import DecodedImage, decode_bytes, read_file
 from ..ingest.fetch import ImageFetcher
+from ..ingest.pipeline import read_text_or_none
+from ..models.ocr import reader_options
 from .assets import preview_verifier
 from .library import Library
 
@@ -164,7 +166,14 @@ def _store(library: Library, ready: list[tuple[Incoming, DecodedImage, Outcome]]
     if not ready:
         return
     records: list[tuple[ImageRecord, dict[str, np.ndarray]]] = []
+    ocr = reader_options(library.settings)
     for n, (item, decoded, _) in enumerate(ready):
+        text = None
+        if ocr is not None:  # read from the staged bytes, before they move into the library
+            data = read_file(item.staged, library.settings.max_image_bytes)
+            text = read_text_or_none(
+                data, decoded, ocr, library.settings.max_image_pixels, library.settings.max_decoded_bytes
+            )
         stored = media.keep(item.staged, decoded.sha256, decoded.format)
         media.make_thumbnail(decoded.sha256, decoded.image)
         source = item.url if item.origin == "url" and item.url else str(stored)
@@ -182,6 +191,8 @@ def _store(library: Library, ready: list[tuple[Incoming, DecodedImage, Outcome]]
             tags=item.tags,
             pixel_sha256=decoded.pixel_sha256,
             phash=decoded.phash,
+            text=text,
+            reader=ocr.reader_id if ocr is not None and text is not None else None,
         )
         records.append((record, {space: vectors[space][n] for space in vectors}))
     try:

@@ -25,6 +25,7 @@ from ..index import IndexBackend, IndexManager, open_backend
 from ..ingest.indexer import IndexReport, Progress, index_folder
 from ..ingest.media import MediaStore
 from ..models import SEMANTIC, Embedder, load_embedder
+from ..models.ocr import check_available
 
 #: Catalog key of the model whose vectors searches use: {"name": ..., "model_id": ...}.
 ACTIVE_MODEL = "active_model"
@@ -69,6 +70,8 @@ class Library:
         background_compaction: bool = False,
     ):
         self.settings = settings
+        if settings.ocr:
+            check_available()  # a missing OCR extra is said now, not as a failure on every file
         #: Fold index deltas into a new base in a background thread (a server, which keeps
         #: answering meanwhile) or within the sync (the CLI, whose process ends right after).
         self.background_compaction = background_compaction

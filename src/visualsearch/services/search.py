@@ -11,7 +11,7 @@ asset: "like asset 42, but at night".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -28,9 +28,10 @@ from ..models.attributes import query_target
 from ..search import SearchResult, TextQuery, combine, page_of, parse, ranked
 from ..search.ranking import filtered_search
 from ..search.relevance import MatchCalibration, MatchVerdict, judge
+from ..search.words import split_words
 from .library import Library
 
-__all__ = ["PartScore", "SearchResult", "SearchService", "Why"]
+__all__ = ["PartScore", "SearchResult", "SearchService", "Why", "WordScores"]
 
 #: Weight of the colour-and-light score next to the text score, for queries with such words
 #: (visualsearch.models.attributes), times the share of the query's words that are such words
@@ -47,6 +48,14 @@ ATTRIBUTE_SHARE_POWER = 1.0
 ATTRIBUTE_CLOSE = 0.3
 #: Candidates taken from each score before both are combined.
 CANDIDATES = 300
+#: What a picture whose read text (OCR) has every looked-up word of the query adds to its score,
+#: times the share of those words it has (visualsearch.search.words); a left-out part's words take
+#: it off, times that part's weight. The bundled model's text scores of the pictures a query is
+#: about are 0.25-0.45, so a picture that shows the asked-for words comes first unless another
+#: matches both ways. Set on the real text set (benchmarks/ocr.py; docs/benchmarks.md).
+WORD_WEIGHT = 0.5
+#: Most characters of a picture's read text an explanation carries.
+MAX_TEXT_SHOWN = 500
 
 
 @dataclass(frozen=True)
@@ -59,11 +68,21 @@ class PartScore:
 
 
 @dataclass(frozen=True)
+class WordScores:
+    """Pictures whose read text (OCR) has words of a query: what each adds to its score, and those words."""
+
+    bonus: dict[int, float]
+    words: dict[int, list[str]]
+
+
+@dataclass(frozen=True)
 class Why:
     """Why a text result matched: its closeness to each query part, and what the model sees in it."""
 
     parts: list[PartScore]
     concepts: list[str] | None
+    #: The text read in the picture (OCR), when it was read and has any.
+    text: str | None = None
 
 
 def attribute_weight(query: str, found: list[str]) -> float:
@@ -138,8 +157,9 @@ class SearchService:
             target, found = query_target(words)
             weight = attribute_weight(words, found) if target is not None else 0.0
             colour = attribute_query(parsed, target, weight)
-        if colour is not None:
-            results = self._with_attributes(vector, *colour, **options)
+        shown = self.word_scores(parsed)
+        if colour is not None or shown:
+            results = self._fused(vector, colour, shown, **options)
         else:
             results = self._run(index, vector, **options)
         verdict = None
@@ -155,7 +175,26 @@ class SearchService:
                 verdict = MatchVerdict(
                     colour_close if only_colour else (verdict.close or colour_close), verdict.best, verdict.margin
                 )
+            if verdict is not None and any(r.words for r in results):  # a picture shows the asked-for words
+                verdict = MatchVerdict(True, verdict.best, verdict.margin)
         return results, verdict
+
+    def word_scores(self, parsed: TextQuery) -> WordScores | None:
+        """What each picture whose read text has the query's words adds to its score, and those words.
+
+        None when no picture's read text has any of them (or no picture was read): the search is then
+        exactly what it was without text reading.
+        """
+        wanted, unwanted = split_words(parsed)
+        texts = self.library.catalog.texts
+        hits = texts.matching(wanted) if wanted else {}
+        if not hits:
+            return None
+        bonus = {i: WORD_WEIGHT * len(found) / len(wanted) for i, found in hits.items()}
+        for words, clause_weight in unwanted:
+            for i, found in texts.matching(words).items():
+                bonus[i] = bonus.get(i, 0.0) - WORD_WEIGHT * clause_weight * len(found) / len(words)
+        return WordScores(bonus, {i: sorted(found, key=wanted.index) for i, found in hits.items()})
 
     def explain(self, query: str, results: list[SearchResult]) -> dict[int, Why]:
         """Why each text result matched: how close it is to each part of the query, and what the
@@ -189,13 +228,25 @@ class SearchService:
             for chunk_ids, chunk in self.library.catalog.vectors(embedder.model_id, ATTRIBUTES, found):
                 for asset_id, value in zip(chunk_ids.tolist(), (chunk @ target).tolist(), strict=True):
                     why[asset_id].parts.append(PartScore(label, False, round(float(value), 4)))
+        shown = self.word_scores(parsed)
+        texts = self.library.catalog.texts.of(found)
+        for asset_id in found:
+            if shown is not None and asset_id in shown.bonus:  # the read-text part of the score
+                label = (
+                    "read in the picture: " + ", ".join(shown.words.get(asset_id, ()))
+                    if asset_id in shown.words
+                    else "read in the picture (left out)"
+                )
+                why[asset_id].parts.append(PartScore(label, False, round(shown.bonus[asset_id], 4)))
+            if texts.get(asset_id):
+                why[asset_id] = replace(why[asset_id], text=texts[asset_id][:MAX_TEXT_SHOWN])
         return why
 
-    def _with_attributes(
+    def _fused(
         self,
         vector: np.ndarray,
-        target: np.ndarray,
-        weight: float,
+        colour: tuple[np.ndarray, float] | None,
+        shown: WordScores | None,
         *,
         limit: int = 20,
         offset: int = 0,
@@ -203,39 +254,62 @@ class SearchService:
         filters: AssetFilter | None = None,
         exclude: set[int] | None = None,
     ) -> list[SearchResult]:
-        """Rank by text score + ``weight`` x attribute score, for queries with colour or light words.
+        """Rank by text score + weight x attribute score (``colour``: direction and weight, for queries with
+        colour or light words) + the read-text words' score (``shown``).
 
-        Candidates are the best :data:`CANDIDATES` by each score (so an image that only the colour
-        finds is in), and each candidate gets both scores.
+        Candidates are the best :data:`CANDIDATES` by the text and colour scores, plus every picture
+        whose read text has the query's words (so an image that only the colour or its words find is
+        in), and each candidate gets every score.
         """
         if limit < 1 or offset < 0:
             raise ValueError("limit must be at least 1 and offset cannot be negative")
         library = self.library
-        text_index, colour_index = library.text_index, library.indexes(ATTRIBUTES)
-        allow = None  # resolved once for both indexes, unless they filter by themselves
-        if filters is not None and not filters.is_empty() and not isinstance(text_index, FilteringBackend):
-            allow = library.catalog.filter_ids(filters)
+        catalog = library.catalog
+        text_index = library.text_index
+        searches: list[tuple[IndexBackend, np.ndarray, float]] = [(text_index, vector, 1.0)]
+        if colour is not None:
+            searches.append((library.indexes(ATTRIBUTES), colour[0], colour[1]))
+        allow = None  # resolved once for every index, unless they filter by themselves
+        wanted = filters if filters is not None and not filters.is_empty() else None
+        if wanted is not None and not isinstance(text_index, FilteringBackend):
+            allow = catalog.filter_ids(wanted)
         # The candidates depend only on which window of CANDIDATES results a page is in, so pages
         # within a window come from the same ranking (no duplicates or gaps between them). Past the
-        # first window the ranking is an approximation: an image outside both lists of the first
+        # first window the ranking is an approximation: an image outside the lists of the first
         # window could outscore one inside it.
         k = CANDIDATES * -(-(offset + limit) // CANDIDATES)
-        catalog = library.catalog
-        text_hits = filtered_search(catalog, text_index, vector, k, exclude=exclude, filters=filters, allow=allow)
-        colour_hits = filtered_search(catalog, colour_index, target, k, exclude=exclude, filters=filters, allow=allow)
-        text = dict(zip(text_hits.ids.tolist(), text_hits.scores.tolist(), strict=True))
-        colour = dict(zip(colour_hits.ids.tolist(), colour_hits.scores.tolist(), strict=True))
-        # Each candidate gets both of its real scores: the ones missing from a list come from a
-        # search restricted to them (no vector is read back from the catalog).
-        for scores, index, query in ((text, text_index, vector), (colour, colour_index, target)):
-            missing = np.asarray(sorted((set(text) | set(colour)) - set(scores)), dtype=np.int64)
+        scores: list[dict[int, float]] = []
+        for index, query, _ in searches:
+            hits = filtered_search(catalog, index, query, k, exclude=exclude, filters=filters, allow=allow)
+            scores.append(dict(zip(hits.ids.tolist(), hits.scores.tolist(), strict=True)))
+        candidates = set().union(*scores)
+        if shown is not None:
+            worded = set(shown.bonus) - set(exclude or ())
+            if wanted is not None:
+                worded &= set((allow if allow is not None else catalog.filter_ids(wanted)).tolist())
+            candidates |= worded
+        # Each candidate gets all of its real scores: the ones missing from a list come from a
+        # search restricted to them (no vector is read back from the catalog). A picture without
+        # a vector (not indexed for this model) stays out.
+        for found, (index, query, _) in zip(scores, searches, strict=True):
+            missing = np.asarray(sorted(candidates - set(found)), dtype=np.int64)
             if len(missing):
                 hits = index.search(query, len(missing), allow=missing)
-                scores.update(zip(hits.ids.tolist(), hits.scores.tolist(), strict=True))
-        ids = sorted(i for i in set(text) | set(colour) if i in text and i in colour)
-        fused = np.asarray([text[i] + weight * colour[i] for i in ids], dtype=np.float64)
-        order = np.lexsort((np.asarray(ids), -fused))  # best first, ties by id
-        return page_of(library.catalog, np.asarray(ids)[order], fused[order], limit, min_score, offset)
+                found.update(zip(hits.ids.tolist(), hits.scores.tolist(), strict=True))
+        ids = sorted(i for i in candidates if all(i in found for found in scores))
+        bonus = shown.bonus if shown is not None else {}
+        fused = np.asarray(
+            [
+                sum(w * found[i] for found, (_, _, w) in zip(scores, searches, strict=True)) + bonus.get(i, 0.0)
+                for i in ids
+            ],
+            dtype=np.float64,
+        )
+        order = np.lexsort((np.asarray(ids, dtype=np.int64), -fused))  # best first, ties by id
+        page = page_of(catalog, np.asarray(ids, dtype=np.int64)[order], fused[order], limit, min_score, offset)
+        if shown is None:
+            return page
+        return [replace(r, words=tuple(shown.words.get(r.asset_id, ()))) for r in page]
 
     def _missing_vector(self, asset_id: int) -> NoReturn:
         model_id = self.library.embedder.model_id

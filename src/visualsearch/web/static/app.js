@@ -83,7 +83,8 @@ function svg(name) {
 // how close it is to each part of the query (the API's `why`, asked for with explain: true).
 function whyText(why) {
   const parts = why.parts.map((p) => `${p.negative ? "without " : ""}${p.text} ${p.score.toFixed(2)}`).join(", ");
-  return (why.concepts && why.concepts.length ? `Seen as: ${why.concepts.join(", ")} · ` : "") + `Matches: ${parts}`;
+  const text = why.text ? ` · Text in the picture: "${why.text.replace(/\n/g, " / ")}"` : "";
+  return (why.concepts && why.concepts.length ? `Seen as: ${why.concepts.join(", ")} · ` : "") + `Matches: ${parts}${text}`;
 }
 
 function card(asset, hit) {
@@ -134,6 +135,13 @@ function card(asset, hit) {
   dims.className = "dims";
   dims.textContent = [asset.width && `${asset.width} × ${asset.height}`, asset.format, formatBytes(asset.byte_size)].filter(Boolean).join(" · ");
   text.append(title, dims);
+  if (hit && hit.words && hit.words.length) { // the query's words, read in the picture (OCR)
+    const words = document.createElement("p");
+    words.className = "words";
+    words.textContent = `Shows “${hit.words.join(" ")}”`;
+    words.title = "These words of your search were read in the picture";
+    text.append(words);
+  }
   const more = document.createElement("button");
   more.type = "button";
   more.className = "icon-button menu-button";

@@ -1,0 +1,95 @@
+"""Words read in pictures (OCR): stored with the asset's batch, looked up by word."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from .schema import INDEXED, AssetRow, AssetText, AssetWord
+from .words import words_of
+
+if TYPE_CHECKING:
+    from .store import Catalog
+
+#: Most assets one query word may bring in. A word on every picture of a large library ("the",
+#: a watermark) would otherwise load every id; past this many, the word says little anyway.
+MAX_ASSETS_PER_WORD = 5000
+
+
+def put_texts(s: Session, rows: list[tuple[int, str, str]]) -> None:
+    """Replace the read text and words of each ``(asset_id, reader, text)``, in the caller's transaction."""
+    ids = [asset_id for asset_id, _, _ in rows]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        s.execute(delete(AssetWord).where(AssetWord.asset_id.in_(chunk)))
+        s.execute(delete(AssetText).where(AssetText.asset_id.in_(chunk)))
+    s.add_all(AssetText(asset_id=asset_id, reader=reader, text=text) for asset_id, reader, text in rows)
+    s.add_all(AssetWord(asset_id=asset_id, word=word) for asset_id, _, text in rows for word in words_of(text))
+
+
+def delete_texts(s: Session, ids: list[int]) -> None:
+    """Forget the read text of these assets (they are being removed), in the caller's transaction."""
+    s.execute(delete(AssetWord).where(AssetWord.asset_id.in_(ids)))
+    s.execute(delete(AssetText).where(AssetText.asset_id.in_(ids)))
+
+
+class TextRepository:
+    """Reads ``asset_texts`` and ``asset_words``; writes go with the asset's batch (:func:`put_texts`)."""
+
+    def __init__(self, catalog: Catalog):
+        self._catalog = catalog
+
+    def matching(self, words: Iterable[str]) -> dict[int, set[str]]:
+        """Indexed assets whose read text has any of ``words`` (normalised), with the words each has."""
+        found: dict[int, set[str]] = {}
+        with self._catalog.session() as s:
+            for word in dict.fromkeys(words):
+                query = (
+                    select(AssetWord.asset_id)
+                    .join(AssetRow, AssetRow.id == AssetWord.asset_id)
+                    .where(AssetWord.word == word, AssetRow.status == INDEXED)
+                    .order_by(AssetWord.asset_id)
+                    .limit(MAX_ASSETS_PER_WORD)
+                )
+                for asset_id in s.scalars(query):
+                    found.setdefault(asset_id, set()).add(word)
+        return found
+
+    def of(self, asset_ids: Iterable[int]) -> dict[int, str]:
+        """The read text of each asset that has been read (empty text: read, nothing found)."""
+        ids = list(asset_ids)
+        out: dict[int, str] = {}
+        with self._catalog.session() as s:
+            for start in range(0, len(ids), 500):
+                query = select(AssetText.asset_id, AssetText.text).where(
+                    AssetText.asset_id.in_(ids[start : start + 500])
+                )
+                out.update((asset_id, text) for asset_id, text in s.execute(query))
+        return out
+
+    def unread(self, reader: str) -> list[tuple[int, str, str | None]]:
+        """(id, source, kept copy's path) of indexed assets not read by ``reader`` (never read, or by another)."""
+        read_by = select(AssetText.asset_id).where(AssetText.reader == reader)
+        query = (
+            select(AssetRow.id, AssetRow.source, AssetRow.path)
+            .where(AssetRow.status == INDEXED, AssetRow.id.not_in(read_by))
+            .order_by(AssetRow.id)
+        )
+        with self._catalog.session() as s:
+            return [(i, src, path) for i, src, path in s.execute(query)]
+
+    def save(self, rows: list[tuple[int, str, str]]) -> None:
+        """Store read text of assets already in the catalog (reading an existing library), one transaction."""
+        with self._catalog.write_session() as s, s.begin():
+            present = set(s.scalars(select(AssetRow.id).where(AssetRow.id.in_([r[0] for r in rows]))))
+            put_texts(s, [r for r in rows if r[0] in present])
+
+    def count(self) -> tuple[int, int]:
+        """(assets read, assets with at least one word)."""
+        with self._catalog.session() as s:
+            read = s.scalar(select(func.count()).select_from(AssetText)) or 0
+            worded = s.scalar(select(func.count(func.distinct(AssetWord.asset_id)))) or 0
+        return int(read), int(worded)

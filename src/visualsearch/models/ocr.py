@@ -1,0 +1,144 @@
+"""Reading words in pictures (OCR): signs, posters, slides, screenshots, receipts.
+
+The reader is RapidOCR (``pip install visualsearch[ocr]``) with the PP-OCRv6 "small" text
+finder and reader its wheel ships (ONNX, about 30 MB): it works offline straight after
+install and never downloads anything, because the models it is given are the bundled files
+and it is only ever handed decoded pictures, never a path or a URL (which it would fetch).
+
+It is an index-time option (``VISUALSEARCH_OCR=true``), off by default: on 2 cores it reads
+a few pictures a second (docs/benchmarks.md), far under the 20 images/s indexing must keep
+with everything that is on by default.
+
+A reader object is cheap to make and loads its models on first use, so it can be handed to
+worker processes (pickled as its options) and load there once per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from PIL import Image
+
+from ..config import Settings
+from ..errors import ModelUnavailable
+
+__all__ = [
+    "MIN_LINE_SCORE",
+    "RapidOcrReader",
+    "ReaderOptions",
+    "TextReader",
+    "check_available",
+    "load_reader",
+    "reader_options",
+]
+
+#: A read line is kept when the reader is at least this sure of it. Lines on the real text set
+#: (benchmarks/data/text_real) score 0.9-1.0; the strays found in textures without text (a coin's
+#: rim read as "OCOOO", a leaf's veins as "2") score 0.5-0.75.
+MIN_LINE_SCORE = 0.8
+#: Longest side, in pixels, the text finder looks at. Larger finds smaller text and costs about
+#: the square: on 2 cores 640 took 0.3 s a picture and 960 about 0.6 s (benchmarks/ocr.py).
+DEFAULT_SIZE = 960
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    """How pictures are read; small and picklable (sent to decoding worker processes)."""
+
+    size: int = DEFAULT_SIZE
+    min_score: float = MIN_LINE_SCORE
+    #: CPU threads of one reader; 1 in each decoding worker, which run side by side.
+    threads: int = 1
+
+    @property
+    def reader_id(self) -> str:
+        """Stored with each read text: a picture read with other settings can be told and read again."""
+        return f"rapidocr-ppocrv6-small-{self.size}"
+
+
+class TextReader(Protocol):
+    """Reads the text in a decoded picture."""
+
+    options: ReaderOptions
+
+    def read(self, image: Image.Image) -> str:
+        """The text lines found in ``image``, one per line, best-read only ("" when there is none)."""
+        ...
+
+
+class RapidOcrReader:
+    """:class:`TextReader` on RapidOCR's bundled ONNX models."""
+
+    def __init__(self, options: ReaderOptions | None = None):
+        self.options = options or ReaderOptions()
+        self._engine: Any = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:  # only the options travel to other processes
+        return {"options": self.options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["options"])  # type: ignore[misc]
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._engine is None:
+                self._engine = _engine(self.options)
+            return self._engine
+
+    def read(self, image: Image.Image) -> str:
+        engine = self._load()
+        with self._lock:  # one engine, one picture at a time (its sessions are not meant to be shared)
+            result = engine(image.convert("RGB"))
+        texts = result.txts or ()
+        scores = result.scores or ()
+        lines = [" ".join(t.split()) for t, score in zip(texts, scores, strict=True) if score >= self.options.min_score]
+        return "\n".join(line for line in lines if line)
+
+
+def _engine(options: ReaderOptions) -> Any:
+    try:
+        from rapidocr import RapidOCR
+    except ImportError as exc:
+        raise ModelUnavailable(
+            "reading text in pictures needs the OCR extra: pip install 'visualsearch[ocr]' "
+            "(or set VISUALSEARCH_OCR=false)"
+        ) from exc
+    return RapidOCR(
+        params={
+            "Global.log_level": "error",
+            "Global.use_cls": False,  # upside-down lines are rare in photos; the classifier costs a pass
+            "Det.limit_type": "max",  # shrink to `size` on the long side (the default enlarges small pictures)
+            "Det.limit_side_len": options.size,
+            "EngineConfig.onnxruntime.intra_op_num_threads": options.threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
+
+
+def reader_options(settings: Settings) -> ReaderOptions | None:
+    """How a library reads pictures while indexing (``VISUALSEARCH_OCR``, ``VISUALSEARCH_OCR_SIZE``); None: off."""
+    return ReaderOptions(size=settings.ocr_size) if settings.ocr else None
+
+
+_READERS: dict[ReaderOptions, RapidOcrReader] = {}
+_READERS_LOCK = threading.Lock()
+
+
+def load_reader(options: ReaderOptions) -> TextReader:
+    """The process's reader for ``options`` (its models load once per process, on first use)."""
+    with _READERS_LOCK:
+        reader = _READERS.get(options)
+        if reader is None:
+            reader = _READERS[options] = RapidOcrReader(options)
+        return reader
+
+
+def check_available() -> None:
+    """Raise :class:`ModelUnavailable` now (at start-up) when the OCR extra is not installed."""
+    try:
+        import rapidocr  # noqa: F401
+    except ImportError as exc:
+        raise ModelUnavailable("VISUALSEARCH_OCR=true needs the OCR extra: pip install 'visualsearch[ocr]'") from exc
