@@ -1,0 +1,166 @@
+"""Words in pictures (OCR): how words are cut, stored, looked up and ranked; the reader on real pictures.
+
+The fast tests store read text directly (no reader) on a library of the tiny test model; the
+tests marked slow run the real reader (RapidOCR's bundled ONNX models) on repository photos
+with a rendered sign on them.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.support.embedders import TinyEmbedder
+from tests.support.images import make_folder
+from tests.support.signs import with_sign
+from visualsearch.catalog import AssetFilter
+from visualsearch.catalog.words import words_of
+from visualsearch.config import Settings
+from visualsearch.errors import ModelUnavailable
+from visualsearch.ingest.decode import decode_bytes
+from visualsearch.models.ocr import RapidOcrReader, ReaderOptions
+from visualsearch.search.words import query_words
+from visualsearch.services import Library, SearchService, read_library_text
+
+
+def test_words_are_case_folded_without_accents_and_single_letters() -> None:
+    assert words_of("CAFÉ Crème — open 24h!") == ["cafe", "creme", "open", "24h"]
+    assert words_of("C 7 a") == ["7"]  # stray single letters go, a lone digit stays
+    assert words_of("x_y") == []  # underscores split; what is left is single letters
+    assert words_of("Stop stop STOP") == ["stop"]
+
+
+def test_query_words_leave_out_how_to_look() -> None:
+    assert query_words("a sign that says Bakery") == ["sign", "bakery"]
+    assert query_words("the poster reading JAZZ festival 2026") == ["poster", "jazz", "festival", "2026"]
+    assert query_words("a picture of the") == []
+
+
+def _library(tmp_path: Path) -> tuple[Library, dict[str, int]]:
+    folder = make_folder(tmp_path / "pictures", 10)
+    lib = Library(Settings.from_env(tmp_path / "lib", batch_size=4, decode_workers=0), embedder=TinyEmbedder())
+    lib.index_folder(folder)
+    ids = {Path(a.source).name: a.id for a in lib.catalog.indexed_assets().values()}
+    return lib, ids
+
+
+def test_read_text_is_stored_found_by_word_and_removed_with_its_asset(tmp_path: Path) -> None:
+    lib, ids = _library(tmp_path)
+    texts = lib.catalog.texts
+    texts.save([(ids["img03.png"], "r1", "FRESH BAKERY\nopen 24h"), (ids["img04.png"], "r1", "")])
+    assert texts.matching(["bakery"]) == {ids["img03.png"]: {"bakery"}}
+    assert texts.matching(["open", "24h", "fresh"]) == {ids["img03.png"]: {"open", "24h", "fresh"}}
+    assert texts.of([ids["img03.png"], ids["img04.png"], ids["img05.png"]]) == {
+        ids["img03.png"]: "FRESH BAKERY\nopen 24h",
+        ids["img04.png"]: "",
+    }
+    unread = {i for i, _, _ in texts.unread("r1")}
+    assert ids["img03.png"] not in unread and ids["img04.png"] not in unread and ids["img05.png"] in unread
+    assert {i for i, _, _ in texts.unread("r2")} == set(ids.values())  # another reader has read nothing
+    assert texts.count() == (2, 1)
+    lib.catalog.remove([ids["img03.png"]])
+    assert texts.matching(["bakery"]) == {} and texts.count() == (1, 0)
+    lib.close()
+
+
+def test_a_changed_file_forgets_the_text_read_from_its_old_bytes(tmp_path: Path) -> None:
+    lib, ids = _library(tmp_path)
+    lib.catalog.texts.save([(ids["img01.png"], "r1", "SALE")])
+    folder = tmp_path / "pictures"
+    Image.new("RGB", (41, 30), (9, 99, 9)).save(folder / "img01.png")  # other bytes, same path
+    lib.index_folder(folder)
+    assert lib.catalog.texts.matching(["sale"]) == {}
+    lib.close()
+
+
+def test_pictures_showing_the_words_come_first_and_say_so(tmp_path: Path) -> None:
+    lib, ids = _library(tmp_path)
+    search = SearchService(lib)
+    plain = search.text("bakery", limit=10)
+    assert all(r.words == () for r in plain)  # nothing read yet: the search is what it was
+    sign, other = ids["img07.png"], ids["img02.png"]
+    lib.catalog.texts.save([(sign, "r1", "FRESH BAKERY"), (other, "r1", "bakery bags sold here")])
+    found = search.text("fresh bakery", limit=10)
+    assert [r.asset_id for r in found[:2]] == [sign, other]  # both words, then one of two
+    assert found[0].words == ("fresh", "bakery") and found[1].words == ("bakery",)
+    before = {r.asset_id: r.score for r in plain}  # the tiny model reads "fresh bakery" as "bakery"
+    assert found[0].score == pytest.approx(before[sign] + 0.5, abs=1e-5)  # every word: the whole weight
+    assert found[1].score == pytest.approx(before[other] + 0.25, abs=1e-5)  # one of two words: half
+    assert found[0].to_dict()["words"] == ["fresh", "bakery"]
+    assert [r.asset_id for r in search.text("a sign that says bakery -fresh", limit=10)][0] == other
+    assert sign not in [r.asset_id for r in search.text("bakery", limit=10, exclude={sign})]
+    red = search.text("bakery", limit=10, filters=AssetFilter(q="img02"))
+    assert [r.asset_id for r in red] == [other]
+    why = search.explain("fresh bakery", found[:1])[sign]
+    assert why.text == "FRESH BAKERY"
+    assert ("read in the picture: fresh, bakery", 0.5) in [(p.text, p.score) for p in why.parts]
+    lib.close()
+
+
+def test_turning_text_reading_on_without_the_extra_is_said_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "rapidocr", None)  # as if `visualsearch[ocr]` were not installed
+    with pytest.raises(ModelUnavailable, match=r"pip install 'visualsearch\[ocr\]'"):
+        Library(Settings.from_env(tmp_path / "lib", ocr=True), embedder=TinyEmbedder())
+    Library(Settings.from_env(tmp_path / "lib2"), embedder=TinyEmbedder()).close()  # off: not needed
+
+
+def test_the_reader_travels_to_worker_processes_as_its_options() -> None:
+    import pickle
+
+    reader = RapidOcrReader(ReaderOptions(size=640))
+    copy = pickle.loads(pickle.dumps(reader))
+    assert copy.options == ReaderOptions(size=640) and copy._engine is None
+
+
+# -- the real reader ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_the_reader_reads_a_sign_and_finds_nothing_on_a_photo_without_text() -> None:
+    reader = RapidOcrReader()
+    assert words_of(reader.read(with_sign("coffee-cup.jpg", "FRESH BAKERY"))) == ["fresh", "bakery"]
+    for photo in ("astronaut-portrait.jpg", "ancient-coins.jpg", "green-meadow-grass.jpg"):
+        image = Image.open(Path(__file__).parents[2] / "src/visualsearch/demo/photos" / photo).convert("RGB")
+        assert reader.read(image) == "", photo  # textures are not read as words
+
+
+@pytest.mark.slow
+def test_a_big_photo_is_read_from_a_copy_large_enough_for_its_text() -> None:
+    """A 12 MP photo is decoded at about 320 px on its short side for the model: its sign's letters
+    would be about 4 px tall there. The reader gets its own decode at the reader's size, and reads them."""
+    from visualsearch.ingest.text import read_text
+
+    picture = with_sign("dune-grass-by-the-sea.jpg", "HARBOUR CAFE", size=(4000, 3000), text_height=0.01)
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    decoded = decode_bytes(data)
+    assert min(decoded.image.size) < 400  # a DCT-scaled decode at 1/8: letters about 4 px tall
+    assert words_of(RapidOcrReader().read(decoded.image)) == []  # too small to read at the model's size
+    assert words_of(read_text(data, decoded, ReaderOptions())) == ["harbour", "cafe"]
+
+
+@pytest.mark.slow
+def test_indexing_reads_new_pictures_and_read_text_reads_the_ones_before(tmp_path: Path) -> None:
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    with_sign("coffee-cup.jpg", "FRESH BAKERY").save(folder / "sign.jpg")
+    Image.open(Path(__file__).parents[2] / "src/visualsearch/demo/photos/cat-chelsea.jpg").save(folder / "cat.jpg")
+    lib = Library(Settings.from_env(tmp_path / "lib", decode_workers=0), embedder=TinyEmbedder())
+    lib.index_folder(folder)  # reading off: nothing read
+    assert lib.catalog.texts.count() == (0, 0)
+    lib.close()
+    lib = Library(Settings.from_env(tmp_path / "lib", decode_workers=0, ocr=True), embedder=TinyEmbedder())
+    report = read_library_text(lib)
+    assert (report.read, report.with_text, report.failed) == (2, 1, 0)
+    assert read_library_text(lib).read == 0  # already read: resumable, nothing twice
+    with_sign("cat-chelsea.jpg", "OPEN").save(folder / "open.jpg")
+    lib.index_folder(folder)  # reading on: the new picture is read while it is indexed
+    found = SearchService(lib).text("open", limit=3)
+    assert Path(found[0].source).name == "open.jpg" and found[0].words == ("open",)
+    assert lib.catalog.texts.count() == (3, 2)
+    lib.close()
