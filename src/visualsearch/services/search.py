@@ -182,18 +182,18 @@ class SearchService:
     def word_scores(self, parsed: TextQuery) -> WordScores | None:
         """What each picture whose read text has the query's words adds to its score, and those words.
 
-        None when no picture's read text has any of them (or no picture was read): the search is then
-        exactly what it was without text reading.
+        None when no picture's read text has any of the query's words, asked for or left out (or no
+        picture was read): the search is then exactly what it was without text reading.
         """
         wanted, unwanted = split_words(parsed)
         texts = self.library.catalog.texts
         hits = texts.matching(wanted) if wanted else {}
-        if not hits:
-            return None
         bonus = {i: WORD_WEIGHT * len(found) / len(wanted) for i, found in hits.items()}
         for words, clause_weight in unwanted:
             for i, found in texts.matching(words).items():
                 bonus[i] = bonus.get(i, 0.0) - WORD_WEIGHT * clause_weight * len(found) / len(words)
+        if not bonus:
+            return None
         return WordScores(bonus, {i: sorted(found, key=wanted.index) for i, found in hits.items()})
 
     def explain(self, query: str, results: list[SearchResult]) -> dict[int, Why]:
