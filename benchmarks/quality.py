@@ -8,9 +8,11 @@ Prints:
 - COCO category queries ("a photo of a {category}"): mAP and nDCG@10 (our tuning signal:
   captions are never used for tuning);
 - image -> image top-1 recovery of seeded transformed copies (resize, crop, JPEG q30,
-  colour shift, flip), for each vector space, which is how the similarity space was chosen.
+  colour shift, flip), for each vector space, which is how the similarity space was chosen;
+- text in images (OCR on): R@1/R@5 of a search by the word on signs rendered on the repository's
+  photos (benchmarks/ocr.py's signs set; that script also has the real labelled set).
 
-Usage: python benchmarks/quality.py [--eval ../shared/eval] [--model NAME] [--copies 200]
+Usage: python benchmarks/quality.py [--eval ../shared/eval] [--model NAME] [--copies 200] [--no-text-in-image]
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="embedding model (default: the bundled default)")
     parser.add_argument("--copies", type=int, default=200, help="originals used for image->image copies")
     parser.add_argument("--library", type=Path, default=None, help="keep the library here (default: temporary)")
+    parser.add_argument("--no-text-in-image", action="store_true", help="skip the text-in-image (OCR) part")
     args = parser.parse_args()
 
     coco = [json.loads(line) for line in (args.eval / "coco-239" / "captions.jsonl").open()]
@@ -200,6 +203,12 @@ def main() -> int:
         print(f"{space:10}" + "".join(f"{v:14.3f}" for v in row) + f"{np.mean(row):8.3f}{marker}")
     print(f"({len(sample)} originals x {len(TRANSFORMS)} transformations, seed 0; {per_copy:.0f} ms per image query)")
     lib.close()
+    if not args.no_text_in_image:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import ocr
+
+        print("\n## Text in images (OCR on)")
+        ocr.signs(workdir / "text-in-image")
     return 0
 
 

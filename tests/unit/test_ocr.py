@@ -28,10 +28,11 @@ from visualsearch.services import Library, SearchService, read_library_text
 
 
 def test_words_are_case_folded_without_accents_and_single_letters() -> None:
-    assert words_of("CAFÉ Crème — open 24h!") == ["cafe", "creme", "open", "24h"]
+    assert words_of("CAFÉ Crème — open 24h!") == ["cafe", "creme", "open", "24h", "24"]
     assert words_of("C 7 a") == ["7"]  # stray single letters go, a lone digit stays
     assert words_of("x_y") == []  # underscores split; what is left is single letters
     assert words_of("Stop stop STOP") == ["stop"]
+    assert words_of("debianedu12 24h") == ["debianedu12", "debianedu", "12", "24h", "24"]  # letters|digits
 
 
 def test_query_words_leave_out_how_to_look() -> None:
@@ -62,6 +63,8 @@ def test_read_text_is_stored_found_by_word_and_removed_with_its_asset(tmp_path: 
     assert ids["img03.png"] not in unread and ids["img04.png"] not in unread and ids["img05.png"] in unread
     assert {i for i, _, _ in texts.unread("r2")} == set(ids.values())  # another reader has read nothing
     assert texts.count() == (2, 1)
+    assert texts.matching(["bake"]) == {} and texts.matching(["bake"], prefix=True) == {ids["img03.png"]: {"bake"}}
+    assert texts.matching(["open"], prefix=True) == {ids["img03.png"]: {"open"}}  # the word itself too
     lib.catalog.remove([ids["img03.png"]])
     assert texts.matching(["bakery"]) == {} and texts.count() == (1, 0)
     lib.close()
@@ -92,6 +95,10 @@ def test_pictures_showing_the_words_come_first_and_say_so(tmp_path: Path) -> Non
     assert found[1].score == pytest.approx(before[other] + 0.25, abs=1e-5)  # one of two words: half
     assert found[0].to_dict()["words"] == ["fresh", "bakery"]
     assert [r.asset_id for r in search.text("a sign that says bakery -fresh", limit=10)][0] == other
+    started = search.text("bake", limit=10)  # the start of a read word counts half a word
+    assert started[0].asset_id in (sign, other) and started[0].score == pytest.approx(
+        before[started[0].asset_id] + 0.25, abs=1e-5
+    )
     assert sign not in [r.asset_id for r in search.text("bakery", limit=10, exclude={sign})]
     red = search.text("bakery", limit=10, filters=AssetFilter(q="img02"))
     assert [r.asset_id for r in red] == [other]

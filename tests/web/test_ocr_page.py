@@ -61,6 +61,7 @@ def test_the_api_finds_pictures_by_the_words_in_them(server):
         assert all(item["words"] == [] for item in out["items"][1:])
         market = api.post("/api/search", json={"text": "market", "limit": 3}).json()["items"][0]
         assert market["asset"]["name"] == "market.jpg" and market["words"] == ["market"]
+
         def score(text: str) -> float:
             items = api.post("/api/search", json={"text": text, "limit": 10}).json()["items"]
             return next(i["score"] for i in items if i["asset"]["name"] == "market.jpg")

@@ -21,7 +21,6 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     BigInteger,
-    Text,
     cast,
     create_engine,
     delete,
@@ -35,12 +34,10 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.selectable import Select
 
+from .collation import bytewise as _bytewise
 from .jobs import JobRepository
 from .keys import KeyRepository
 from .pgvector import PgVectorQueries, pg_literal
@@ -102,24 +99,6 @@ class AssetFilter:
                 )
             )
         return query
-
-
-class _bytewise(FunctionElement[str]):
-    """A text column compared byte by byte (code point order) in every database."""
-
-    name = "bytewise"
-    type = Text()
-    inherit_cache = True
-
-
-@compiles(_bytewise)
-def _bytewise_default(element: _bytewise, compiler: SQLCompiler, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))  # SQLite's BINARY collation already is
-
-
-@compiles(_bytewise, "postgresql")
-def _bytewise_postgresql(element: _bytewise, compiler: SQLCompiler, **kw: Any) -> str:
-    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
 
 
 def _utc(value: datetime) -> datetime:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
+from .collation import bytewise
 from .schema import INDEXED, AssetRow, AssetText, AssetWord
 from .words import words_of
 
@@ -42,15 +43,26 @@ class TextRepository:
     def __init__(self, catalog: Catalog):
         self._catalog = catalog
 
-    def matching(self, words: Iterable[str]) -> dict[int, set[str]]:
-        """Indexed assets whose read text has any of ``words`` (normalised), with the words each has."""
+    def matching(self, words: Iterable[str], prefix: bool = False) -> dict[int, set[str]]:
+        """Indexed assets whose read text has any of ``words`` (normalised), with the words each has.
+
+        With ``prefix``, a read word that starts with one of ``words`` counts too ("debian" in a
+        logo's "debianedu"); the lookup is a range on the word index (``word >= w AND word < w'``).
+        """
         found: dict[int, set[str]] = {}
         with self._catalog.session() as s:
             for word in dict.fromkeys(words):
+                if prefix:
+                    after = word[:-1] + chr(ord(word[-1]) + 1)  # the first string past every word starting so
+                    # code point order: PostgreSQL's default collation would sort some words elsewhere
+                    condition = and_(bytewise(AssetWord.word) >= word, bytewise(AssetWord.word) < after)
+                else:
+                    condition = AssetWord.word == word
                 query = (
                     select(AssetWord.asset_id)
                     .join(AssetRow, AssetRow.id == AssetWord.asset_id)
-                    .where(AssetWord.word == word, AssetRow.status == INDEXED)
+                    .where(condition, AssetRow.status == INDEXED)
+                    .distinct()
                     .order_by(AssetWord.asset_id)
                     .limit(MAX_ASSETS_PER_WORD)
                 )

@@ -23,7 +23,20 @@ def normalise_text(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+#: Where letters meet digits ("debian12", "24h", "a4"): the parts are words too.
+_PARTS = re.compile(r"\d+|[^\W\d_]+")
+
+
 def words_of(text: str) -> list[str]:
-    """The distinct words of ``text``, in reading order (see the module docstring)."""
-    found = (w[:MAX_WORD] for w in _WORD.findall(normalise_text(text)))
+    """The distinct words of ``text``, in reading order (see the module docstring).
+
+    A run that mixes letters and digits also gives its parts: a logo's "debian12" is found by
+    "debian" and by "12", and "24h" by "24".
+    """
+    found: list[str] = []
+    for run in _WORD.findall(normalise_text(text)):
+        found.append(run[:MAX_WORD])
+        parts = _PARTS.findall(run)
+        if len(parts) > 1:
+            found.extend(p[:MAX_WORD] for p in parts)
     return list(dict.fromkeys(w for w in found if len(w) >= 2 or w.isdigit()))
