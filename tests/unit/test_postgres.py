@@ -108,3 +108,22 @@ def test_two_processes_share_one_library(postgres_url, tmp_path):
     assert results[0].score == pytest.approx(float(vectors[exact[0] - 1] @ vectors[6]), abs=1e-5)
     one.close()
     two.close()
+
+
+def test_read_text_is_found_by_word_and_by_the_start_of_a_word_in_postgres(postgres_url):
+    """Prefix lookups compare words in code point order (COLLATE "C"), whatever the database's collation."""
+    catalog = Catalog(postgres_url)
+    records = [
+        (ImageRecord(f"/pg/text-{i}.png", f"{i:064x}", 10, 10, "PNG", 1, None, text=t, reader="r1"), {})
+        for i, t in enumerate(["DEBIANEDU 12", "Debian", "debían-art", "Zebra"])
+    ]
+    catalog.write_batch(records, [], "m")
+    ids = {a.source: a.id for a in catalog.indexed_assets().values()}
+    first, second, third, fourth = (ids[f"/pg/text-{i}.png"] for i in range(4))
+    assert catalog.texts.matching(["debian"]) == {second: {"debian"}, third: {"debian"}}
+    assert catalog.texts.matching(["debian"], prefix=True) == {first: {"debian"}, second: {"debian"}, third: {"debian"}}
+    assert catalog.texts.matching(["12"]) == {first: {"12"}}
+    assert catalog.texts.matching(["zeb"], prefix=True) == {fourth: {"zeb"}}
+    catalog.remove([first])
+    assert first not in catalog.texts.matching(["debian"], prefix=True)
+    catalog.close()
