@@ -296,8 +296,12 @@ def real_labels() -> dict[frozenset[str], str]:
         return {frozenset((r["a"], r["b"])): r["tier"] for r in csv.DictReader(f)}
 
 
-def evaluate_real(library: Library, ref_of: dict[str, str], threshold: float) -> tuple[float, float]:
-    """Prints the per-tier figures; returns (seconds of pixel check per candidate pair, pairs per image)."""
+def evaluate_real(
+    library: Library, ref_of: dict[str, str], threshold: float, dump: Path | None = None
+) -> tuple[float, float]:
+    """Prints the per-tier figures; returns (seconds of pixel check per candidate pair, pairs per image).
+
+    ``dump``: write the wrongly claimed and the missed near-duplicate pairs there (CSV), to look at."""
     labels = real_labels()
     service = DuplicatesService(library)
     started = time.perf_counter()
@@ -319,6 +323,20 @@ def evaluate_real(library: Library, ref_of: dict[str, str], threshold: float) ->
     right = sum(p in copies for p in near_claims)
     lookalike_fp = sum(p in tiers["look_alike"] for p in near_claims)
     other_fp = len(near_claims) - right - lookalike_fp
+    if dump is not None:
+        with open(dump, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["a", "b", "what"])
+            for p in sorted(near_claims, key=sorted):
+                if p not in copies:
+                    writer.writerow(
+                        [
+                            *sorted(p),
+                            "claimed, labelled look-alike" if p in tiers["look_alike"] else "claimed, unlabelled",
+                        ]
+                    )
+            for p in sorted(tiers["near_duplicate"] - claimed.keys(), key=sorted):
+                writer.writerow([*sorted(p), "labelled near-duplicate, missed"])
     indexed = len(library.catalog.indexed_assets())
     print(
         f"real set: {indexed:,} of {len(ref_of):,} images indexed (the rest fail the decode caps), "
@@ -363,6 +381,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--no-real", action="store_true", help="skip the real labelled set")
     parser.add_argument("--no-transformed", action="store_true", help="skip the synthetic transformed-copies set")
+    parser.add_argument(
+        "--dump", type=Path, default=None, help="write the real set's false and missed pairs here (CSV)"
+    )
     args = parser.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="vs-dups-"))
@@ -373,7 +394,7 @@ def main() -> int:
         t = time.perf_counter()
         real.index_folder(work / "real")
         print(f"real set indexed in {time.perf_counter() - t:.0f} s; model {real.embedder.model_id}")
-        cost = evaluate_real(real, ref_of, DEFAULT_THRESHOLD)
+        cost = evaluate_real(real, ref_of, DEFAULT_THRESHOLD, args.dump)
         print()
     if args.no_transformed:
         if args.synthetic:
