@@ -79,9 +79,12 @@ MAX_STRETCH = 0.03
 #: and for graphics. A photo edited to black and white or re-graded is still the same photo;
 #: a drawing in another colour (a grey folder icon and a cyan one, a black and a blue LED) is
 #: an author's colour variant, which pixels cannot tell from a re-grade, so graphics get
-#: almost no grading room.
+#: almost no grading room: a lightness gain within 10%, and no colour change. That little took
+#: the relabelled real set's near-duplicate recall from 0.756 to 0.885 (precision 0.901 to 0.910):
+#: a logo at 71% opacity, or lighter grey, is the same logo; 0.8-1.25 also passed a progress dot's
+#: "on" and "off" states.
 PHOTO_GRADE = Grade(gain=(0.55, 1.8), offset=30.0, chroma=(0.25, 2.2))
-GRAPHIC_GRADE = Grade(gain=(1.0, 1.0), offset=0.0, chroma=(1.0, 1.0))
+GRAPHIC_GRADE = Grade(gain=(0.9, 1.11), offset=0.0, chroma=(1.0, 1.0))
 #: A picture is a drawing (clip art, icon, logo, cut-out) when its content covers less than this
 #: share of it, the rest being a plain background; photos and wallpapers fill the frame.
 DRAWING_INK = 0.95
@@ -588,8 +591,9 @@ class Verdict:
 #: the review fixes of 2026-11-25) without a new name, so libraries may hold verdicts of the
 #: older check; a benchmark workdir that reused them scored near-duplicate precision 0.736
 #: where a fresh run of the same code scores 0.699. "pixels-3": flatness measured after smoothing
-#: (FLAT_SMOOTH), so JPEG previews of cards and flags are compared as drawings again.
-METHOD = "pixels-3"
+#: (FLAT_SMOOTH), so JPEG previews of cards and flags are compared as drawings again. "pixels-4":
+#: drawings may differ by a lightness gain within 10% (GRAPHIC_GRADE).
+METHOD = "pixels-4"
 
 
 class VerdictStore(Protocol):
