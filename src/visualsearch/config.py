@@ -20,11 +20,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
 
+#: Scores lie within +-MAX_SCORE: a cosine (-1 to 1), plus for text queries with colour or light
+#: words up to 0.8 x the colour cosine, plus for pictures that show the query's words (read by OCR)
+#: up to 0.5, so a score reaches about 2.3; min_score accepts the whole range.
+MAX_SCORE = 3.0
 #: Largest file we accept as an image, in bytes (uploads, URLs, files on disk).
-#: Scores lie within +-MAX_SCORE: a cosine, plus for text queries with colour or light words up to
-#: 0.8 times a colour-and-light cosine (:mod:`visualsearch.services.search`), so up to 1.8. A
-#: minimum score is accepted in that range, not only in a cosine's [-1, 1].
-MAX_SCORE = 2.0
 MAX_IMAGE_BYTES = 40 * 1024 * 1024
 #: Pixel cap against decompression bombs (about 16k x 11k).
 MAX_IMAGE_PIXELS = 178_956_970

@@ -29,7 +29,8 @@ from visualsearch.services import Library, SearchService, read_library_text
 
 def test_words_are_case_folded_without_accents_and_single_letters() -> None:
     assert words_of("CAFÉ Crème — open 24h!") == ["cafe", "creme", "open", "24h", "24"]
-    assert words_of("C 7 a") == ["7"]  # stray single letters go, a lone digit stays
+    assert words_of("C 7 a 12") == ["12"]  # stray single characters go
+    assert words_of("bak\u200bery") == ["bakery"]  # a zero-width space pasted in a query
     assert words_of("x_y") == []  # underscores split; what is left is single letters
     assert words_of("Stop stop STOP") == ["stop"]
     assert words_of("debianedu12 24h") == ["debianedu12", "debianedu", "12", "24h", "24"]  # letters|digits
@@ -59,9 +60,9 @@ def test_read_text_is_stored_found_by_word_and_removed_with_its_asset(tmp_path: 
         ids["img03.png"]: "FRESH BAKERY\nopen 24h",
         ids["img04.png"]: "",
     }
-    unread = {i for i, _, _ in texts.unread("r1")}
+    unread = {i for i, *_ in texts.unread("r1")}
     assert ids["img03.png"] not in unread and ids["img04.png"] not in unread and ids["img05.png"] in unread
-    assert {i for i, _, _ in texts.unread("r2")} == set(ids.values())  # another reader has read nothing
+    assert {i for i, *_ in texts.unread("r2")} == set(ids.values())  # another reader has read nothing
     assert texts.count() == (2, 1)
     assert texts.matching(["bake"]) == {} and texts.matching(["bake"], prefix=True) == {ids["img03.png"]: {"bake"}}
     assert texts.matching(["open"], prefix=True) == {ids["img03.png"]: {"open"}}  # the word itself too
@@ -105,6 +106,45 @@ def test_pictures_showing_the_words_come_first_and_say_so(tmp_path: Path) -> Non
     why = search.explain("fresh bakery", found[:1])[sign]
     assert why.text == "FRESH BAKERY"
     assert ("read in the picture: fresh, bakery", 0.5) in [(p.text, p.score) for p in why.parts]
+    lib.close()
+
+
+def test_clause_weights_left_out_words_and_the_verdict_for_every_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib, ids = _library(tmp_path)
+
+    class Calibrated(TinyEmbedder):
+        match_thresholds = (0.99, 0.3)  # nothing is close for the tiny model's scores alone
+
+    lib._requested = lib._active = Calibrated()
+    sign, other, closed = ids["img07.png"], ids["img02.png"], ids["img03.png"]
+    lib.catalog.texts.save(
+        [(sign, "r1", "FRESH BAKERY"), (other, "r1", "bakery bags"), (closed, "r1", "BAKERY closed")]
+    )
+    search = SearchService(lib)
+    plain = {r.asset_id: r.score for r in search.text("bakery", limit=10)}
+    weighted = {r.asset_id: r.score for r in search.text("bakery^2 + fresh", limit=10)}
+    plain_pair = {r.asset_id: r.score for r in search.text("bakery + fresh", limit=10)}
+    # bakery counts twice: a picture with only "bakery" has 2/3 of the words' weight, not 1/2
+    assert weighted[other] - plain_pair[other] == pytest.approx(0.5 * (2 / 3 - 1 / 2), abs=1e-4)
+    results, verdict = search.text_with_verdict("bakery -closed", limit=1, offset=3)
+    assert verdict is not None and verdict.close  # the same verdict on a page without those pictures
+    assert all(r.words == () for r in results)
+    down = {r.asset_id: r.score for r in search.text("bakery -closed", limit=10)}
+    assert down[closed] == pytest.approx(plain[closed] - 0.25, abs=1e-3)  # +0.5 bakery, -0.5 x 0.5 closed
+    why = search.explain("bakery -closed", [r for r in search.text("bakery -closed", limit=10) if r.asset_id == closed])
+    parts = {(p.text, p.negative, p.score) for p in why[closed].parts}
+    assert ("read in the picture: bakery", False, 0.5) in parts and (
+        "read in the picture: closed",
+        True,
+        -0.25,
+    ) in parts
+    import visualsearch.catalog.texts as texts_module
+
+    monkeypatch.setattr(texts_module, "MAX_ASSETS_PER_WORD", 2)  # "bakery" is now on too many pictures
+    assert lib.catalog.texts.matching(["bakery", "fresh"]) == {sign: {"fresh"}}
+    assert lib.catalog.texts.matching(["bake"], prefix=True) == {}
     lib.close()
 
 
@@ -170,4 +210,33 @@ def test_indexing_reads_new_pictures_and_read_text_reads_the_ones_before(tmp_pat
     found = SearchService(lib).text("open", limit=3)
     assert Path(found[0].source).name == "open.jpg" and found[0].words == ("open",)
     assert lib.catalog.texts.count() == (3, 2)
+    lib.close()
+
+
+@pytest.mark.slow
+def test_read_text_gets_past_unreadable_and_missing_pictures_and_keeps_work_on_ctrl_c(tmp_path: Path) -> None:
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    Image.new("RGB", (8000, 2), "white").save(folder / "rule.png")  # the reader refuses such strips
+    Image.new("RGB", (3, 3000), "black").save(folder / "column.png")
+    for n, word in enumerate(["OPEN", "SALE", "EXIT"]):
+        with_sign("cat-chelsea.jpg", word, size=(480, 360)).save(folder / f"sign{n}.jpg")
+    lib = Library(Settings.from_env(tmp_path / "lib", decode_workers=0), embedder=TinyEmbedder())
+    lib.index_folder(folder)
+    lib.close()
+    (folder / "sign2.jpg").unlink()  # gone since it was indexed
+    lib = Library(Settings.from_env(tmp_path / "lib", decode_workers=0, ocr=True), embedder=TinyEmbedder())
+
+    def interrupt_after_three(done: int, total: int) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        read_library_text(lib, interrupt_after_three)
+    assert lib.catalog.texts.count()[0] == 3  # what was read before Ctrl-C is kept
+    report = read_library_text(lib)
+    assert (report.todo, report.read, report.failed) == (2, 1, 1)
+    assert "--prune" in report.failures[0][1]  # says what to do about the missing file
+    assert lib.catalog.texts.count() == (4, 2)  # the strips are read as having no text, not retried
+    assert read_library_text(lib).todo == 1  # only the missing file is left
     lib.close()

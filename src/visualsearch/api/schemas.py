@@ -178,7 +178,7 @@ class SearchOptions(BaseModel):
         None,
         ge=-MAX_SCORE,
         le=MAX_SCORE,
-        description="Leave out results scoring below this (scores of text queries with colour words reach 1.8).",
+        description="Leave out results scoring below this (see `score`: text queries' scores reach about 2.3).",
     )
     filters: SearchFilters | None = None
 
@@ -250,7 +250,11 @@ class WhyOut(FromRecord):
 
 class SearchHit(FromRecord):
     rank: int = Field(description="1 for the most similar.")
-    score: float = Field(description="Cosine similarity, higher is more similar.")
+    score: float = Field(
+        description="Higher is more similar: the cosine similarity, plus for text queries the weighted "
+        "colour-and-light cosine (queries with such words) and up to 0.5 for a picture that shows the query's "
+        "words (OCR)."
+    )
     asset_id: int
     asset: AssetOut
     words: list[str] = Field(

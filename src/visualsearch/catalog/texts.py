@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from .collation import bytewise
@@ -15,8 +15,7 @@ from .words import words_of
 if TYPE_CHECKING:
     from .store import Catalog
 
-#: Most assets one query word may bring in. A word on every picture of a large library ("the",
-#: a watermark) would otherwise load every id; past this many, the word says little anyway.
+#: A query word read in more pictures than this is not used (see :meth:`TextRepository.matching`).
 MAX_ASSETS_PER_WORD = 5000
 
 
@@ -47,27 +46,44 @@ class TextRepository:
         """Indexed assets whose read text has any of ``words`` (normalised), with the words each has.
 
         With ``prefix``, a read word that starts with one of ``words`` counts too ("debian" in a
-        logo's "debianedu"); the lookup is a range on the word index (``word >= w AND word < w'``).
+        logo's "debianedu"); the lookup is a range on the word index, in code point order
+        (``word >= w AND word < w'``; PostgreSQL has a ``COLLATE "C"`` index for it).
+        A word found in more than :data:`MAX_ASSETS_PER_WORD` pictures is left out: it tells the
+        pictures apart too little (a watermark, "the"), and keeping only some would favour them.
         """
+        unique = list(dict.fromkeys(words))
+        if not unique:
+            return {}
         found: dict[int, set[str]] = {}
         with self._catalog.session() as s:
-            for word in dict.fromkeys(words):
-                if prefix:
-                    after = word[:-1] + chr(ord(word[-1]) + 1)  # the first string past every word starting so
-                    # code point order: PostgreSQL's default collation would sort some words elsewhere
-                    condition = and_(bytewise(AssetWord.word) >= word, bytewise(AssetWord.word) < after)
-                else:
-                    condition = AssetWord.word == word
+            if not prefix:
+                counts = s.execute(
+                    select(AssetWord.word, func.count()).where(AssetWord.word.in_(unique)).group_by(AssetWord.word)
+                )
+                kept = [w for w, n in counts if n <= MAX_ASSETS_PER_WORD]
+                if kept:
+                    rows = s.execute(
+                        select(AssetWord.asset_id, AssetWord.word)
+                        .join(AssetRow, AssetRow.id == AssetWord.asset_id)
+                        .where(AssetWord.word.in_(kept), AssetRow.status == INDEXED)
+                    )
+                    for asset_id, word in rows:
+                        found.setdefault(asset_id, set()).add(word)
+                return found
+            for word in unique:
+                after = word[:-1] + chr(ord(word[-1]) + 1)  # the first string past every word starting so
+                column = bytewise(AssetWord.word)
                 query = (
                     select(AssetWord.asset_id)
                     .join(AssetRow, AssetRow.id == AssetWord.asset_id)
-                    .where(condition, AssetRow.status == INDEXED)
+                    .where(column >= word, column < after, AssetRow.status == INDEXED)
                     .distinct()
-                    .order_by(AssetWord.asset_id)
-                    .limit(MAX_ASSETS_PER_WORD)
+                    .limit(MAX_ASSETS_PER_WORD + 1)
                 )
-                for asset_id in s.scalars(query):
-                    found.setdefault(asset_id, set()).add(word)
+                ids = list(s.scalars(query))
+                if len(ids) <= MAX_ASSETS_PER_WORD:
+                    for asset_id in ids:
+                        found.setdefault(asset_id, set()).add(word)
         return found
 
     def of(self, asset_ids: Iterable[int]) -> dict[int, str]:
@@ -82,22 +98,30 @@ class TextRepository:
                 out.update((asset_id, text) for asset_id, text in s.execute(query))
         return out
 
-    def unread(self, reader: str) -> list[tuple[int, str, str | None]]:
-        """(id, source, kept copy's path) of indexed assets not read by ``reader`` (never read, or by another)."""
+    def unread(self, reader: str) -> list[tuple[int, str, str | None, str]]:
+        """(id, source, kept copy's path, sha256) of indexed assets not read by ``reader`` (never read,
+        or by another)."""
         read_by = select(AssetText.asset_id).where(AssetText.reader == reader)
         query = (
-            select(AssetRow.id, AssetRow.source, AssetRow.path)
+            select(AssetRow.id, AssetRow.source, AssetRow.path, AssetRow.sha256)
             .where(AssetRow.status == INDEXED, AssetRow.id.not_in(read_by))
             .order_by(AssetRow.id)
         )
         with self._catalog.session() as s:
-            return [(i, src, path) for i, src, path in s.execute(query)]
+            return [(i, src, path, sha or "") for i, src, path, sha in s.execute(query)]
 
-    def save(self, rows: list[tuple[int, str, str]]) -> None:
-        """Store read text of assets already in the catalog (reading an existing library), one transaction."""
+    def save(self, rows: list[tuple[int, str, str]], sha256: dict[int, str] | None = None) -> int:
+        """Store read text of assets already in the catalog (reading an existing library), one transaction.
+
+        With ``sha256`` (asset id -> digest of the bytes that were read), text read from bytes the
+        catalog no longer has (the file was re-indexed meanwhile) is not stored. Returns rows stored.
+        """
         with self._catalog.write_session() as s, s.begin():
-            present = set(s.scalars(select(AssetRow.id).where(AssetRow.id.in_([r[0] for r in rows]))))
-            put_texts(s, [r for r in rows if r[0] in present])
+            query = select(AssetRow.id, AssetRow.sha256).where(AssetRow.id.in_([r[0] for r in rows]))
+            current = {asset_id: digest for asset_id, digest in s.execute(query)}
+            keep = [r for r in rows if r[0] in current and (sha256 is None or sha256.get(r[0]) == current[r[0]])]
+            put_texts(s, keep)
+        return len(keep)
 
     def count(self) -> tuple[int, int]:
         """(assets read, assets with at least one word)."""

@@ -1,9 +1,9 @@
 """How read text (OCR) and query words are cut into words, so both sides meet on the same form.
 
 A word is a run of letters or digits of any script, case-folded and without accents
-("Café" and "CAFE" are both ``cafe``; "24h" stays ``24h``). Single letters are left out:
-OCR finds stray ones in textures (a "C" in a coin's rim), and a one-letter query word
-would match half the library's signs.
+("Café" and "CAFE" are both ``cafe``; "24h" stays ``24h``). Single characters are left out:
+OCR finds stray ones in textures (a "C" in a coin's rim, an "8" in a cup's reflection), and a
+one-character query word would match half the library's signs and receipts.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ MAX_WORD = 64
 
 
 def normalise_text(text: str) -> str:
-    """Case-folded, accents removed (NFKD then dropping combining marks)."""
+    """Case-folded, accents removed (NFKD then dropping combining marks), and invisible format
+    characters (zero-width spaces pasted with a query) dropped."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    return "".join(c for c in decomposed if not unicodedata.combining(c) and unicodedata.category(c) != "Cf")
 
 
 #: Where letters meet digits ("debian12", "24h", "a4"): the parts are words too.
@@ -39,4 +40,4 @@ def words_of(text: str) -> list[str]:
         parts = _PARTS.findall(run)
         if len(parts) > 1:
             found.extend(p[:MAX_WORD] for p in parts)
-    return list(dict.fromkeys(w for w in found if len(w) >= 2 or w.isdigit()))
+    return list(dict.fromkeys(w for w in found if len(w) >= 2))

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from ..config import MAX_SCORE, Settings
 from ..errors import ConfigError, VisualSearchError
+from ..models.ocr import reader_options
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from ..duplicates import DuplicateGroup, Member
@@ -48,7 +49,8 @@ MinScoreOpt = Annotated[
         "--min-score",
         min=-MAX_SCORE,
         max=MAX_SCORE,
-        help="Leave out results scoring below this (a cosine similarity; text queries with colour words reach 1.8).",
+        help="Leave out results scoring below this (a cosine similarity; text queries with colour words or words "
+        "read in pictures score more, up to about 2.3).",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON.")]
@@ -219,6 +221,14 @@ def index(
         console.print(f"  [yellow]failed[/] {source}: {reason}")
     if len(report.failures) > 20:
         console.print(f"  ... and {len(report.failures) - 20} more (see `visualsearch status --failures`)")
+    options = reader_options(lib.settings)
+    if options is not None:
+        unread = len(lib.catalog.texts.unread(options.reader_id))
+        if unread:
+            console.print(
+                f"{unread} picture(s) indexed before text reading was on have not been read: "
+                "run `visualsearch read-text`"
+            )
 
 
 @app.command()
@@ -265,6 +275,9 @@ def read_text(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
         _fail(str(exc))
     if as_json:
         out.print_json(json.dumps(report.__dict__))
+        return
+    if report.todo == 0:
+        console.print("nothing to read: every picture in the library has been read")
         return
     console.print(f"read {report.read} picture(s), text found in {report.with_text}, failed {report.failed}")
     for source, reason in report.failures[:20]:
@@ -432,6 +445,8 @@ def status(
         if change is None
         else {"to": change.to_name, "to_model_id": change.to_model, "done": change.done, "total": change.total},
     }
+    read, worded = lib.catalog.texts.count()
+    info["text_read"] = {"pictures": read, "with_words": worded, "reading_on": lib.settings.ocr}
     if failures:
         info["failures"] = [{"id": a.id, "source": a.source, "error": a.error} for a in lib.catalog.failures(1000)]
     if as_json:
@@ -439,6 +454,9 @@ def status(
         return
     for key in ("library", "indexed", "failed", "model"):
         out.print(f"{key:8} {info[key]}")
+    if read or lib.settings.ocr:  # words in pictures (OCR): what was read, and whether reading is on
+        state = "on" if lib.settings.ocr else "off (VISUALSEARCH_OCR)"
+        out.print(f"text     read in {read} picture(s), words found in {worded}; reading while indexing is {state}")
     if change:
         out.print(
             f"pending  {change.to_name}: {change.done}/{change.total} images re-embedded "

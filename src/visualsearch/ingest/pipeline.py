@@ -27,7 +27,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -151,8 +151,8 @@ def read_text_or_none(
     """The picture's text, or None (left unread, logged) when the reader fails on it."""
     try:
         return read_text(data, decoded, ocr, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes)
-    except Exception:  # a missing extra is refused before indexing starts (check_available)
-        log.warning("could not read the text in a picture", exc_info=True)
+    except Exception as exc:  # a missing extra is refused before indexing starts (check_available)
+        log.warning("could not read the text in a picture (%s: %s)", type(exc).__name__, exc)
         return None
 
 
@@ -332,6 +332,9 @@ def prepared_stream(
     """
     if processes is None:
         processes = workers > 0 and len(files) >= PROCESS_POOL_MIN_FILES
+    if ocr is not None and not processes:
+        # Threads share one reader, which reads one picture at a time: give it every core.
+        ocr = replace(ocr, threads=os.cpu_count() or 1)
     job = partial(
         prepare,
         max_bytes=max_bytes,

@@ -15,6 +15,7 @@ worker processes (pickled as its options) and load there once per process.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,6 +24,8 @@ from PIL import Image
 
 from ..config import Settings
 from ..errors import ModelUnavailable
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MIN_LINE_SCORE",
@@ -38,9 +41,18 @@ __all__ = [
 #: (benchmarks/data/text_real) score 0.9-1.0; the strays found in textures without text (a coin's
 #: rim read as "OCOOO", a leaf's veins as "2") score 0.5-0.75.
 MIN_LINE_SCORE = 0.8
-#: Longest side, in pixels, the text finder looks at. Larger finds smaller text and costs about
-#: the square: on 2 cores 640 took 0.3 s a picture and 960 about 0.6 s (benchmarks/ocr.py).
+#: Longest side, in pixels, the text finder looks at. Larger finds smaller text and costs more:
+#: at 960 a 640x480 photo costs 0.3 s of CPU, a real wallpaper or a 1200x800 sign about 0.45-0.6 s
+#: (benchmarks/ocr.py).
 DEFAULT_SIZE = 960
+#: Most text lines read in one picture. Each line found goes through the recogniser, so a page of
+#: small words cost 13-18 s of CPU before this cap (a reviewer's 960x960 grid of 576 words) and one
+#: upload could hold the reader for everyone. With 50 that grid costs 2.1 s on one core (30: 1.8 s;
+#: finding the lines is 1.2 s of it); the lines kept are the first the finder reports.
+MAX_LINES = 50
+#: A picture whose short side would be under this many pixels at the reader's size (a 1-pixel rule,
+#: a gradient strip) has no readable text, and the reader refuses it: it is read as having none.
+MIN_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -89,9 +101,16 @@ class RapidOcrReader:
             return self._engine
 
     def read(self, image: Image.Image) -> str:
+        w, h = image.size
+        if min(w, h) * min(1.0, self.options.size / max(w, h)) < MIN_SIDE:
+            return ""
         engine = self._load()
-        with self._lock:  # one engine, one picture at a time (its sessions are not meant to be shared)
-            result = engine(image.convert("RGB"))
+        try:
+            with self._lock:  # one engine, one picture at a time (it keeps per-call settings on itself)
+                result = engine(image.convert("RGB"))
+        except Exception as exc:  # the reader's own errors: the picture is read as having no text
+            log.warning("the text reader could not read a %dx%d picture (%s: %s)", w, h, type(exc).__name__, exc)
+            return ""
         texts = result.txts or ()
         scores = result.scores or ()
         lines = [" ".join(t.split()) for t, score in zip(texts, scores, strict=True) if score >= self.options.min_score]
@@ -112,6 +131,7 @@ def _engine(options: ReaderOptions) -> Any:
             "Global.use_cls": False,  # upside-down lines are rare in photos; the classifier costs a pass
             "Det.limit_type": "max",  # shrink to `size` on the long side (the default enlarges small pictures)
             "Det.limit_side_len": options.size,
+            "Det.max_candidates": MAX_LINES,
             "EngineConfig.onnxruntime.intra_op_num_threads": options.threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         }

@@ -44,7 +44,7 @@ class SearchResult:
             "width": self.width,
             "height": self.height,
             "format": self.format,
-            **({"words": list(self.words)} if self.words else {}),
+            "words": list(self.words),
         }
 
 

@@ -32,8 +32,17 @@ def query_words(text: str) -> list[str]:
     return [w for w in words_of(text) if w not in STOPWORDS]
 
 
-def split_words(parsed: TextQuery) -> tuple[list[str], list[tuple[list[str], float]]]:
-    """The positive clauses' words, and each left-out clause's words with its weight."""
-    wanted = query_words(" ".join(c.text for c in parsed.positive))
-    unwanted = [(words, c.weight) for c in parsed.negative if (words := query_words(c.text))]
+#: Words of one query looked up at most (each costs a lookup; a 1,000-character query has ~170).
+MAX_QUERY_WORDS = 32
+
+
+def split_words(parsed: TextQuery) -> tuple[dict[str, float], list[tuple[list[str], float]]]:
+    """The positive clauses' words with their clause's weight (``bakery^2``), and each left-out
+    clause's words with its weight. A left-out phrase counts word by word."""
+    wanted: dict[str, float] = {}
+    for clause in parsed.positive:
+        for word in query_words(clause.text):
+            if len(wanted) < MAX_QUERY_WORDS or word in wanted:
+                wanted[word] = max(wanted.get(word, 0.0), clause.weight)
+    unwanted = [(words[:MAX_QUERY_WORDS], c.weight) for c in parsed.negative if (words := query_words(c.text))]
     return wanted, unwanted

@@ -7,8 +7,9 @@ file only fails itself. The result of every file is reported, in order.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -167,6 +168,8 @@ def _store(library: Library, ready: list[tuple[Incoming, DecodedImage, Outcome]]
         return
     records: list[tuple[ImageRecord, dict[str, np.ndarray]]] = []
     ocr = reader_options(library.settings)
+    if ocr is not None:  # read here, one picture at a time: with every core
+        ocr = replace(ocr, threads=os.cpu_count() or 1)
     for n, (item, decoded, _) in enumerate(ready):
         text = None
         if ocr is not None:  # read from the staged bytes, before they move into the library

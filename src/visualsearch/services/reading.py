@@ -2,29 +2,33 @@
 
 Indexing reads each new picture's text when ``VISUALSEARCH_OCR`` is on; pictures indexed
 before (or read with other reader settings) are read by :func:`read_library_text`, which
-``visualsearch read-text`` runs. It is resumable: each batch's text is stored as it is read,
-and a picture already read by this reader is not read again.
+``visualsearch read-text`` runs. It is resumable: text is stored every few pictures and when
+the run is interrupted, and a picture already read by this reader is not read again.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import VisualSearchError
 from ..ingest.decode import decode_bytes, read_file
 from ..ingest.text import read_text
 from ..models.ocr import ReaderOptions, check_available
 from .library import Library
 
-#: Pictures read between two writes to the catalog (what an interruption can lose).
+#: Read text is stored after this many pictures or this many seconds, whichever comes first
+#: (what an interruption the process cannot catch, a kill, can lose).
 BATCH = 16
+BATCH_SECONDS = 10.0
 
 
 @dataclass
 class ReadReport:
+    #: Pictures this run had to read (not read before by this reader).
+    todo: int = 0
     read: int = 0
     #: Pictures in which some text was found.
     with_text: int = 0
@@ -38,27 +42,46 @@ def read_library_text(library: Library, progress: Callable[[int, int], None] | N
     settings = library.settings
     # Here the reader is the only work: give it every core (while indexing it runs in each decoder).
     options = replace(ReaderOptions(size=settings.ocr_size), threads=os.cpu_count() or 1)
-    todo = library.catalog.texts.unread(options.reader_id)
-    report = ReadReport()
+    texts = library.catalog.texts
+    todo = texts.unread(options.reader_id)
+    report = ReadReport(todo=len(todo))
     rows: list[tuple[int, str, str]] = []
-    for n, (asset_id, source, kept) in enumerate(todo, start=1):
-        path = Path(kept or source)
-        try:
-            data = read_file(path, settings.max_image_bytes)
-            decoded = decode_bytes(data, **settings.decode_limits)
-            text = read_text(data, decoded, options, **settings.decode_limits)
-        except (VisualSearchError, OSError) as exc:
-            report.failed += 1
-            report.failures.append((source, str(exc)))
-            continue
-        rows.append((asset_id, options.reader_id, text))
-        report.read += 1
-        report.with_text += bool(text)
-        if len(rows) >= BATCH or n == len(todo):
-            library.catalog.texts.save(rows)
-            rows = []
-        if progress:
-            progress(n, len(todo))
-    if rows:
-        library.catalog.texts.save(rows)
+    digests: dict[int, str] = {}
+    saved_at = time.monotonic()
+
+    def save() -> None:
+        nonlocal rows, saved_at
+        if rows:
+            texts.save(rows, digests)
+        rows, saved_at = [], time.monotonic()
+
+    try:
+        for n, (asset_id, source, kept, sha256) in enumerate(todo, start=1):
+            try:
+                path = Path(kept or source)
+                data = read_file(path, settings.max_image_bytes)
+                decoded = decode_bytes(data, **settings.decode_limits)
+                if decoded.sha256 != sha256:
+                    raise ValueError("the file changed since it was indexed; run `visualsearch index` on its folder")
+                text = read_text(data, decoded, options, **settings.decode_limits)
+            except FileNotFoundError:
+                report.failed += 1
+                report.failures.append(
+                    (source, "the file is gone; `visualsearch index FOLDER --prune` removes it from the library")
+                )
+            except Exception as exc:  # one picture must not stop the run (a decoder or reader bug included)
+                report.failed += 1
+                report.failures.append((source, str(exc) or type(exc).__name__))
+            else:
+                rows.append((asset_id, options.reader_id, text))
+                digests[asset_id] = sha256
+                report.read += 1
+                report.with_text += bool(text)
+            finally:
+                if progress:
+                    progress(n, len(todo))
+            if len(rows) >= BATCH or time.monotonic() - saved_at >= BATCH_SECONDS:
+                save()
+    finally:  # Ctrl-C included: what was read is kept
+        save()
     return report

@@ -75,10 +75,20 @@ class PartScore:
 
 @dataclass(frozen=True)
 class WordScores:
-    """Pictures whose read text (OCR) has words of a query: what each adds to its score, and those words."""
+    """Pictures whose read text (OCR) has words of a query: what each gains for the asked-for words
+    and loses for left-out ones, and which words those are."""
 
     bonus: dict[int, float]
+    penalty: dict[int, float]
     words: dict[int, list[str]]
+    left_out: dict[int, list[str]]
+
+    def score(self, asset_id: int) -> float:
+        return self.bonus.get(asset_id, 0.0) - self.penalty.get(asset_id, 0.0)
+
+    @property
+    def ids(self) -> set[int]:
+        return set(self.bonus) | set(self.penalty)
 
 
 @dataclass(frozen=True)
@@ -164,8 +174,9 @@ class SearchService:
             weight = attribute_weight(words, found) if target is not None else 0.0
             colour = attribute_query(parsed, target, weight)
         shown = self.word_scores(parsed)
+        shows_words = False  # some picture the query may return shows its words
         if colour is not None or shown:
-            results = self._fused(vector, colour, shown, **options)
+            results, shows_words = self._fused(vector, colour, shown, **options)
         else:
             results = self._run(index, vector, **options)
         verdict = None
@@ -181,34 +192,42 @@ class SearchService:
                 verdict = MatchVerdict(
                     colour_close if only_colour else (verdict.close or colour_close), verdict.best, verdict.margin
                 )
-            if verdict is not None and any(r.words for r in results):  # a picture shows the asked-for words
+            if verdict is not None and shows_words:  # whatever page was asked for
                 verdict = MatchVerdict(True, verdict.best, verdict.margin)
         return results, verdict
 
     def word_scores(self, parsed: TextQuery) -> WordScores | None:
         """What each picture whose read text has the query's words adds to its score, and those words.
 
-        None when no picture's read text has any of the query's words, asked for or left out (or no
-        picture was read): the search is then exactly what it was without text reading.
+        A picture gains :data:`WORD_WEIGHT` times the weighted share of the query's words it shows
+        (a word counts its clause's weight; the start of a longer read word counts
+        :data:`PREFIX_CREDIT` of it), and loses the same for a left-out part's words, times that
+        part's weight. None when no picture's read text has any of the query's words, asked for
+        or left out (or no picture was read): the search is then exactly what it was without.
         """
         wanted, unwanted = split_words(parsed)
         texts = self.library.catalog.texts
         hits = texts.matching(wanted) if wanted else {}
-        credit = {i: float(len(found)) for i, found in hits.items()}
+        credit = {i: sum(wanted[w] for w in found) for i, found in hits.items()}
         long_words = [w for w in wanted if len(w) >= PREFIX_MIN]
         if long_words:  # the start of a longer read word: "debian" in a logo's "debianedu"
             for i, found in texts.matching(long_words, prefix=True).items():
                 started = found - hits.get(i, set())
                 if started:
-                    credit[i] = credit.get(i, 0.0) + PREFIX_CREDIT * len(started)
+                    credit[i] = credit.get(i, 0.0) + PREFIX_CREDIT * sum(wanted[w] for w in started)
                     hits.setdefault(i, set()).update(started)
-        bonus = {i: WORD_WEIGHT * c / len(wanted) for i, c in credit.items()}
+        total = sum(wanted.values()) or 1.0
+        bonus = {i: WORD_WEIGHT * c / total for i, c in credit.items()}
+        penalty: dict[int, float] = {}
+        left_out: dict[int, list[str]] = {}
         for words, clause_weight in unwanted:
             for i, found in texts.matching(words).items():
-                bonus[i] = bonus.get(i, 0.0) - WORD_WEIGHT * clause_weight * len(found) / len(words)
-        if not bonus:
+                penalty[i] = penalty.get(i, 0.0) + WORD_WEIGHT * clause_weight * len(found) / len(words)
+                left_out.setdefault(i, []).extend(w for w in words if w in found)
+        if not bonus and not penalty:
             return None
-        return WordScores(bonus, {i: sorted(found, key=wanted.index) for i, found in hits.items()})
+        order = list(wanted)
+        return WordScores(bonus, penalty, {i: sorted(found, key=order.index) for i, found in hits.items()}, left_out)
 
     def explain(self, query: str, results: list[SearchResult]) -> dict[int, Why]:
         """Why each text result matched: how close it is to each part of the query, and what the
@@ -245,13 +264,12 @@ class SearchService:
         shown = self.word_scores(parsed)
         texts = self.library.catalog.texts.of(found)
         for asset_id in found:
-            if shown is not None and asset_id in shown.bonus:  # the read-text part of the score
-                label = (
-                    "read in the picture: " + ", ".join(shown.words.get(asset_id, ()))
-                    if asset_id in shown.words
-                    else "read in the picture (left out)"
-                )
+            if shown is not None and asset_id in shown.bonus:  # the read-text parts of the score
+                label = "read in the picture: " + ", ".join(shown.words.get(asset_id, ()))
                 why[asset_id].parts.append(PartScore(label, False, round(shown.bonus[asset_id], 4)))
+            if shown is not None and asset_id in shown.penalty:
+                label = "read in the picture: " + ", ".join(shown.left_out.get(asset_id, ()))
+                why[asset_id].parts.append(PartScore(label, True, round(-shown.penalty[asset_id], 4)))
             if texts.get(asset_id):
                 why[asset_id] = replace(why[asset_id], text=texts[asset_id][:MAX_TEXT_SHOWN])
         return why
@@ -267,9 +285,10 @@ class SearchService:
         min_score: float | None = None,
         filters: AssetFilter | None = None,
         exclude: set[int] | None = None,
-    ) -> list[SearchResult]:
+    ) -> tuple[list[SearchResult], bool]:
         """Rank by text score + weight x attribute score (``colour``: direction and weight, for queries with
-        colour or light words) + the read-text words' score (``shown``).
+        colour or light words) + the read-text words' score (``shown``). Also says whether any picture
+        the query may return (filters and ``exclude`` applied) shows the asked-for words.
 
         Candidates are the best :data:`CANDIDATES` by the text and colour scores, plus every picture
         whose read text has the query's words (so an image that only the colour or its words find is
@@ -311,10 +330,10 @@ class SearchService:
                 hits = index.search(query, len(missing), allow=missing)
                 found.update(zip(hits.ids.tolist(), hits.scores.tolist(), strict=True))
         ids = sorted(i for i in candidates if all(i in found for found in scores))
-        bonus = shown.bonus if shown is not None else {}
         fused = np.asarray(
             [
-                sum(w * found[i] for found, (_, _, w) in zip(scores, searches, strict=True)) + bonus.get(i, 0.0)
+                sum(w * found[i] for found, (_, _, w) in zip(scores, searches, strict=True))
+                + (shown.score(i) if shown is not None else 0.0)
                 for i in ids
             ],
             dtype=np.float64,
@@ -322,8 +341,9 @@ class SearchService:
         order = np.lexsort((np.asarray(ids, dtype=np.int64), -fused))  # best first, ties by id
         page = page_of(catalog, np.asarray(ids, dtype=np.int64)[order], fused[order], limit, min_score, offset)
         if shown is None:
-            return page
-        return [replace(r, words=tuple(shown.words.get(r.asset_id, ()))) for r in page]
+            return page, False
+        shows = any(i in shown.words for i in ids)
+        return [replace(r, words=tuple(shown.words.get(r.asset_id, ()))) for r in page], shows
 
     def _missing_vector(self, asset_id: int) -> NoReturn:
         model_id = self.library.embedder.model_id
