@@ -126,4 +126,12 @@ def test_read_text_is_found_by_word_and_by_the_start_of_a_word_in_postgres(postg
     assert catalog.texts.matching(["zeb"], prefix=True) == {fourth: {"zeb"}}
     catalog.remove([first])
     assert first not in catalog.texts.matching(["debian"], prefix=True)
+    with catalog.engine.connect() as conn:  # the prefix range has an index in its own collation
+        rows = conn.execute(text("select indexname, indexdef from pg_indexes where tablename = 'asset_words'"))
+        indexes = {name: definition for name, definition in rows}
+        assert 'COLLATE "C"' in indexes["ix_asset_words_word_c"]
+        conn.execute(text("set enable_seqscan = off"))  # a tiny table: ask whether the index can serve at all
+        prefix = "(word) COLLATE \"C\" >= 'deb' and (word) COLLATE \"C\" < 'dec'"
+        plan = " ".join(r[0] for r in conn.execute(text(f"explain select asset_id from asset_words where {prefix}")))
+        assert "ix_asset_words_word_c" in plan
     catalog.close()
