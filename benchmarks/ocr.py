@@ -172,7 +172,7 @@ def signs(work: Path) -> dict[str, float]:
         )
         if style == "all":
             out = {"read": float(read), "r1": float(r1), "r5": float(r5)}
-    stray = [texts[id_of[n]] for n, (w, _) in made.items() if not w and texts.get(id_of[n])]
+    stray = [texts[id_of[n]] for n, (w, _) in made.items() if not w and words_of(texts.get(id_of[n], ""))]
     print(f"plain photos with words read in them: {len(stray)} of 24 {stray[:5]}")
     library.close()
     return out

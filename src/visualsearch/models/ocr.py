@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 from PIL import Image
 
 from ..config import Settings
@@ -45,11 +46,13 @@ MIN_LINE_SCORE = 0.8
 #: at 960 a 640x480 photo costs 0.3 s of CPU, a real wallpaper or a 1200x800 sign about 0.45-0.6 s
 #: (benchmarks/ocr.py).
 DEFAULT_SIZE = 960
-#: Most text lines read in one picture. Each line found goes through the recogniser, so a page of
-#: small words cost 13-18 s of CPU before this cap (a reviewer's 960x960 grid of 576 words) and one
-#: upload could hold the reader for everyone. With 50 that grid costs 2.1 s on one core (30: 1.8 s;
-#: finding the lines is 1.2 s of it); the lines kept are the first the finder reports.
-MAX_LINES = 50
+#: Most text lines read in one picture: those in the biggest letters (the biggest text is what a
+#: picture is about). Each line found goes through the recogniser, so a page of small words cost 13-18 s of CPU
+#: before this cap (a reviewer's 960x960 grid of 576 words) and one upload could hold the reader for
+#: everyone; with 60 that grid costs about 2 s on one core (finding the lines is 1.2 s of it).
+#: Keeping the first lines the finder reports instead lost a desktop screenshot's title and a
+#: poster's heading: the real text set's S@1 fell from 0.877 to 0.762 (benchmarks/ocr.py).
+MAX_LINES = 60
 #: A picture whose short side would be under this many pixels at the reader's size (a 1-pixel rule,
 #: a gradient strip) has no readable text, and the reader refuses it: it is read as having none.
 MIN_SIDE = 16
@@ -117,6 +120,31 @@ class RapidOcrReader:
         return "\n".join(line for line in lines if line)
 
 
+def _keep_largest_lines(engine: Any, limit: int) -> None:
+    """Make ``engine`` recognise only the ``limit`` text lines in the biggest letters, in reading order.
+
+    RapidOCR finds every line, crops each, then recognises them all; this wraps its
+    ``detect_and_crop`` step (RapidOCR 3.10, pinned) to drop the smaller crops and their boxes
+    before the recogniser sees them.
+    """
+    detect_and_crop = engine.detect_and_crop
+
+    def largest(img: Any, op_record: Any) -> Any:
+        crops, found = detect_and_crop(img, op_record)
+        if len(crops) > limit:
+            # Crops come upright, so a crop's height is its letters' size: the biggest text first (a
+            # row of small words can be wider than a headline, so area would not do).
+            heights = np.asarray([min(c.shape[0], c.shape[1]) for c in crops])
+            keep = np.sort(np.argsort(-heights, kind="stable")[:limit])
+            crops = [crops[i] for i in keep]
+            found.boxes = found.boxes[keep]
+            if found.scores is not None:
+                found.scores = [found.scores[i] for i in keep]
+        return crops, found
+
+    engine.detect_and_crop = largest
+
+
 def _engine(options: ReaderOptions) -> Any:
     try:
         from rapidocr import RapidOCR
@@ -125,17 +153,18 @@ def _engine(options: ReaderOptions) -> Any:
             "reading text in pictures needs the OCR extra: pip install 'visualsearch[ocr]' "
             "(or set VISUALSEARCH_OCR=false)"
         ) from exc
-    return RapidOCR(
+    engine = RapidOCR(
         params={
             "Global.log_level": "error",
             "Global.use_cls": False,  # upside-down lines are rare in photos; the classifier costs a pass
             "Det.limit_type": "max",  # shrink to `size` on the long side (the default enlarges small pictures)
             "Det.limit_side_len": options.size,
-            "Det.max_candidates": MAX_LINES,
             "EngineConfig.onnxruntime.intra_op_num_threads": options.threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         }
     )
+    _keep_largest_lines(engine, MAX_LINES)
+    return engine
 
 
 def reader_options(settings: Settings) -> ReaderOptions | None:
