@@ -387,7 +387,7 @@ def test_search_paging_min_score_and_limits(api):
     # Scores of colour-word queries go past 1 (text cosine + weighted colour cosine): so may the cut.
     assert api.post("/api/search", json={"text": "green", "min_score": 1.5}).status_code == 200
     assert api.get("/api/search", params={"text": "green", "min_score": -1.5}).status_code == 200
-    assert_error(api.post("/api/search", json={"text": "green", "min_score": 2.5}), 422, "invalid_request")
+    assert_error(api.post("/api/search", json={"text": "green", "min_score": 3.5}), 422, "invalid_request")
     assert_error(api.post("/api/search", json={"text": "green", "limit": 1000}), 422, "invalid_request")
     assert_error(
         api.post("/api/search", json={"text": "a", "image_url": "http://127.0.0.1/a.jpg"}), 422, "invalid_request"
