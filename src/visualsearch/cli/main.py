@@ -76,6 +76,19 @@ def _open(library: Path | None, model: str | None = None) -> Library:
     return Library(_settings(library, model=model))
 
 
+def _counting_bar(label: str, as_json: bool, transient: bool = False) -> Progress:
+    """A progress bar of done/total with the time left (hidden with --json)."""
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json,
+        transient=transient,
+    )
+
+
 def _fail(message: str, code: int = 1) -> NoReturn:
     console.print(f"[bold red]error:[/] {escape(message)}")  # a path with [brackets] is not markup
     raise typer.Exit(code)
@@ -256,14 +269,7 @@ def read_text(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
     from ..services import read_library_text
 
     lib = _open(library)
-    progress = Progress(
-        TextColumn("[bold]reading text"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=as_json,
-    )
+    progress = _counting_bar("reading text", as_json)
     try:
         with progress:
             task = progress.add_task("read", total=None)
@@ -303,14 +309,7 @@ def _reembed(lib: Library, as_json: bool) -> ReembedReport:
         console.print(
             f"re-embedding {change.total} image(s): {change.from_name} -> {change.to_name} ({change.done} already done)"
         )
-    progress = Progress(
-        TextColumn("[bold]re-embedding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=as_json,
-    )
+    progress = _counting_bar("re-embedding", as_json)
     task = progress.add_task("reembed", total=None)
     try:
         with progress:
@@ -548,15 +547,7 @@ def duplicates(
 
     lib = _open(library, model)
     service = DuplicatesService(lib)
-    progress = Progress(
-        TextColumn("[bold]checking candidate pairs"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=as_json,
-        transient=True,
-    )
+    progress = _counting_bar("checking candidate pairs", as_json, transient=True)
     task = progress.add_task("check", total=None)
     with progress:
         groups = service.duplicates(
