@@ -41,6 +41,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 import cv2
@@ -161,9 +162,10 @@ class Prepared:
         """A drawing, icon or cut-out on a plain (or transparent) background, not a full-bleed picture."""
         return self.canvas and float(self.ink.mean()) < DRAWING_INK
 
-    @property
+    @cached_property
     def informative(self) -> bool:
-        """Enough to compare: not blank, and not a speck on an empty canvas."""
+        """Enough to compare: not blank, and not a speck on an empty canvas. Computed once per picture:
+        asked for every pair it is in, it was a sixth of a duplicates run."""
         spread = float(self.lab.reshape(-1, 3).std(axis=0).max())
         return spread >= MIN_SPREAD and self.content_share >= MIN_CONTENT
 
