@@ -58,10 +58,10 @@ camping vintage organic jazz dentist bakehouse carnival lighthouse orchard viney
 STYLES = ("sign", "outline", "small")
 
 
-def settings_for(library: Path, ocr: bool):
+def settings_for(library: Path, ocr: bool, model: str | None = None):
     from visualsearch.config import Settings
 
-    return Settings.from_env(library, ocr=ocr)
+    return Settings.from_env(library, ocr=ocr, **({"model": model} if model else {}))
 
 
 def make_signs(folder: Path) -> dict[str, tuple[str, str]]:
@@ -116,10 +116,10 @@ def render(base: Image.Image, text: str, style: str, rng: random.Random) -> Imag
     return image
 
 
-def index(folder: Path, library_dir: Path, ocr: bool):
+def index(folder: Path, library_dir: Path, ocr: bool, model: str | None = None):
     from visualsearch.services import Library
 
-    library = Library(settings_for(library_dir, ocr))
+    library = Library(settings_for(library_dir, ocr, model))
     library.embedder.encode_images([Image.new("RGB", (64, 64))])  # load the model outside the timing
     started = time.perf_counter()
     report = library.index_folder(folder)
@@ -138,15 +138,15 @@ def searches(library, queries: list[str]) -> tuple[list[list[int]], list[list[in
     return with_words, without
 
 
-def signs(work: Path) -> dict[str, float]:
+def signs(work: Path, model: str | None = None) -> dict[str, float]:
     folder = work / "signs"
     made = make_signs(folder)
     print(
         f"\n## Signs set: {sum(1 for w, _ in made.values() if w)} pictures with a word, "
         f"{sum(1 for w, _ in made.values() if not w)} without (640x480, seed 0)"
     )
-    _, off, off_time = index(folder, work / "signs-lib-off", ocr=False)
-    library, on, on_time = index(folder, work / "signs-lib-on", ocr=True)
+    _, off, off_time = index(folder, work / "signs-lib-off", ocr=False, model=model)
+    library, on, on_time = index(folder, work / "signs-lib-on", ocr=True, model=model)
     per_picture = on.timings.get("ocr", 0.0) / max(1, on.indexed)
     print(
         f"indexing {len(made)} pictures: reading off {off.indexed / off_time:6.1f} images/s, "

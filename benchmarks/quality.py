@@ -205,10 +205,15 @@ def main() -> int:
     lib.close()
     if not args.no_text_in_image:
         sys.path.insert(0, str(ROOT / "benchmarks"))
+        import importlib.util
+
         import ocr
 
         print("\n## Text in images (OCR on)")
-        ocr.signs(workdir / "text-in-image")
+        if importlib.util.find_spec("rapidocr") is None:
+            print("skipped: the OCR extra is not installed (pip install 'visualsearch[ocr]')")
+        else:
+            ocr.signs(workdir / "text-in-image", model=args.model)
     return 0
 
 

@@ -196,9 +196,9 @@ class Settings(BaseSettings):
     ocr_size: int = Field(
         default=960,
         ge=320,
-        le=4000,
+        le=2000,
         description="Longest side, in pixels, the text finder looks at: larger finds smaller text and costs about "
-        "its square.",
+        "its square (at most 2000, the reader's own limit).",
     )
     duplicate_policy: Literal["warn", "reject", "allow"] = Field(
         default="warn",

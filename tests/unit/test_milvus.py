@@ -359,7 +359,7 @@ def test_tag_digests_in_sql_and_python_agree(dialect, tmp_path, request):
 
 class ColourEmbedder(TinyEmbedder):
     """TinyEmbedder with the colour-and-light space, so text queries with colour words take the
-    two-index path (SearchService._with_attributes)."""
+    two-index path (SearchService._fused)."""
 
     model_id = "tiny-colour-test-model"
     spaces = {**TinyEmbedder.spaces, ATTRIBUTES: attributes_dim}

@@ -140,6 +140,13 @@ def test_clause_weights_left_out_words_and_the_verdict_for_every_page(
         True,
         -0.25,
     ) in parts
+    # one word of three shown is not a close match; every word shown is, on every page
+    assert not search.text_with_verdict("bakery purple elephant", limit=2)[1].close  # type: ignore[union-attr]
+    assert not search.text_with_verdict("bake", limit=2)[1].close  # type: ignore[union-attr]  # a word's start
+    assert search.text_with_verdict("fresh bakery", limit=1, offset=5)[1].close  # type: ignore[union-attr]
+    heavy = [r for r in search.text("bakery -closed^10", limit=10) if r.asset_id == closed]
+    parts = {(p.text, p.score) for p in search.explain("bakery -closed^10", heavy)[closed].parts if p.negative}
+    assert ("read in the picture: closed", -0.5) in parts  # at most what a picture can gain, whatever the weight
     import visualsearch.catalog.texts as texts_module
 
     monkeypatch.setattr(texts_module, "MAX_ASSETS_PER_WORD", 2)  # "bakery" is now on too many pictures
@@ -261,3 +268,32 @@ def test_a_page_of_small_words_is_read_in_part_keeping_its_largest_lines() -> No
     text = RapidOcrReader().read(page)
     assert "headline" in words_of(text)
     assert len(text.splitlines()) <= MAX_LINES
+
+
+def test_a_long_strip_is_read_at_the_readers_size_not_decoded_whole() -> None:
+    """The reader's picture is at most twice its size on the long side, whatever the file's shape."""
+    from visualsearch.ingest.text import reading_picture
+
+    options = ReaderOptions()
+    for size in ((300, 20_000), (20_000, 1_500), (4_000, 3_000)):
+        buffer = io.BytesIO()
+        Image.new("RGB", size, "white").save(buffer, "PNG")
+        data = buffer.getvalue()
+        picture = reading_picture(data, decode_bytes(data), options)
+        assert max(picture.size) <= 2 * options.size, size
+
+
+@pytest.mark.slow
+def test_read_text_does_not_store_text_of_a_file_changed_since_it_was_indexed(tmp_path: Path) -> None:
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    with_sign("cat-chelsea.jpg", "OPEN", size=(480, 360)).save(folder / "sign.jpg")
+    lib = Library(Settings.from_env(tmp_path / "lib", decode_workers=0), embedder=TinyEmbedder())
+    lib.index_folder(folder)
+    with_sign("cat-chelsea.jpg", "CLOSED", size=(480, 360)).save(folder / "sign.jpg")  # not indexed again
+    lib.close()
+    lib = Library(Settings.from_env(tmp_path / "lib", decode_workers=0, ocr=True), embedder=TinyEmbedder())
+    report = read_library_text(lib)
+    assert (report.read, report.failed) == (0, 1) and "changed since it was indexed" in report.failures[0][1]
+    assert lib.catalog.texts.count() == (0, 0)
+    lib.close()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from .collation import bytewise
 from .schema import INDEXED, AssetRow, AssetText, AssetWord
@@ -56,35 +57,31 @@ class TextRepository:
             return {}
         found: dict[int, set[str]] = {}
         with self._catalog.session() as s:
-            if not prefix:
-                counts = s.execute(
-                    select(AssetWord.word, func.count()).where(AssetWord.word.in_(unique)).group_by(AssetWord.word)
-                )
-                kept = [w for w, n in counts if n <= MAX_ASSETS_PER_WORD]
-                if kept:
-                    rows = s.execute(
-                        select(AssetWord.asset_id, AssetWord.word)
-                        .join(AssetRow, AssetRow.id == AssetWord.asset_id)
-                        .where(AssetWord.word.in_(kept), AssetRow.status == INDEXED)
-                    )
-                    for asset_id, word in rows:
-                        found.setdefault(asset_id, set()).add(word)
-                return found
             for word in unique:
-                after = word[:-1] + chr(ord(word[-1]) + 1)  # the first string past every word starting so
-                column = bytewise(AssetWord.word)
+                condition: ColumnElement[bool]
+                if prefix:
+                    after = word[:-1] + chr(ord(word[-1]) + 1)  # the first string past every word starting so
+                    column = bytewise(AssetWord.word)
+                    condition = (column >= word) & (column < after)
+                else:
+                    condition = AssetWord.word == word
                 query = (
                     select(AssetWord.asset_id)
                     .join(AssetRow, AssetRow.id == AssetWord.asset_id)
-                    .where(column >= word, column < after, AssetRow.status == INDEXED)
+                    .where(condition, AssetRow.status == INDEXED)
                     .distinct()
-                    .limit(MAX_ASSETS_PER_WORD + 1)
+                    .limit(MAX_ASSETS_PER_WORD + 1)  # never more rows than it takes to tell "too many"
                 )
                 ids = list(s.scalars(query))
                 if len(ids) <= MAX_ASSETS_PER_WORD:
                     for asset_id in ids:
                         found.setdefault(asset_id, set()).add(word)
         return found
+
+    def any(self) -> bool:
+        """Whether any picture's read text has a word (searches skip word lookups until one has)."""
+        with self._catalog.session() as s:
+            return s.scalar(select(AssetWord.asset_id).limit(1)) is not None
 
     def of(self, asset_ids: Iterable[int]) -> dict[int, str]:
         """The read text of each asset that has been read (empty text: read, nothing found)."""
@@ -109,6 +106,13 @@ class TextRepository:
         )
         with self._catalog.session() as s:
             return [(i, src, path, sha or "") for i, src, path, sha in s.execute(query)]
+
+    def count_unread(self, reader: str) -> int:
+        """How many indexed assets ``reader`` has not read (see :meth:`unread`)."""
+        read_by = select(AssetText.asset_id).where(AssetText.reader == reader)
+        query = select(func.count()).where(AssetRow.status == INDEXED, AssetRow.id.not_in(read_by))
+        with self._catalog.session() as s:
+            return int(s.scalar(query) or 0)
 
     def save(self, rows: list[tuple[int, str, str]], sha256: dict[int, str] | None = None) -> int:
         """Store read text of assets already in the catalog (reading an existing library), one transaction.

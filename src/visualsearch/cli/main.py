@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -21,7 +22,6 @@ from rich.table import Table
 
 from ..config import MAX_SCORE, Settings
 from ..errors import ConfigError, VisualSearchError
-from ..models.ocr import reader_options
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from ..duplicates import DuplicateGroup, Member
@@ -94,10 +94,17 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _printable(text: str) -> str:
+    """Text read in a picture, safe for a terminal: lines joined with " / ", control and format
+    characters (escape sequences, bidi overrides) dropped."""
+    lines = ("".join(c for c in line if unicodedata.category(c) not in ("Cc", "Cf")) for line in text.splitlines())
+    return " / ".join(lines)
+
+
 def _why_text(why: Why) -> str:
     parts = ", ".join(f"{'-' if p.negative else ''}{p.text} {p.score:.2f}" for p in why.parts)
     seen = f"seen as {', '.join(why.concepts)}; " if why.concepts else ""
-    text = "; text in the picture: " + json.dumps(why.text.replace("\n", " / ")) if why.text else ""
+    text = "; text in the picture: " + json.dumps(_printable(why.text), ensure_ascii=False) if why.text else ""
     return f"{seen}closeness to each part: {parts}{text}"
 
 
@@ -234,14 +241,14 @@ def index(
         console.print(f"  [yellow]failed[/] {source}: {reason}")
     if len(report.failures) > 20:
         console.print(f"  ... and {len(report.failures) - 20} more (see `visualsearch status --failures`)")
-    options = reader_options(lib.settings)
-    if options is not None:
-        unread = len(lib.catalog.texts.unread(options.reader_id))
-        if unread:
-            console.print(
-                f"{unread} picture(s) indexed before text reading was on have not been read: "
-                "run `visualsearch read-text`"
-            )
+    from ..services import unread_count
+
+    unread = unread_count(lib)
+    if unread:
+        console.print(
+            f"{unread} picture(s) have not been read with the current text-reading settings (indexed before "
+            "reading was on, read at another VISUALSEARCH_OCR_SIZE, or unreadable): run `visualsearch read-text`"
+        )
 
 
 @app.command()
@@ -444,8 +451,10 @@ def status(
         if change is None
         else {"to": change.to_name, "to_model_id": change.to_model, "done": change.done, "total": change.total},
     }
-    read, worded = lib.catalog.texts.count()
-    info["text_read"] = {"pictures": read, "with_words": worded, "reading_on": lib.settings.ocr}
+    from ..services import text_status
+
+    info["text_read"] = text_status(lib)
+    read, worded = info["text_read"]["pictures"], info["text_read"]["with_words"]
     if failures:
         info["failures"] = [{"id": a.id, "source": a.source, "error": a.error} for a in lib.catalog.failures(1000)]
     if as_json:

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from ..config import MAX_DECODED_BYTES
-from ..errors import VisualSearchError
+from ..errors import ModelUnavailable, VisualSearchError
 from ..models.ocr import ReaderOptions
 from .decode import DecodedImage, decode_bytes, read_file
 from .media import write_thumbnail
@@ -124,7 +124,9 @@ def prepare(
             out.model_input = preprocessor(decoded.image)
         t3 = time.thread_time()
         if ocr is not None:
-            out.text = read_text_or_none(data, decoded, ocr, max_pixels, max_decoded_bytes)
+            out.text = read_text_or_none(
+                data, decoded, ocr, max_bytes=max_bytes, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes
+            )
             out.reader = ocr.reader_id if out.text is not None else None
         t4 = time.thread_time()
         out.timings = {
@@ -145,13 +147,18 @@ def prepare(
         )
 
 
-def read_text_or_none(
-    data: bytes, decoded: DecodedImage, ocr: ReaderOptions, max_pixels: int, max_decoded_bytes: int
-) -> str | None:
-    """The picture's text, or None (left unread, logged) when the reader fails on it."""
+def read_text_or_none(data: bytes, decoded: DecodedImage, ocr: ReaderOptions, **limits: int) -> str | None:
+    """The picture's text, or None (left unread, one log line) when reading it fails.
+
+    A missing OCR extra is not such a failure: it raises (:class:`ModelUnavailable`), so that a
+    Ray worker without it fails its files loudly instead of reading nothing (the driver checks
+    its own installation before indexing starts).
+    """
     try:
-        return read_text(data, decoded, ocr, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes)
-    except Exception as exc:  # a missing extra is refused before indexing starts (check_available)
+        return read_text(data, decoded, ocr, **limits)
+    except ModelUnavailable:
+        raise
+    except Exception as exc:
         log.warning("could not read the text in a picture (%s: %s)", type(exc).__name__, exc)
         return None
 

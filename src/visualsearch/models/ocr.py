@@ -49,7 +49,8 @@ DEFAULT_SIZE = 960
 #: Most text lines read in one picture: those in the biggest letters (the biggest text is what a
 #: picture is about). Each line found goes through the recogniser, so a page of small words cost 13-18 s of CPU
 #: before this cap (a reviewer's 960x960 grid of 576 words) and one upload could hold the reader for
-#: everyone; with 60 that grid costs about 2 s on one core (finding the lines is 1.2 s of it).
+#: everyone; with 60 a 960x960 page of about 500 small words costs 2.4-2.6 s of CPU (finding the
+#: lines is 1.2 s of it).
 #: Keeping the first lines the finder reports instead lost a desktop screenshot's title and a
 #: poster's heading: the real text set's S@1 fell from 0.877 to 0.762 (benchmarks/ocr.py).
 MAX_LINES = 60
@@ -110,7 +111,7 @@ class RapidOcrReader:
         engine = self._load()
         try:
             with self._lock:  # one engine, one picture at a time (it keeps per-call settings on itself)
-                result = engine(image.convert("RGB"))
+                result = engine(image if image.mode == "RGB" else image.convert("RGB"))
         except Exception as exc:  # the reader's own errors: the picture is read as having no text
             log.warning("the text reader could not read a %dx%d picture (%s: %s)", w, h, type(exc).__name__, exc)
             return ""

@@ -15,7 +15,7 @@ from .jobs import JobQueue
 from .keys import KeyService
 from .library import Library, ModelChange
 from .models import ModelInfo, ModelService
-from .reading import ReadReport, read_library_text
+from .reading import ReadReport, read_library_text, text_status, unread_count
 from .reembed import ReembedReport, reembed_library
 from .search import SearchResult, SearchService
 
@@ -38,4 +38,6 @@ __all__ = [
     "fetch_to_staging",
     "read_library_text",
     "reembed_library",
+    "text_status",
+    "unread_count",
 ]

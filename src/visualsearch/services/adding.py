@@ -174,9 +174,7 @@ def _store(library: Library, ready: list[tuple[Incoming, DecodedImage, Outcome]]
         text = None
         if ocr is not None:  # read from the staged bytes, before they move into the library
             data = read_file(item.staged, library.settings.max_image_bytes)
-            text = read_text_or_none(
-                data, decoded, ocr, library.settings.max_image_pixels, library.settings.max_decoded_bytes
-            )
+            text = read_text_or_none(data, decoded, ocr, **library.settings.decode_limits)
         stored = media.keep(item.staged, decoded.sha256, decoded.format)
         media.make_thumbnail(decoded.sha256, decoded.image)
         source = item.url if item.origin == "url" and item.url else str(stored)

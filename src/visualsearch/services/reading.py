@@ -8,6 +8,7 @@ the run is interrupted, and a picture already read by this reader is not read ag
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -15,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..ingest.decode import decode_bytes, read_file
-from ..ingest.text import read_text
-from ..models.ocr import ReaderOptions, check_available
+from ..ingest.text import fit_for_reader
+from ..models.ocr import ReaderOptions, check_available, load_reader, reader_options
 from .library import Library
 
 #: Read text is stored after this many pictures or this many seconds, whichever comes first
@@ -34,6 +35,18 @@ class ReadReport:
     with_text: int = 0
     failed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def unread_count(library: Library) -> int:
+    """Indexed pictures the library's reader settings have not read (0 with text reading off)."""
+    options = reader_options(library.settings)
+    return 0 if options is None else library.catalog.texts.count_unread(options.reader_id)
+
+
+def text_status(library: Library) -> dict[str, int | bool]:
+    """What was read: pictures read, pictures with words, and whether reading while indexing is on."""
+    read, worded = library.catalog.texts.count()
+    return {"pictures": read, "with_words": worded, "reading_on": library.settings.ocr}
 
 
 def read_library_text(library: Library, progress: Callable[[int, int], None] | None = None) -> ReadReport:
@@ -60,10 +73,11 @@ def read_library_text(library: Library, progress: Callable[[int, int], None] | N
             try:
                 path = Path(kept or source)
                 data = read_file(path, settings.max_image_bytes)
-                decoded = decode_bytes(data, **settings.decode_limits)
-                if decoded.sha256 != sha256:
+                if hashlib.sha256(data).hexdigest() != sha256:
                     raise ValueError("the file changed since it was indexed; run `visualsearch index` on its folder")
-                text = read_text(data, decoded, options, **settings.decode_limits)
+                # One decode, at the reader's size (the model's smaller copy is not needed here).
+                decoded = decode_bytes(data, working_size=options.size, **settings.decode_limits)
+                text = load_reader(options).read(fit_for_reader(decoded.image, options))
             except FileNotFoundError:
                 report.failed += 1
                 report.failures.append(

@@ -11,7 +11,7 @@ asset: "like asset 42, but at night".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -56,8 +56,9 @@ CANDIDATES = 300
 WORD_WEIGHT = 0.5
 #: A query word of at least PREFIX_MIN characters also finds read words that start with it, for
 #: PREFIX_CREDIT of a word: printed runs without a space ("debianedu", "TsunamiReady") are common in
-#: logos. On the real text set (benchmarks/ocr.py) this took S@1 of the 122 word queries from
-#: 0.869 to 0.877 (see docs/benchmarks.md); shorter words ("art", "edu") would find too many others.
+#: logos. On the real text set (benchmarks/ocr.py) this and the split of letters|digits runs together
+#: took S@1 of the 122 word queries from 0.869 to 0.877 (docs/benchmarks.md); shorter words ("art",
+#: "edu") would find too many others.
 PREFIX_MIN = 4
 PREFIX_CREDIT = 0.5
 #: Most characters of a picture's read text an explanation carries.
@@ -82,6 +83,8 @@ class WordScores:
     penalty: dict[int, float]
     words: dict[int, list[str]]
     left_out: dict[int, list[str]]
+    #: Pictures that show every asked-for word, as whole words: what makes a query a close match.
+    complete: set[int] = field(default_factory=set)
 
     def score(self, asset_id: int) -> float:
         return self.bonus.get(asset_id, 0.0) - self.penalty.get(asset_id, 0.0)
@@ -207,8 +210,11 @@ class SearchService:
         """
         wanted, unwanted = split_words(parsed)
         texts = self.library.catalog.texts
+        if not (wanted or unwanted) or not texts.any():
+            return None
         hits = texts.matching(wanted) if wanted else {}
         credit = {i: sum(wanted[w] for w in found) for i, found in hits.items()}
+        complete = {i for i, found in hits.items() if len(found) == len(wanted)}
         long_words = [w for w in wanted if len(w) >= PREFIX_MIN]
         if long_words:  # the start of a longer read word: "debian" in a logo's "debianedu"
             for i, found in texts.matching(long_words, prefix=True).items():
@@ -222,12 +228,16 @@ class SearchService:
         left_out: dict[int, list[str]] = {}
         for words, clause_weight in unwanted:
             for i, found in texts.matching(words).items():
-                penalty[i] = penalty.get(i, 0.0) + WORD_WEIGHT * clause_weight * len(found) / len(words)
+                # At most the weight a picture can gain: the score stays within MAX_SCORE however the
+                # left-out part is weighted (`-closed^10`).
+                taken = penalty.get(i, 0.0) + WORD_WEIGHT * clause_weight * len(found) / len(words)
+                penalty[i] = min(WORD_WEIGHT, taken)
                 left_out.setdefault(i, []).extend(w for w in words if w in found)
         if not bonus and not penalty:
             return None
         order = list(wanted)
-        return WordScores(bonus, penalty, {i: sorted(found, key=order.index) for i, found in hits.items()}, left_out)
+        matched = {i: sorted(found, key=order.index) for i, found in hits.items()}
+        return WordScores(bonus, penalty, matched, left_out, complete)
 
     def explain(self, query: str, results: list[SearchResult]) -> dict[int, Why]:
         """Why each text result matched: how close it is to each part of the query, and what the
@@ -320,7 +330,9 @@ class SearchService:
             worded = set(shown.bonus) - set(exclude or ())
             if wanted is not None:
                 worded &= set((allow if allow is not None else catalog.filter_ids(wanted)).tolist())
-            candidates |= worded
+            # The pictures that gain most, as many as the other lists hold: a common read word must
+            # not make every search score thousands of extra candidates.
+            candidates |= set(sorted(worded, key=lambda i: (-shown.bonus[i], i))[:k])
         # Each candidate gets all of its real scores: the ones missing from a list come from a
         # search restricted to them (no vector is read back from the catalog). A picture without
         # a vector (not indexed for this model) stays out.
@@ -342,7 +354,7 @@ class SearchService:
         page = page_of(catalog, np.asarray(ids, dtype=np.int64)[order], fused[order], limit, min_score, offset)
         if shown is None:
             return page, False
-        shows = any(i in shown.words for i in ids)
+        shows = any(i in shown.complete for i in ids)
         return [replace(r, words=tuple(shown.words.get(r.asset_id, ()))) for r in page], shows
 
     def _missing_vector(self, asset_id: int) -> NoReturn:
