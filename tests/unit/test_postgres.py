@@ -124,6 +124,9 @@ def test_read_text_is_found_by_word_and_by_the_start_of_a_word_in_postgres(postg
     assert catalog.texts.matching(["debian"], prefix=True) == {first: {"debian"}, second: {"debian"}, third: {"debian"}}
     assert catalog.texts.matching(["12"]) == {first: {"12"}}
     assert catalog.texts.matching(["zeb"], prefix=True) == {fourth: {"zeb"}}
+    digests = {a.id: a.sha256 for a in catalog.indexed_assets().values()}
+    stored = catalog.texts.save([(fourth, "r2", "ZEBRA CROSSING"), (third, "r2", "gone")], {fourth: digests[fourth]})
+    assert stored == 1 and catalog.texts.matching(["crossing"]) == {fourth: {"crossing"}}  # third: digest unknown
     catalog.remove([first])
     assert first not in catalog.texts.matching(["debian"], prefix=True)
     with catalog.engine.connect() as conn:  # the prefix range has an index in its own collation

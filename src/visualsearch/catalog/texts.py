@@ -121,7 +121,15 @@ class TextRepository:
         catalog no longer has (the file was re-indexed meanwhile) is not stored. Returns rows stored.
         """
         with self._catalog.write_session() as s, s.begin():
-            query = select(AssetRow.id, AssetRow.sha256).where(AssetRow.id.in_([r[0] for r in rows]))
+            # Locked until the text is in (PostgreSQL; SQLite's write transaction already excludes
+            # other writers): an index run that rewrites one of these assets waits, then finds the
+            # text stale and drops it, instead of slipping in between the check and the write.
+            query = (
+                select(AssetRow.id, AssetRow.sha256)
+                .where(AssetRow.id.in_([r[0] for r in rows]))
+                .order_by(AssetRow.id)
+                .with_for_update()
+            )
             current = {asset_id: digest for asset_id, digest in s.execute(query)}
             keep = [r for r in rows if r[0] in current and (sha256 is None or sha256.get(r[0]) == current[r[0]])]
             put_texts(s, keep)
