@@ -2,8 +2,8 @@
 
 A live server with text reading on (VISUALSEARCH_OCR) and the tiny test model indexes a folder
 of repository photos, one with a rendered shop sign, and takes an upload with another sign:
-both are read by the real reader. A search for the sign's words returns that picture first with
-the matched words (`words`), the explanation carries the text read, and the page shows
+both are read by the real reader (the upload by a background job). A search for the sign's words
+returns that picture first with the matched words (`words`), the explanation carries the text read, and the page shows
 "Shows “…”" on the card at desktop and phone sizes. Screenshots: test-artifacts/screenshots/ocr-*.png.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,16 @@ def test_the_api_finds_pictures_by_the_words_in_them(server):
         sign = io.BytesIO()
         with_sign("orange-flower.jpg", "FLOWER MARKET").save(sign, "JPEG")
         added = api.post("/api/assets", files=[("files", ("market.jpg", sign.getvalue(), "image/jpeg"))])
-        assert added.status_code in (200, 201), added.text  # an upload is read as it is added
+        assert added.status_code in (200, 201), added.text
+        # its words are read by a background job, not while the request waits
+        jobs = api.get("/api/jobs").json()
+        assert any(j["kind"] == "read_text" for j in jobs)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(j["status"] in ("done", "failed") for j in api.get("/api/jobs").json()):
+                break
+            time.sleep(0.2)
+        assert all(j["status"] == "done" for j in api.get("/api/jobs").json() if j["kind"] == "read_text")
         out = api.post("/api/search", json={"text": "fresh bakery", "explain": True, "limit": 5}).json()
         first = out["items"][0]
         assert first["asset"]["name"] == "shop.jpg" and first["words"] == ["fresh", "bakery"]

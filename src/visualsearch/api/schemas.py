@@ -141,8 +141,9 @@ class UploadOut(BaseModel):
 class JobOut(FromRecord):
     id: str
     kind: str = Field(
-        description="`folder`, `upload`, `reembed` (moving the library to a new model) or `model` "
-        "(downloading one: `total` and `done` count bytes)."
+        description="`folder`, `upload`, `reembed` (moving the library to a new model), `model` "
+        "(downloading one: `total` and `done` count bytes) or `read_text` (reading the words in pictures "
+        "added by upload or URL while text reading is on)."
     )
     status: str = Field(description="`queued`, `running`, `done` or `failed`.")
     total: int

@@ -64,12 +64,16 @@ def add_incoming(
     progress: Progress | None = None,
     allow_duplicates: bool = False,
     near_duplicates: str | None = None,
+    read_text: bool = True,
 ) -> list[Outcome]:
     """Ingest staged files in batches; staging files are consumed or removed either way.
 
     Identical bytes are refused unless ``allow_duplicates``. ``near_duplicates``
     ("warn", "reject", "allow"; default: the library's setting) says what to do
-    with a near-duplicate of an image already in the library.
+    with a near-duplicate of an image already in the library. With text reading on, the
+    pictures' words are read here unless ``read_text`` is False: the server's upload requests
+    leave that to a background job (:meth:`~.jobs.JobQueue.ensure_text_reading`), so a request
+    does not wait seconds a picture for the reader.
     """
     policy = near_duplicates or library.settings.duplicate_policy
     settings = library.settings
@@ -110,7 +114,7 @@ def add_incoming(
                 outcome.error = DecodeError(f"could not read the upload: {exc}")
                 item.staged.unlink(missing_ok=True)
         if ready:
-            _store(library, ready, policy)
+            _store(library, ready, policy, read_text)
         done += len(batch)
         failed += sum(1 for o in outcomes[start:] if not o.ok)
         if progress:
@@ -119,7 +123,9 @@ def add_incoming(
     return outcomes
 
 
-def _store(library: Library, ready: list[tuple[Incoming, DecodedImage, Outcome]], policy: str) -> None:
+def _store(
+    library: Library, ready: list[tuple[Incoming, DecodedImage, Outcome]], policy: str, read_text: bool = True
+) -> None:
     verifier = preview_verifier(library)  # near-duplicate candidates must pass the pixel check
     embedder, media = library.embedder, library.media
     try:
@@ -167,7 +173,7 @@ def _store(library: Library, ready: list[tuple[Incoming, DecodedImage, Outcome]]
     if not ready:
         return
     records: list[tuple[ImageRecord, dict[str, np.ndarray]]] = []
-    ocr = reader_options(library.settings)
+    ocr = reader_options(library.settings) if read_text else None
     if ocr is not None:  # read here, one picture at a time: with every core
         ocr = replace(ocr, threads=os.cpu_count() or 1)
     for n, (item, decoded, _) in enumerate(ready):

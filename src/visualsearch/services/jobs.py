@@ -25,19 +25,32 @@ from ..errors import Busy, NotFound, VisualSearchError
 from .adding import Incoming, add_incoming
 from .library import Library
 from .models import ModelService
+from .reading import read_library_text
 from .reembed import reembed_library
 
 log = logging.getLogger(__name__)
 
 FAILED = JOB_FAILED
-FOLDER, UPLOAD, REEMBED, MODEL = "folder", "upload", "reembed", "model"
+FOLDER, UPLOAD, REEMBED, MODEL, READ_TEXT = "folder", "upload", "reembed", "model", "read_text"
 #: Seconds between progress writes of a model download (its callback fires per MiB).
 MODEL_PROGRESS_EVERY = 0.5
 #: How often an idle worker looks for a model chosen by another process (`visualsearch models use`).
 MODEL_CHECK_EVERY = 10.0
 MAX_RECORDED_FAILURES = 1000
 
-__all__ = ["DONE", "FAILED", "FOLDER", "MODEL", "QUEUED", "REEMBED", "RUNNING", "UPLOAD", "JobQueue", "JobRecord"]
+__all__ = [
+    "DONE",
+    "FAILED",
+    "FOLDER",
+    "MODEL",
+    "QUEUED",
+    "READ_TEXT",
+    "REEMBED",
+    "RUNNING",
+    "UPLOAD",
+    "JobQueue",
+    "JobRecord",
+]
 
 
 class JobQueue:
@@ -134,6 +147,8 @@ class JobQueue:
                 self._run_reembed(job)
             elif job.kind == MODEL:
                 self._run_model(job)
+            elif job.kind == READ_TEXT:
+                self._run_read_text(job)
             else:
                 raise VisualSearchError(f"unknown job kind {job.kind!r}")
             self.jobs.update(job_id, status=DONE, finished=True)
@@ -217,6 +232,24 @@ class JobQueue:
             change.from_model,
         )
         return self.submit(REEMBED, {"from": change.from_model, "to": change.to_model}, total=change.total)
+
+    def ensure_text_reading(self) -> JobRecord | None:
+        """With text reading on, queue a job that reads the pictures not read yet (uploads and URL adds
+        leave their pictures to it), unless one is queued already. None with reading off."""
+        if not self.library.settings.ocr:
+            return None
+        queued = next((j for j in self.list(limit=20) if j.kind == READ_TEXT and j.status == QUEUED), None)
+        if queued is not None:
+            return queued  # it will see the new pictures; a running one may have listed its work already
+        return self.submit(READ_TEXT, {})
+
+    def _run_read_text(self, job: JobRecord) -> None:
+        def progress(done: int, total: int) -> None:
+            self.jobs.update(job.id, done=done, total=total)
+
+        report = read_library_text(self.library, progress)
+        failures = [{"name": source, "error": reason} for source, reason in report.failures][:MAX_RECORDED_FAILURES]
+        self.jobs.update(job.id, done=report.todo, total=report.todo, failed=report.failed, failures=failures)
 
     def _run_upload(self, job: JobRecord) -> None:
         items = [

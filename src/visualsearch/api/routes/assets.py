@@ -255,7 +255,11 @@ async def upload(server: ServerDep, form: UploadedFiles) -> JSONResponse:
 
     def add() -> list[Outcome]:
         with server.decodes.slot():  # one slot per request: its files are decoded one after another
-            return add_incoming(server.library, items, near_duplicates=fields.duplicates)
+            # Words in the pictures (OCR on) are read by a background job, not while the request waits.
+            outcomes = add_incoming(server.library, items, near_duplicates=fields.duplicates, read_text=False)
+        if any(o.asset is not None for o in outcomes):
+            server.jobs.ensure_text_reading()
+        return outcomes
 
     pending = iter(await run_in_threadpool(add))
     ordered = [Outcome(f.name, error=f.error) if f.error is not None else next(pending) for f in form.files]
@@ -286,9 +290,10 @@ def add_url(server: ServerDep, body: UrlIn) -> AssetOut:
         incoming = fetch_to_staging(server.library, body.url)
     incoming.tags = tuple(body.tags)
     with server.decodes.slot():
-        [outcome] = add_incoming(server.library, [incoming])
+        [outcome] = add_incoming(server.library, [incoming], read_text=False)
     if outcome.error is not None:
         raise outcome.error
+    server.jobs.ensure_text_reading()  # its words (OCR on) are read in the background
     assert outcome.asset is not None
     return AssetOut.model_validate(server.assets.with_tags([outcome.asset])[0])
 
