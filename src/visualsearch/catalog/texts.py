@@ -24,9 +24,7 @@ def put_texts(s: Session, rows: list[tuple[int, str, str]]) -> None:
     """Replace the read text and words of each ``(asset_id, reader, text)``, in the caller's transaction."""
     ids = [asset_id for asset_id, _, _ in rows]
     for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        s.execute(delete(AssetWord).where(AssetWord.asset_id.in_(chunk)))
-        s.execute(delete(AssetText).where(AssetText.asset_id.in_(chunk)))
+        delete_texts(s, ids[start : start + 500])
     s.add_all(AssetText(asset_id=asset_id, reader=reader, text=text) for asset_id, reader, text in rows)
     s.add_all(AssetWord(asset_id=asset_id, word=word) for asset_id, _, text in rows for word in words_of(text))
 
@@ -95,13 +93,18 @@ class TextRepository:
                 out.update((asset_id, text) for asset_id, text in s.execute(query))
         return out
 
+    @staticmethod
+    def _unread_by(reader: str) -> ColumnElement[bool]:
+        """Indexed assets not read by ``reader`` (never read, or by another)."""
+        read_by = select(AssetText.asset_id).where(AssetText.reader == reader)
+        return (AssetRow.status == INDEXED) & AssetRow.id.not_in(read_by)
+
     def unread(self, reader: str) -> list[tuple[int, str, str | None, str]]:
         """(id, source, kept copy's path, sha256) of indexed assets not read by ``reader`` (never read,
         or by another)."""
-        read_by = select(AssetText.asset_id).where(AssetText.reader == reader)
         query = (
             select(AssetRow.id, AssetRow.source, AssetRow.path, AssetRow.sha256)
-            .where(AssetRow.status == INDEXED, AssetRow.id.not_in(read_by))
+            .where(self._unread_by(reader))
             .order_by(AssetRow.id)
         )
         with self._catalog.session() as s:
@@ -109,10 +112,8 @@ class TextRepository:
 
     def count_unread(self, reader: str) -> int:
         """How many indexed assets ``reader`` has not read (see :meth:`unread`)."""
-        read_by = select(AssetText.asset_id).where(AssetText.reader == reader)
-        query = select(func.count()).where(AssetRow.status == INDEXED, AssetRow.id.not_in(read_by))
         with self._catalog.session() as s:
-            return int(s.scalar(query) or 0)
+            return int(s.scalar(select(func.count()).where(self._unread_by(reader))) or 0)
 
     def save(self, rows: list[tuple[int, str, str]], sha256: dict[int, str] | None = None) -> int:
         """Store read text of assets already in the catalog (reading an existing library), one transaction.

@@ -27,7 +27,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -341,7 +341,7 @@ def prepared_stream(
         processes = workers > 0 and len(files) >= PROCESS_POOL_MIN_FILES
     if ocr is not None and not processes:
         # Threads share one reader, which reads one picture at a time: give it every core.
-        ocr = replace(ocr, threads=os.cpu_count() or 1)
+        ocr = ocr.on_every_core()
     job = partial(
         prepare,
         max_bytes=max_bytes,

@@ -16,8 +16,9 @@ worker processes (pickled as its options) and load there once per process.
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -67,6 +68,11 @@ class ReaderOptions:
     min_score: float = MIN_LINE_SCORE
     #: CPU threads of one reader; 1 in each decoding worker, which run side by side.
     threads: int = 1
+
+    def on_every_core(self) -> ReaderOptions:
+        """These options for a reader that does the only reading going on (read-text, uploads, threads
+        sharing one reader): every core, where each decoding worker process gets one."""
+        return replace(self, threads=os.cpu_count() or 1)
 
     @property
     def reader_id(self) -> str:

@@ -7,9 +7,8 @@ file only fails itself. The result of every file is reported, in order.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -175,7 +174,7 @@ def _store(
     records: list[tuple[ImageRecord, dict[str, np.ndarray]]] = []
     ocr = reader_options(library.settings) if read_text else None
     if ocr is not None:  # read here, one picture at a time: with every core
-        ocr = replace(ocr, threads=os.cpu_count() or 1)
+        ocr = ocr.on_every_core()
     for n, (item, decoded, _) in enumerate(ready):
         text = None
         if ocr is not None:  # read from the staged bytes, before they move into the library

@@ -9,10 +9,9 @@ the run is interrupted, and a picture already read by this reader is not read ag
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..ingest.decode import decode_bytes, read_file
@@ -54,7 +53,7 @@ def read_library_text(library: Library, progress: Callable[[int, int], None] | N
     check_available()
     settings = library.settings
     # Here the reader is the only work: give it every core (while indexing it runs in each decoder).
-    options = replace(ReaderOptions(size=settings.ocr_size), threads=os.cpu_count() or 1)
+    options = ReaderOptions(size=settings.ocr_size).on_every_core()
     texts = library.catalog.texts
     todo = texts.unread(options.reader_id)
     report = ReadReport(todo=len(todo))

@@ -89,10 +89,6 @@ class WordScores:
     def score(self, asset_id: int) -> float:
         return self.bonus.get(asset_id, 0.0) - self.penalty.get(asset_id, 0.0)
 
-    @property
-    def ids(self) -> set[int]:
-        return set(self.bonus) | set(self.penalty)
-
 
 @dataclass(frozen=True)
 class Why:
