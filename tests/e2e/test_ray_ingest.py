@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -181,18 +182,25 @@ def test_a_killed_actor_loses_nothing_and_duplicates_nothing(ray_cluster, postgr
     folder = _pictures(tmp_path / "pictures", 96)
     lib = _library(postgres_url, tmp_path, ray_cluster)
     killed: list[int] = []
+    killer: list[threading.Thread] = []
     actors_at_end: dict[int, str] = {}
 
     def progress(done: int, total: int) -> None:
-        if not killed:  # after the first batch is written, both actors have a batch
-            killed.append(_kill_an_actor_mid_batch())
+        # After the first batch is written the actors have the next ones. The kill is watched for
+        # on another thread: polling here would hold the driver, which then hands out no new batch,
+        # so once the actors finished the batches they had, none would ever be busy again.
+        if not killer:
+            killer.append(threading.Thread(target=lambda: killed.append(_kill_an_actor_mid_batch()), daemon=True))
+            killer[0].start()
         if done == total:
             actors_at_end.update(_actor_processes())
 
     try:
         report = lib.index_folder(folder, progress=progress, ray_workers=2)
+        killer[0].join(timeout=15)
         assert (report.indexed, report.failed) == (96, 0), report.failures
-        assert killed and killed[0] not in actors_at_end
+        assert killed, "no embedding actor was killed mid-batch"
+        assert killed[0] not in actors_at_end
         assert len(actors_at_end) == 2  # Ray restarted the killed actor
         _assert_exactly_once(postgres_url, indexed=96, failed=0, spaces=len(embedder.spaces))
 
