@@ -209,6 +209,24 @@ def test_a_drawing_resized_or_on_another_canvas_is_the_same_picture():
     assert _same(_clock(3), _clock(3).resize((100, 100), Image.Resampling.LANCZOS))
 
 
+def _grid_icon(bar: int, shift: int = 0) -> Image.Image:
+    """A 60 px toolbar icon: a grid of grey bars ``bar`` px thick (the real set's grid and view_grid)."""
+    im = Image.new("RGBA", (60, 60), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(im)
+    for at in (20, 40):
+        draw.rectangle((at - bar // 2 + shift, 6, at - bar // 2 + shift + bar - 1, 54), fill=(110, 110, 110, 255))
+        draw.rectangle((6 + shift, at - bar // 2, 54 + shift, at - bar // 2 + bar - 1), fill=(110, 110, 110, 255))
+    return im
+
+
+def test_same_size_drawings_with_thicker_lines_are_look_alikes():
+    # Each pixel alone is forgiven a one-pixel shift, which hid bars two pixels thicker; the
+    # whole drawing moved by a pixel is still a copy.
+    assert not _same(_decoded(_grid_icon(3)), _decoded(_grid_icon(5)))
+    assert _same(_decoded(_grid_icon(3)), _decoded(_grid_icon(3, shift=1)))
+    assert _same(_decoded(_grid_icon(3)), _jpeg(_decoded(_grid_icon(3)), 80))
+
+
 def _white_art(shape: str) -> Image.Image:
     """White artwork on a transparent background, like the MATE abstract wallpapers."""
     im = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
