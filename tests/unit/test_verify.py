@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
@@ -120,6 +121,20 @@ def test_copies_of_a_photo_are_the_same_picture(photo, change):
 def test_aspect_versions_of_a_wallpaper_are_the_same_picture(wide):
     """Boot backgrounds ship at 16:9 and 4:3, cut from one artwork at other sizes."""
     assert _same(_aspect(wide, 16 / 9).resize((640, 360)), _aspect(wide, 4 / 3).resize((480, 360)))
+
+
+def _gradient_wallpaper() -> Image.Image:
+    """A 16:9 wallpaper that is one smooth gradient: flat enough to be compared as a drawing."""
+    x, y = np.meshgrid(np.linspace(0, 1, 1280), np.linspace(0, 1, 720))
+    t = 0.8 * x + 0.2 * y
+    return Image.fromarray(np.stack([20 + 72 * t, 40 + 120 * t, 70 + 108 * t], axis=2).astype(np.uint8))
+
+
+def test_aspect_versions_of_a_gradient_wallpaper_are_the_same_picture():
+    # Its 16:9 and 4:3 versions are found by sliding one over the other, as for photos.
+    wallpaper = _gradient_wallpaper()
+    assert _same(wallpaper.resize((640, 360)), _aspect(wallpaper, 4 / 3).resize((480, 360)))
+    assert _same(wallpaper.resize((640, 360)), _aspect(wallpaper, 16 / 10).resize((576, 360)))
 
 
 def _hue_turned(im: Image.Image) -> Image.Image:
