@@ -48,7 +48,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 from visualsearch.config import Settings
 from visualsearch.duplicates import DEFAULT_THRESHOLD, find_duplicates
-from visualsearch.duplicates.finder import exact_kind
+from visualsearch.duplicates.finder import candidate_pairs, exact_kind
 from visualsearch.services import DuplicatesService, Library
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -415,20 +415,41 @@ def main() -> int:
     )
     service = DuplicatesService(library)  # one service: pixel verdicts carry over through the sweep
     evaluate(service, truth, labels, DEFAULT_THRESHOLD, verbose=True)
+    photo_rate = unrelated_candidates(library, truth)
     print("\nsweep:  threshold  precision  recall  hard-FP  other-FP")
     for value in [float(v) for v in args.sweep.split(",")]:
         p, r, hfp, ofp = evaluate(service, truth, labels, value, verbose=False)
         print(f"        {value:9.2f}  {p:9.3f}  {r:6.3f}  {hfp:7d}  {ofp:8d}")
     if args.synthetic:
-        projected(synthetic_timing(args.synthetic, args.synthetic_dim, args.seed), args.synthetic, cost)
+        projected(synthetic_timing(args.synthetic, args.synthetic_dim, args.seed), args.synthetic, cost, photo_rate)
     return 0
 
 
-def projected(search: float, n: int, cost: tuple[float, float] | None) -> None:
+def unrelated_candidates(library: Library, truth) -> float:
+    """Prints and returns the candidate pairs per image among the set's photos that are not copies
+    of each other (COCO and ImageNet photos): what a library of photos costs besides its copies."""
+    assets = library.catalog.indexed_assets()
+    name = {i: Path(a.source).name for i, a in assets.items()}
+    photos = [i for i, n in name.items() if n not in truth]
+    unrelated = [
+        (x, y)
+        for x, y in candidate_pairs(library.catalog, library.similarity_index)
+        if name.get(x) not in truth and name.get(y) not in truth
+    ]
+    print(
+        f"  candidate pairs among the {len(photos):,} photos that are not copies of each other: {len(unrelated)} "
+        f"({len(unrelated) / max(1, len(photos)) * 1000:.1f} per 1,000)"
+    )
+    return len(unrelated) / max(1, len(photos))
+
+
+def projected(search: float, n: int, cost: tuple[float, float] | None, photo_rate: float | None = None) -> None:
     """The duplicates run on n images with the pixel check, from the real set's measured cost.
 
     No n-image set of real pictures fits here; the candidate pairs per image and the cost per
-    pair are what the real set measured (clip art and icons: many look-alike candidates).
+    pair are what the real set measured (clip art and icons: many look-alike candidates). With
+    ``photo_rate`` (candidate pairs per image among unrelated photos), also for a library of photos:
+    its look-alike candidates, plus one check for each copy it holds.
     """
     if cost is None:
         return
@@ -439,6 +460,14 @@ def projected(search: float, n: int, cost: tuple[float, float] | None) -> None:
         f"{per_pair * 1000:.1f} ms each): pixel check {check:.0f} s on top of the {search:.1f} s search = "
         f"{(search + check) / search:.1f}x the search alone"
     )
+    if photo_rate is not None:
+        photos = per_pair * photo_rate * n
+        print(
+            f"projected for {n:,} photos like the synthetic set's unrelated ones ({photo_rate * 1000:.1f} candidate "
+            f"pairs per 1,000): pixel check {photos:.0f} s = {(search + photos) / search:.1f}x the search alone, "
+            f"plus {per_pair * 1000:.1f} ms for each copy the library holds (5,000 copies: "
+            f"{(search + photos + 5000 * per_pair) / search:.1f}x)"
+        )
 
 
 if __name__ == "__main__":

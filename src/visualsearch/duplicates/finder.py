@@ -325,6 +325,29 @@ def _confirmed(x: Asset | None, y: Asset | None, verifier: PixelVerifier) -> boo
     return exact_kind(x, y) is not None or verifier.verdict(x, y).same
 
 
+def _candidates(
+    assets: dict[int, Asset], index: IndexBackend, threshold: float, k: int
+) -> tuple[ExactIndex, np.ndarray, np.ndarray]:
+    """(exact index, a, b): the candidate pairs of copies, before the pixel check. Neighbours at
+    ``threshold`` (or just under it with close perceptual hashes), and pairs of close hashes."""
+    exact, nbr_ids, nbr_scores = _neighbours(index, k)
+    a, b, s = _pairs(exact, nbr_ids, nbr_scores, threshold - PHASH_RELIEF)
+    if len(a):
+        near = (s >= threshold) | _phash_close(assets, a, b)
+        a, b = a[near], b[near]
+    ha, hb = _hash_pairs(assets, exact)
+    return exact, np.concatenate([a, ha]), np.concatenate([b, hb])
+
+
+def candidate_pairs(
+    catalog: Catalog, index: IndexBackend, threshold: float = DEFAULT_THRESHOLD, k: int = NEIGHBOURS
+) -> list[tuple[int, int]]:
+    """The asset id pairs the pixel check would look at (exact copies among them too): what a
+    duplicates run costs depends on how many there are (``benchmarks/duplicates.py``)."""
+    _, a, b = _candidates(catalog.indexed_assets(), index, threshold, k)
+    return list(zip(a.tolist(), b.tolist(), strict=True))
+
+
 def find_duplicates(
     catalog: Catalog,
     index: IndexBackend,
@@ -343,15 +366,9 @@ def find_duplicates(
     ``progress(done, total)`` is called as candidate pairs are checked.
     """
     assets = catalog.indexed_assets()
-    exact, nbr_ids, nbr_scores = _neighbours(index, k)
-    a, b, s = _pairs(exact, nbr_ids, nbr_scores, threshold - PHASH_RELIEF)
-    if len(a):
-        near = (s >= threshold) | _phash_close(assets, a, b)
-        a, b = a[near], b[near]
+    exact, a, b = _candidates(assets, index, threshold, k)
     ea, eb = _exact_edges(assets, "sha256")
     pa, pb = _exact_edges(assets, "pixel_sha256")
-    ha, hb = _hash_pairs(assets, exact)
-    a, b = np.concatenate([a, ha]), np.concatenate([b, hb])
 
     if verifier is not None and len(a):
         keep = np.zeros(len(a), dtype=bool)
