@@ -137,6 +137,15 @@ def test_aspect_versions_of_a_gradient_wallpaper_are_the_same_picture():
     assert _same(wallpaper.resize((640, 360)), _aspect(wallpaper, 16 / 10).resize((576, 360)))
 
 
+def test_a_gradient_wallpaper_with_a_logo_is_the_same_picture():
+    # A smooth gradient is flat pixel to pixel, but it is not a drawing: it may carry one overlay
+    # (the login screen's preview of a wallpaper adds a logo), as photos may.
+    wallpaper = _gradient_wallpaper().resize((640, 360))
+    preview = wallpaper.copy()
+    ImageDraw.Draw(preview).ellipse((280, 140, 360, 220), fill=(230, 230, 235))
+    assert _same(wallpaper, preview)
+
+
 def _hue_turned(im: Image.Image) -> Image.Image:
     r, g, b = im.split()
     return Image.merge("RGB", (g, b, r))

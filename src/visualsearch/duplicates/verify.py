@@ -94,6 +94,10 @@ DRAWING_INK = 0.95
 #: FLAT_SPREAD in CIELAB): playing cards, flags, diagrams fill the frame but are drawn.
 GRAPHIC_FLAT_SHARE = 0.35
 FLAT_SPREAD = 1.0
+#: ... unless under this share of it is flat over five pixels: a smooth gradient (a wallpaper, whose
+#: login-screen preview adds a logo) is not a drawing. Gradient wallpapers have about 0.02, the real
+#: set's cards and flags 0.2-0.33.
+MIN_UNIFORM = 0.1
 #: Flatness is measured after this much smoothing (Gaussian sigma, pixels at SIZE): the previews
 #: the check reads are JPEGs, whose noise made a playing card's flat areas 0.31 flat instead of
 #: 0.73, so cards and flags were compared as photos and a card with one pip more passed as a copy.
@@ -154,8 +158,8 @@ class Prepared:
     box: tuple[int, int, int, int]  # content box (x0, y0, x1, y1)
     #: 1 where the picture has content: off its plain background, if it has one (else everywhere).
     ink: np.ndarray
-    #: Share of pixels in exactly flat areas: many for drawings, cards and icons, few for photos
-    #: and for wallpapers, whose gradients change a little from pixel to pixel.
+    #: Share of pixels in flat areas (3x3 neighbourhood): many for drawings, cards and icons, few
+    #: for photos; a smooth gradient is flat at this scale too.
     flat: float
     #: ORB keypoints and descriptors, computed on first use and kept for the image's other pairs.
     features: tuple[tuple[cv2.KeyPoint, ...], np.ndarray | None] | None = field(default=None, repr=False)
@@ -163,6 +167,14 @@ class Prepared:
     content_share: float = 1.0
     #: All four sides are one plain colour: a drawing, icon or cut-out on a canvas.
     canvas: bool = False
+    #: Share of pixels in flat 5x5 neighbourhoods: the uniform areas of a flag or a card; a
+    #: gradient wallpaper changes too much over five pixels and has almost none.
+    uniform: float = 1.0
+
+    @property
+    def drawn_flat(self) -> bool:
+        """Flat like a drawing (a flag, a card, a diagram), not a smooth gradient."""
+        return self.flat >= GRAPHIC_FLAT_SHARE and self.uniform >= MIN_UNIFORM
 
     @property
     def drawing(self) -> bool:
@@ -236,7 +248,8 @@ def _prepare(rgb: Image.Image, size: int) -> Prepared:
     grey = cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
     ink, canvas = _ink(lab)
     box = _content_box(cv2.erode(ink, np.ones((5, 5), np.uint8)))
-    return Prepared(lab, grey, box, ink, _flat_share(lab), canvas=canvas)
+    flat, uniform = _flat_shares(lab)
+    return Prepared(lab, grey, box, ink, flat, canvas=canvas, uniform=uniform)
 
 
 def _lab(rgb: Image.Image) -> np.ndarray:
@@ -244,11 +257,15 @@ def _lab(rgb: Image.Image) -> np.ndarray:
     return lab
 
 
-def _flat_share(lab: np.ndarray) -> float:
-    kernel = np.ones((3, 3), np.uint8)
+def _flat_shares(lab: np.ndarray) -> tuple[float, float]:
+    """Shares of pixels whose 3x3 and 5x5 neighbourhoods are flat (``Prepared.flat``, ``.uniform``)."""
     smooth = cv2.GaussianBlur(lab, (0, 0), FLAT_SMOOTH)
-    spread = (cv2.dilate(smooth, kernel) - cv2.erode(smooth, kernel)).max(axis=2)
-    return float((spread < FLAT_SPREAD).mean())
+    shares = []
+    for side in (3, 5):
+        kernel = np.ones((side, side), np.uint8)
+        spread = (cv2.dilate(smooth, kernel) - cv2.erode(smooth, kernel)).max(axis=2)
+        shares.append(float((spread < FLAT_SPREAD).mean()))
+    return shares[0], shares[1]
 
 
 def _ink(lab: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -494,7 +511,7 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
     wa, ha = a.size
     wb, hb = b.size
     graphic = (
-        (a.drawing and b.drawing) or max(a.flat, b.flat) >= GRAPHIC_FLAT_SHARE or min(*a.size, *b.size) < ICON_SIDE
+        (a.drawing and b.drawing) or a.drawn_flat or b.drawn_flat or min(*a.size, *b.size) < ICON_SIDE
     )
     limits = GRAPHIC_GRADE if graphic else PHOTO_GRADE
     delta = DELTA_E if graphic else PHOTO_DELTA_E
@@ -632,8 +649,9 @@ class Verdict:
 #: (FLAT_SMOOTH), so JPEG previews of cards and flags are compared as drawings again. "pixels-4":
 #: drawings may differ by a lightness gain within 10% (GRAPHIC_GRADE). "pixels-5": same-size drawings
 #: are also compared at their best whole-pixel shift (GRAPHIC_MAX_SHIFTED). "pixels-6": full-bleed
-#: pictures compared as drawings (smooth wallpapers) slide too.
-METHOD = "pixels-6"
+#: pictures compared as drawings (smooth wallpapers) slide too. "pixels-7": a smooth gradient is not
+#: flat like a drawing (MIN_UNIFORM).
+METHOD = "pixels-7"
 
 
 class VerdictStore(Protocol):
