@@ -510,9 +510,7 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
         a, b = b, a  # lay the larger picture over the smaller: shrinking loses nothing either has
     wa, ha = a.size
     wb, hb = b.size
-    graphic = (
-        (a.drawing and b.drawing) or a.drawn_flat or b.drawn_flat or min(*a.size, *b.size) < ICON_SIDE
-    )
+    graphic = (a.drawing and b.drawing) or a.drawn_flat or b.drawn_flat or min(*a.size, *b.size) < ICON_SIDE
     limits = GRAPHIC_GRADE if graphic else PHOTO_GRADE
     delta = DELTA_E if graphic else PHOTO_DELTA_E
     best: _Layout | None = None
