@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
@@ -193,6 +194,19 @@ def test_lookalike_groups_join_similar_images_with_a_graph(tmp_path):
     assert names == [["blue1", "blue2"], ["red1", "red2", "red3"]]
     assert all(m.kind == "lookalike" for g in groups for m in g.others)
     lib.close()
+
+
+def test_lookalike_groups_do_not_chain():
+    # A chain 1-2-3-4-5 (with 6 hanging on 2) was one component; as groups, every member is linked
+    # to its group's first picture, the one with the most links.
+    from visualsearch.duplicates.finder import _stars
+
+    a = np.array([1, 2, 3, 4, 2], np.int64)
+    b = np.array([2, 3, 4, 5, 6], np.int64)
+    groups = [g.tolist() for g in _stars(a, b)]
+    assert groups == [[2, 1, 3, 6], [4, 5]]
+    links = set(zip(a.tolist(), b.tolist(), strict=True)) | set(zip(b.tolist(), a.tolist(), strict=True))
+    assert all((g[0], m) in links for g in groups for m in g[1:])
 
 
 def test_trash_moves_logs_and_restores(tmp_path):

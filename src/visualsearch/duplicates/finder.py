@@ -33,6 +33,7 @@ then the smallest id. Each group says why its keeper won (``keeper_reason``).
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -210,6 +211,37 @@ def _components(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
     return [nodes[g] for g in np.split(order, splits) if len(g) > 1]
 
 
+def _stars(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+    """Groups of the graph with these edges, each a centre and its neighbours (centre first).
+
+    Connected components chain: on the real set a mutual-neighbour chain of flags, arrow buttons
+    and icons made one "look-alike" group of 923 pictures. Here the picture with the most links
+    left takes all its neighbours not yet taken, and so on, so every member of a group is linked
+    to its first picture (its reference) itself.
+    """
+    links: dict[int, set[int]] = {}
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        links.setdefault(x, set()).add(y)
+        links.setdefault(y, set()).add(x)
+    heap = [(-len(n), node) for node, n in links.items()]
+    heapq.heapify(heap)
+    taken: set[int] = set()
+    groups = []
+    while heap:
+        degree, node = heapq.heappop(heap)
+        if node in taken:
+            continue
+        free = links[node] - taken
+        if len(free) != -degree:  # links were taken since it was queued: queue it with what is left
+            if free:
+                heapq.heappush(heap, (-len(free), node))
+            continue
+        members = [node, *sorted(free)]
+        taken.update(members)
+        groups.append(np.asarray(members, np.int64))
+    return groups
+
+
 def _exact_edges(assets: dict[int, Asset], attr: str) -> tuple[np.ndarray, np.ndarray]:
     buckets: dict[str, list[int]] = {}
     for asset in assets.values():
@@ -233,14 +265,20 @@ def _cosine(exact: ExactIndex, x: int, y: int) -> float:
 
 
 def _build_groups(
-    components: list[np.ndarray], assets: dict[int, Asset], exact: ExactIndex, kind_of: Callable[[Asset, Asset], str]
+    components: list[np.ndarray],
+    assets: dict[int, Asset],
+    exact: ExactIndex,
+    kind_of: Callable[[Asset, Asset], str],
+    first_is_reference: bool = False,
 ) -> list[DuplicateGroup]:
+    """``first_is_reference``: each component's first id heads its group (look-alikes); otherwise
+    the group's keeper by ``choose_keeper``."""
     groups = []
     for ids in components:
         members = [assets[int(i)] for i in ids if int(i) in assets]
         if len(members) < 2:
             continue
-        keeper, reason = choose_keeper(members)
+        keeper, reason = (members[0], "") if first_is_reference else choose_keeper(members)
         group = DuplicateGroup(Member(keeper, 1.0, None), keeper_reason=reason)
         for other in members:
             if other is not keeper:
@@ -396,8 +434,9 @@ def find_lookalikes(
 ) -> list[DuplicateGroup]:
     """Clusters of visually similar but *different* pictures, joined through *mutual* neighbours.
 
-    Requiring both images to have each other among their ``k`` nearest keeps a
-    chain of slightly similar pictures from merging into one huge group. Copies
+    Requiring both images to have each other among their ``k`` nearest, and every member to be
+    linked to its group's reference (``_stars``), keeps a chain of slightly similar pictures
+    from merging into one huge group. Copies
     are not look-alikes: the extras of the ``copies`` groups (the duplicates found
     for this library) are left out, so each picture appears once, as its keeper.
     """
@@ -411,10 +450,8 @@ def find_lookalikes(
         b = np.array([keeper_of.get(int(x), int(x)) for x in b], np.int64)
         keep = a != b
         a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
-    groups = _build_groups(_components(a, b), assets, exact, lambda keeper, other: LOOKALIKE)
-    for group in groups:
-        group.keeper_reason = ""  # nothing is kept or moved in a look-alike group: its first is only the reference
-    return groups
+    # Nothing is kept or moved in a look-alike group: its first picture is only the reference.
+    return _build_groups(_stars(a, b), assets, exact, lambda keeper, other: LOOKALIKE, first_is_reference=True)
 
 
 @dataclass
