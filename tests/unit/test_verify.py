@@ -369,7 +369,17 @@ def test_keeper_rule_and_reason():
     older = _asset(5, 2000, 1500, 1_000_000, 50.0)
     newer = _asset(6, 2000, 1500, 1_010_000, 60.0)
     keeper, reason = choose_keeper([newer, older])
-    assert keeper is older and reason == "all 2000×1500; oldest (1970-01-01)"
+    assert keeper is older and reason == "all the same size, 2000×1500; oldest (1970-01-01)"
+    # The same age, sizes within the 5% margin: the larger file, and the reason says so
+    # (it said "same file size and age, lowest id"); sizes this close are told apart.
+    card = _asset(9, 140, 190, 7_384, 70.0)
+    card_larger = _asset(10, 140, 190, 7_537, 70.0)
+    keeper, reason = choose_keeper([card, card_larger])
+    assert keeper is card_larger
+    assert reason == "all the same size, 140×190; as old as the others, larger file (7,537 bytes vs 7,384 bytes)"
+    twin = _asset(11, 140, 190, 7_537, 70.0)
+    keeper, reason = choose_keeper([twin, card_larger])
+    assert keeper is card_larger and reason.endswith("same file size and age, lowest id")
     tiny = _asset(7, 1000, 750, 500_000, 10.0)
     keeper, reason = choose_keeper([newer, older, tiny])
     assert keeper is older and reason == "2 at the largest size, 2000×1500; oldest (1970-01-01)"

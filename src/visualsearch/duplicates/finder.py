@@ -142,7 +142,7 @@ def choose_keeper(members: list[Asset]) -> tuple[Asset, str]:
     if len(top) == 1:
         second = ranked[1]
         return top[0], f"largest: {size} (the next is {second.width or '?'}×{second.height or '?'})"
-    reason = f"all {size}" if len(top) == len(ranked) else f"{len(top)} at the largest size, {size}"
+    reason = f"all the same size, {size}" if len(top) == len(ranked) else f"{len(top)} at the largest size, {size}"
     # Less compressed only counts against copies with other pixels: a lossless re-save of a
     # JPEG is larger but no better, so pixel-identical files fall back to age.
     heaviest = max(top, key=lambda m: (m.byte_size or 0, -m.id))
@@ -153,15 +153,26 @@ def choose_keeper(members: list[Asset]) -> tuple[Asset, str]:
         lighter = max(m.byte_size or 0 for m in rivals)
         return keeper, f"{reason}; least compressed ({_mb(keeper.byte_size)} vs {_mb(lighter)})"
     keeper = top[0]
-    if _age(keeper) < min((_age(m) for m in top if m is not keeper), default=float("inf")):
+    others = [m for m in top if m is not keeper]
+    if _age(keeper) < min(_age(m) for m in others):
         when = datetime.fromtimestamp(_age(keeper), UTC).strftime("%Y-%m-%d")
         return keeper, f"{reason}; oldest ({when})"
+    # The same age: keeper_order took the larger file, then the lowest id. Say which decided.
+    same_age = [m for m in others if _age(m) == _age(keeper)]
+    lighter = max(m.byte_size or 0 for m in same_age)
+    if (keeper.byte_size or 0) > lighter:
+        return keeper, f"{reason}; as old as the others, larger file ({_mb(keeper.byte_size)} vs {_mb(lighter)})"
     return keeper, f"{reason}; same file size and age, lowest id"
 
 
 def _mb(n: int | None) -> str:
+    """A file size that tells close sizes apart: bytes under 10 kB, one decimal up to 100 kB."""
     n = n or 0
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f} MB"
+    if n >= 1e5:
+        return f"{n / 1e3:.0f} kB"
+    return f"{n / 1e3:.1f} kB" if n >= 1e4 else f"{n:,} bytes"
 
 
 def _neighbours(manager: IndexBackend, k: int) -> tuple[ExactIndex, np.ndarray, np.ndarray]:
