@@ -228,8 +228,10 @@ def test_trash_moves_logs_and_restores(tmp_path):
     lib.close()
 
 
-def run(*args, check=True):
-    proc = subprocess.run([*EXE, *map(str, args)], capture_output=True, text=True, timeout=600, env=dict(os.environ))
+def run(*args, check=True, answer=None):
+    proc = subprocess.run(
+        [*EXE, *map(str, args)], capture_output=True, text=True, timeout=600, env=dict(os.environ), input=answer
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -262,6 +264,9 @@ def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tm
 
     refused = run("duplicates", "--library", lib, "--delete-extras", check=False)  # no terminal: not confirmed
     assert refused.returncode != 0 and len(list(work.iterdir())) == len(list(folder.iterdir()))
+    declined = run("duplicates", "--library", lib, "--delete-extras", check=False, answer="n\n")
+    assert declined.returncode != 0 and "Nothing was moved." in declined.stderr
+    assert len(list(work.iterdir())) == len(list(folder.iterdir()))
 
     moved = json.loads(run("duplicates", "--library", lib, "--delete-extras", "--yes", "--json").stdout)
     assert len(moved["moved"]) == extras
@@ -270,6 +275,14 @@ def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tm
     assert moved["batch"] in run("trash", "list", "--library", lib).stdout
     run("trash", "restore", moved["batch"], "--library", lib)
     assert len(list(work.iterdir())) == len(list(folder.iterdir()))
+    # A restored batch is no longer listed as in the trash (restoring it again had failed)...
+    listed = run("trash", "list", "--library", lib)
+    assert moved["batch"] not in listed.stdout and "the trash is empty" in listed.stderr
+    assert "restored earlier" in listed.stderr
+    # ... unless asked for, marked as restored.
+    assert "(restored)" in run("trash", "list", "--all", "--library", lib).stdout
+    everything = json.loads(run("trash", "list", "--all", "--json", "--library", lib).stdout)
+    assert len(everything) == extras and not any(e["in_trash"] for e in everything)
     assert len(json.loads(run("duplicates", "--library", lib, "--json").stdout)) == len(set(truth.values()))
 
 

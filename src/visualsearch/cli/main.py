@@ -11,6 +11,7 @@ import json
 import logging
 import unicodedata
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -576,6 +577,7 @@ def duplicates(
     if not extras:
         return
     if not yes and not typer.confirm(f"Move {len(extras)} extra image(s) to the trash folder?", err=True):
+        console.print("Nothing was moved.")
         raise typer.Exit(1)
     try:
         batch, moved = service.trash(extras)
@@ -618,18 +620,35 @@ app.add_typer(trash_app, name="trash")
 
 
 @trash_app.command("list")
-def trash_list(library: LibraryOpt = None, as_json: JsonOpt = False) -> None:
-    """Files in the trash, by batch."""
+def trash_list(
+    library: LibraryOpt = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Also list the files of batches already restored, marked so.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Files in the trash, by batch, newest batch first (restored ones are left out unless --all)."""
     from ..services import DuplicatesService
 
-    entries = DuplicatesService(_open(library)).trash_entries()
+    batches = DuplicatesService(_open(library)).trash_batches()
+    rows = [(b, e, here) for b in batches for e, here in zip(b.files, b.in_trash, strict=True) if here or everything]
     if as_json:
-        out.print_json(json.dumps([e.__dict__ for e in entries]))
+        out.print_json(json.dumps([dict(e.__dict__, in_trash=here) for _, e, here in rows]))
         return
-    if not entries:
-        console.print("the trash is empty")
-    for e in entries:
-        print(f"{e.batch}  {e.asset_id:>6}  {e.original}")
+    if not rows:
+        restored = sum(1 for b in batches for here in b.in_trash if not here)
+        console.print(
+            "the trash is empty" + (f" ({restored} file(s) restored earlier; --all lists them)" if restored else "")
+        )
+    shown = None
+    for b, e, here in rows:
+        if b.batch != shown:
+            shown = b.batch
+            when = datetime.fromtimestamp(b.at).strftime("%Y-%m-%d %H:%M")
+            left = sum(b.in_trash)
+            state = f"{left} of {len(b.files)} file(s) in the trash" if left else "restored"
+            print(f"{b.batch}  ({when}, {state})")
+        print(f"  {e.asset_id:>6}  {e.original}{'' if here else '  (restored)'}")
 
 
 @trash_app.command("restore")
