@@ -60,6 +60,9 @@ def shore(sea, sand, size=(400, 300)) -> Image.Image:
 VIOLET = landscape((120, 0, 200), (0, 0, 0), 0.6, sun=(0.5, 0.5, 40, (200, 0, 255)))
 
 
+FOREST_COPY = "holiday-backup-2019__pictures__second-drive__landscapes__forest-copy.png"
+
+
 def make_library(folder: Path) -> None:
     """Two groups of copies (sunset: a byte copy and a half-size JPEG; forest: a byte copy), two
     look-alike beach pictures that are different pictures, and an unrelated violet one."""
@@ -69,7 +72,8 @@ def make_library(folder: Path) -> None:
     sunset.resize((200, 150)).save(folder / "sunset-small.jpg", quality=80)
     shutil.copy(folder / "sunset.png", folder / "sunset-copy.png")
     landscape((0, 200, 0), (0, 80, 0), 0.3, size=(300, 200)).save(folder / "forest.png")
-    shutil.copy(folder / "forest.png", folder / "forest-copy.png")
+    # A long name, as files flattened from folders get: its end is what tells it apart.
+    shutil.copy(folder / "forest.png", folder / FOREST_COPY)
     landscape((0, 90, 255), (240, 220, 150), 0.55, sun=(0.8, 0.2, 30, (255, 255, 255))).save(folder / "beach-1.png")
     shore((0, 80, 255), (250, 210, 110)).save(folder / "beach-2.png")
     VIOLET.save(folder / "violet.png")
@@ -160,6 +164,15 @@ def test_duplicates_tab_shows_tiers_and_the_keeper_reason_and_refreshes_after_a_
             )
         )
         assert kinds == {"sunset-copy.png": "Same file", "sunset-small.jpg": "Near-duplicate"}
+        # A copy's badge is its tier; the model's similarity is a detail under it.
+        expect(sunset.locator(".dup-item:not(.keeper) .tag")).to_have_text(["Same file", "Near-duplicate"])
+        expect(sunset.locator(".dup-item:not(.keeper) .model-similarity")).to_have_text(
+            [re.compile(r"Model similarity \d+%")] * 2
+        )
+        # A long name keeps its end ("…forest-copy.png"), with the whole path in its tooltip.
+        long_name = forest.locator(".dup-item:not(.keeper) .name")
+        expect(long_name).to_have_text(re.compile(r"^holiday-backup.*….*landscapes__forest-copy\.png$"))
+        assert long_name.get_attribute("title").endswith(FOREST_COPY)
         boxes = page.locator(".dup-item .pick input")
         assert boxes.count() == 3 and all(boxes.nth(i).is_checked() for i in range(3))  # extras selected
         assert keeper.locator(".pick").count() == 0  # the keeper cannot be ticked
@@ -338,7 +351,7 @@ def test_uploading_a_copy_names_the_image_already_there_with_its_thumbnail(brows
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["360", "1280"])
 def test_the_new_views_fit_the_screen(browser, live, tmp_path, viewport):  # noqa: F811
-    trash_via_api(live, ["forest-copy.png"])
+    trash_via_api(live, [FOREST_COPY])
     size = viewport["width"]
     with open_at(browser, live.url + "/?view=duplicates", viewport=viewport) as page:
         for tab, ready in (("copies", ".dup-group"), ("similar", ".dup-group"), ("trash", ".trash-batch")):

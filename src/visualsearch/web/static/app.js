@@ -62,6 +62,14 @@ const postJson = (path, body) => api(path, { method: "POST", headers: { "content
 // ---------------------------------------------------------------------------------------
 // Rendering
 
+// A long file name with its middle left out: what tells copies apart (a size, "16", another theme)
+// is usually at its end, which cutting the end would hide.
+function middleEllipsis(text, max) {
+  if (text.length <= max) return text;
+  const tail = Math.ceil((max - 1) * 0.6);
+  return `${text.slice(0, max - 1 - tail)}…${text.slice(text.length - tail)}`;
+}
+
 function formatBytes(n) {
   if (n == null) return "—";
   if (n < 1024) return `${n} B`;
@@ -994,7 +1002,10 @@ function dupItem(member, group, tab) {
   const name = asset.name || asset.source;
   const tag = document.createElement("span");
   tag.className = "tag";
-  tag.textContent = first ? (tab === "copies" ? "Keep" : "Compared with") : `${(member.similarity * 100).toFixed(0)}% similar`;
+  // A copy's badge is its tier: the model's similarity says nothing about whether it is a copy
+  // (a 16 px icon of a logo is its near-duplicate at "50% similar"), so it is only a detail below.
+  const similarity = `${(member.similarity * 100).toFixed(0)}%`;
+  tag.textContent = first ? (tab === "copies" ? "Keep" : "Compared with") : tab === "copies" ? (KIND_LABEL[member.kind] || member.kind) : `${similarity} similar`;
   const img = document.createElement("img");
   img.loading = "lazy";
   img.alt = name;
@@ -1002,11 +1013,15 @@ function dupItem(member, group, tab) {
   img.addEventListener("click", () => openAsset(asset.id));
   const info = document.createElement("div");
   info.className = "info";
-  const title = document.createElement("span"); title.className = "name"; title.textContent = name; title.title = asset.source;
+  const title = document.createElement("span"); title.className = "name"; title.textContent = middleEllipsis(name, 60); title.title = asset.source;
   const size = document.createElement("span"); size.className = "muted";
   size.textContent = `${asset.width} × ${asset.height} · ${formatBytes(asset.byte_size)}`;
   const added = document.createElement("span"); added.className = "muted"; added.textContent = `Added ${new Date(asset.added_at).toLocaleDateString()}`;
   info.append(title, size, added);
+  if (!first && tab === "copies") {
+    const model = document.createElement("span"); model.className = "muted model-similarity"; model.textContent = `Model similarity ${similarity}`;
+    info.append(model);
+  }
   if (first && tab === "copies" && group.keeper_reason) {
     const why = document.createElement("span"); why.className = "keep-reason"; why.textContent = `Keep: ${group.keeper_reason}`;
     info.append(why);
