@@ -260,6 +260,7 @@ def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tm
     assert run("groups", "--library", lib, "--min-size", "50").stderr.strip() == "no look-alike groups found"
     dry = run("duplicates", "--library", lib)
     assert "Dry run: nothing was moved" in dry.stderr and "keep" in dry.stdout and "kept because: " in dry.stdout
+    assert "near-duplicate" in dry.stdout and "near_duplicate" not in dry.stdout  # the page's words, not the values
     assert len(list(work.iterdir())) == len(list(folder.iterdir()))
 
     refused = run("duplicates", "--library", lib, "--delete-extras", check=False)  # no terminal: not confirmed

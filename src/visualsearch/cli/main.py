@@ -497,6 +497,10 @@ def _group_dict(group: DuplicateGroup) -> dict[str, Any]:
     }
 
 
+#: The tiers in words, as the page says them (``--json`` keeps the values: exact_bytes, same_pixels, ...).
+TIER_LABEL = {"exact_bytes": "same file", "same_pixels": "same pixels", "near_duplicate": "near-duplicate"}
+
+
 def _print_groups(groups: Sequence[DuplicateGroup], as_json: bool, label: str, copies: bool = True) -> None:
     """Groups as text. ``copies``: duplicates (one to keep, extras to move away); otherwise look-alike
     groups, where nothing is an extra: the first is only the group's reference picture."""
@@ -515,7 +519,7 @@ def _print_groups(groups: Sequence[DuplicateGroup], as_json: bool, label: str, c
             print(f"         kept because: {g.keeper_reason}")
         for m in g.others:
             a = m.asset
-            kind = f"{m.kind:14} " if copies else ""
+            kind = f"{TIER_LABEL.get(m.kind or '', m.kind or ''):14} " if copies else ""
             print(
                 f"  {rest:6} {a.id:>6}  {a.width}x{a.height}  {a.byte_size or 0:>9} B  "
                 f"{m.similarity:.3f} {kind}{a.source}"
