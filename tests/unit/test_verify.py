@@ -398,11 +398,13 @@ def test_verdicts_outlive_the_process_in_the_catalog(photo, tmp_path):
             return photo if asset.id == 1 else photo.resize((photo.width // 2, photo.height // 2))
 
         a, b = Asset(id=1, sha256="a" * 64), Asset(id=2, sha256="b" * 64)
+        library.catalog.verdicts.add("pixels-0", {("c" * 64, "d" * 64): True})  # an older check's verdict
         first = PixelVerifier(load, store=library.catalog.verdicts)
         assert first.verdict(a, b).same
         first.flush()
         second = PixelVerifier(load, store=library.catalog.verdicts)  # a new run, as in a new process
         assert second.verdict(b, a).same and second.checked == 0 and loads == [1, 2]
         assert library.catalog.verdicts.all("another-method") == {}  # a new check version starts afresh
+        assert library.catalog.verdicts.all("pixels-0") == {}  # and the older one's rows are gone
     finally:
         library.close()

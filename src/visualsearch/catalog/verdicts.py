@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .schema import PairVerdictRow
@@ -41,3 +41,10 @@ class VerdictRepository:
                 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
                 s.execute(pg_insert(PairVerdictRow).on_conflict_do_nothing(), rows)
+
+    def keep_only(self, method: str) -> int:
+        """Forgets the verdicts of every other check version (they are never read again: a real
+        library's catalog had grown to 130 MB of them); returns how many rows went."""
+        with self._catalog.write_session() as s, s.begin():
+            result = s.execute(delete(PairVerdictRow).where(PairVerdictRow.method != method))
+            return int(getattr(result, "rowcount", 0) or 0)

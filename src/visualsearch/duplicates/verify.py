@@ -659,6 +659,8 @@ class VerdictStore(Protocol):
 
     def add(self, method: str, verdicts: dict[tuple[str, str], bool]) -> None: ...
 
+    def keep_only(self, method: str) -> int: ...
+
 
 class PixelVerifier:
     """Verdicts for candidate pairs of assets, from their pictures (``load`` gives one, or None).
@@ -682,6 +684,7 @@ class PixelVerifier:
         #: compares a new picture, which has none, so it never reads them).
         self._stored: dict[tuple[str, str], bool] | None = None
         self._new: dict[tuple[str, str], bool] = {}
+        self._pruned = False
         self._lock = threading.Lock()
         self.checked = 0
         self.unreadable = 0
@@ -692,6 +695,9 @@ class PixelVerifier:
             new, self._new = self._new, {}
         if self._store is not None and new:
             self._store.add(METHOD, new)
+            if not self._pruned:  # once a run: verdicts of an older check are never read again
+                self._store.keep_only(METHOD)
+                self._pruned = True
             with self._lock:
                 if self._stored is not None:
                     self._stored.update(new)
