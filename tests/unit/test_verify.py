@@ -408,3 +408,51 @@ def test_verdicts_outlive_the_process_in_the_catalog(photo, tmp_path):
         assert library.catalog.verdicts.all("pixels-0") == {}  # and the older one's rows are gone
     finally:
         library.close()
+
+
+def test_small_lossless_pictures_are_checked_from_their_file(tmp_path):
+    """JPEG previews made flat drawings look like photos to the check; a small PNG is read whole."""
+    from tests.support.embedders import TinyEmbedder
+    from visualsearch.ingest.decode import decode_file
+    from visualsearch.services.assets import AssetService, preview_verifier
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    _decoded(_dreidel("N")).save(folder / "small.png")  # 200x260, lossless
+    _clock(3).resize((900, 900)).save(folder / "large.png")  # over LOSSLESS_SIDE: its preview
+    _clock(5).save(folder / "photo.jpg", quality=90)  # a JPEG: its preview is no worse
+    library = Library(Settings.from_env(tmp_path / "library"), embedder=TinyEmbedder())
+    try:
+        library.index_folder(folder)
+        verifier = preview_verifier(library)
+        by_name = {Path(a.source).name: a for a in library.catalog.indexed_assets().values()}
+        previews = AssetService(library)
+
+        def pixels(image: Image.Image) -> bytes:
+            return image.convert("RGB").tobytes()
+
+        small = by_name["small.png"]
+        assert pixels(verifier._load(small)) == pixels(decode_file(folder / "small.png").image)
+        for name in ("large.png", "photo.jpg"):
+            with Image.open(previews.thumbnail(by_name[name])) as preview:
+                assert pixels(verifier._load(by_name[name])) == pixels(preview)
+        # A file rewritten since indexing: what was indexed is its preview.
+        _decoded(_dreidel("G")).save(folder / "small.png", optimize=True)
+        assert (folder / "small.png").stat().st_size != small.byte_size
+        with Image.open(previews.thumbnail(small)) as preview:
+            assert pixels(verifier._load(small)) == pixels(preview)
+    finally:
+        library.close()
+
+
+def _soft_dot(peak: int) -> Image.Image:
+    """A 21 px progress dot: a soft white spot on a dark field (Plymouth themes ship them)."""
+    yy, xx = np.mgrid[-10:11, -10:11]
+    spot = np.exp(-(xx**2 + yy**2) / 12.0)
+    return Image.fromarray((32 + (peak - 32) * spot).astype(np.uint8)).convert("RGB")
+
+
+def test_tiny_drawings_get_no_lightness_room():
+    # At 21 px the 10% gain drawings get, with the one-pixel tolerance, passed a dot 25% brighter.
+    assert not _same(_soft_dot(252), _soft_dot(197))
+    assert _same(_soft_dot(252), _soft_dot(246))  # the same dot, rendered a shade differently

@@ -87,6 +87,9 @@ MAX_STRETCH = 0.03
 #: "on" and "off" states.
 PHOTO_GRADE = Grade(gain=(0.55, 1.8), offset=30.0, chroma=(0.25, 2.2))
 GRAPHIC_GRADE = Grade(gain=(0.9, 1.11), offset=0.0, chroma=(1.0, 1.0))
+#: Pictures under ICON_SIDE on both sides get none: at 21 px that gain and the one-pixel tolerance
+#: together passed a progress dot 25% brighter than another.
+NO_GRADE = Grade(gain=(1.0, 1.0), offset=0.0, chroma=(1.0, 1.0))
 #: A picture is a drawing (clip art, icon, logo, cut-out) when its content covers less than this
 #: share of it, the rest being a plain background; photos and wallpapers fill the frame.
 DRAWING_INK = 0.95
@@ -511,7 +514,8 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
     wa, ha = a.size
     wb, hb = b.size
     graphic = (a.drawing and b.drawing) or a.drawn_flat or b.drawn_flat or min(*a.size, *b.size) < ICON_SIDE
-    limits = GRAPHIC_GRADE if graphic else PHOTO_GRADE
+    tiny = max(*a.size, *b.size) < ICON_SIDE
+    limits = (NO_GRADE if tiny else GRAPHIC_GRADE) if graphic else PHOTO_GRADE
     delta = DELTA_E if graphic else PHOTO_DELTA_E
     best: _Layout | None = None
     for name, m in _layouts(a, b, graphic):
@@ -648,8 +652,9 @@ class Verdict:
 #: drawings may differ by a lightness gain within 10% (GRAPHIC_GRADE). "pixels-5": same-size drawings
 #: are also compared at their best whole-pixel shift (GRAPHIC_MAX_SHIFTED). "pixels-6": full-bleed
 #: pictures compared as drawings (smooth wallpapers) slide too. "pixels-7": a smooth gradient is not
-#: flat like a drawing (MIN_UNIFORM).
-METHOD = "pixels-7"
+#: flat like a drawing (MIN_UNIFORM). "pixels-8": tiny drawings get no lightness gain (NO_GRADE), and
+#: small lossless pictures are read from their files (services.assets.preview_verifier).
+METHOD = "pixels-8"
 
 
 class VerdictStore(Protocol):

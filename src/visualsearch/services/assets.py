@@ -14,7 +14,13 @@ from PIL import Image
 from ..catalog import INDEXED, Asset, AssetFilter
 from ..duplicates import PixelVerifier
 from ..errors import NotFound, VisualSearchError
+from ..ingest.decode import decode_file
 from .library import Library
+
+#: Pictures this small (longest side, px) are checked from their own file, not their JPEG preview.
+LOSSLESS_SIDE = 512
+#: ... when they are in one of these formats: a JPEG's preview is no lossier than the file.
+LOSSLESS_FORMATS = frozenset({"PNG", "GIF", "BMP", "TIFF"})
 
 
 class AssetService:
@@ -117,17 +123,32 @@ class AssetService:
         return asset.sha256 is None or not self.library.media.thumbnail_path(asset.sha256).exists()
 
 
+def lossless(asset: Asset) -> bool:
+    """A small picture in a lossless format: the pixel check reads its own file (see below)."""
+    small = bool(asset.width and asset.height and max(asset.width, asset.height) <= LOSSLESS_SIDE)
+    return small and (asset.format or "").upper() in LOSSLESS_FORMATS
+
+
 def preview_verifier(library: Library) -> PixelVerifier:
     """Pixel checks of candidate copies (:mod:`visualsearch.duplicates.verify`) on the assets' previews.
 
     The 256 px previews are what the check needs (it compares at 160 px), are usually on
     disk already (made at indexing; made here on first use otherwise), and are composited
-    like everything else, so a transparent picture is compared as it is seen.
+    like everything else, so a transparent picture is compared as it is seen. Small pictures in
+    a lossless format (:func:`lossless`: icons, clip art, cards) are read from their own file,
+    decoded the same way: as cheap, and without the preview's JPEG noise, which made flat drawings
+    look like photos (a nine of diamonds then passed as a copy of the eight, a lime of a lemon).
     """
     previews = AssetService(library)
+    limits = library.settings.decode_limits
 
     def load(asset: Asset) -> Image.Image | None:
         try:
+            if lossless(asset):
+                file = previews.image_file(asset)
+                # A file changed since indexing is left to its preview, made from what was indexed.
+                if file.stat().st_size == asset.byte_size:
+                    return decode_file(file, **limits).image.convert("RGB")
             with Image.open(previews.thumbnail(asset)) as image:
                 return image.convert("RGB")
         except (OSError, VisualSearchError):
