@@ -284,7 +284,16 @@ def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tm
     assert "(restored)" in run("trash", "list", "--all", "--library", lib).stdout
     everything = json.loads(run("trash", "list", "--all", "--json", "--library", lib).stdout)
     assert len(everything) == extras and not any(e["in_trash"] for e in everything)
-    assert len(json.loads(run("duplicates", "--library", lib, "--json").stdout)) == len(set(truth.values()))
+    again = json.loads(run("duplicates", "--library", lib, "--json").stdout)
+    assert len(again) == len(set(truth.values()))
+
+    # --exact-only moves the exact copies and leaves the near-duplicates to be looked at.
+    exact = [o for g in again for o in g["others"] if o["kind"] in ("exact_bytes", "same_pixels")]
+    near = [o for g in again for o in g["others"] if o["kind"] == "near_duplicate"]
+    assert exact and near
+    only = json.loads(run("duplicates", "--library", lib, "--delete-extras", "--exact-only", "--yes", "--json").stdout)
+    assert sorted(e["asset_id"] for e in only["moved"]) == sorted(o["id"] for o in exact)
+    assert all(Path(o["source"]).exists() for o in near)
 
 
 # -- HTTP ------------------------------------------------------------------------------------

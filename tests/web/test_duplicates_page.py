@@ -222,6 +222,7 @@ def test_similar_shots_select_nothing_and_say_they_are_different_pictures(browse
         expect(beach).to_be_visible()
         expect(page.locator("#tab-similar")).to_have_attribute("aria-current", "page")
         assert page.title() == "Similar shots · visualsearch"
+        expect(page.locator("#dups-heading")).to_have_text("Similar shots")  # it had kept "Duplicates"
         expect(page.locator("#explain-similar")).to_be_visible()
         expect(page.locator("#explain-similar")).to_contain_text("Different pictures that look alike")
         expect(page.locator("#explain-similar")).to_contain_text("nothing is selected")

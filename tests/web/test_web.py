@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -403,7 +404,10 @@ def test_duplicates_view_shows_groups_and_moves_extras_to_trash(page, live):
     sync_api.expect(keeper.locator(".name")).to_have_text(DUPLICATED)  # full size, oldest
     kinds = group.locator(".dup-item:not(.keeper) .kind").all_inner_texts()
     assert sorted(kinds) == ["Near-duplicate", "Same file"]
-    assert all("% similar" in t for t in group.locator(".dup-item:not(.keeper) .tag").all_inner_texts())
+    # A copy's badge is its tier; the model's similarity is a detail under it.
+    assert sorted(group.locator(".dup-item:not(.keeper) .tag").all_inner_texts()) == ["Near-duplicate", "Same file"]
+    details = group.locator(".dup-item:not(.keeper) .model-similarity").all_inner_texts()
+    assert len(details) == 2 and all(re.fullmatch(r"Model similarity \d+%", t) for t in details)
     assert "× " in keeper.locator(".muted").first.inner_text()  # sizes are shown side by side
     page.wait_for_function("[...document.querySelectorAll('.dup-item img')].every(i => i.naturalWidth > 0)")
     shot(page, "11-duplicates")

@@ -497,6 +497,8 @@ def _group_dict(group: DuplicateGroup) -> dict[str, Any]:
     }
 
 
+#: The tiers of exact copies: what ``duplicates --delete-extras --exact-only`` moves.
+EXACT_TIERS = frozenset({"exact_bytes", "same_pixels"})
 #: The tiers in words, as the page says them (``--json`` keeps the values: exact_bytes, same_pixels, ...).
 TIER_LABEL = {"exact_bytes": "same file", "same_pixels": "same pixels", "near_duplicate": "near-duplicate"}
 
@@ -549,6 +551,14 @@ def duplicates(
         ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --delete-extras.")] = False,
+    exact_only: Annotated[
+        bool,
+        typer.Option(
+            "--exact-only",
+            help="With --delete-extras, move only exact copies (the same file or the same pixels); "
+            "near-duplicates stay, to be looked at.",
+        ),
+    ] = False,
 ) -> None:
     """List exact copies and near-duplicates, with the image to keep in each group. Dry run unless --delete-extras.
 
@@ -570,7 +580,7 @@ def duplicates(
         )
     if not (as_json and delete_extras):  # with both, the JSON report of what moved is the output
         _print_groups(groups, as_json, "duplicates")
-    extras = [m.asset.id for g in groups for m in g.others]
+    extras = [m.asset.id for g in groups for m in g.others if not exact_only or m.kind in EXACT_TIERS]
     if not delete_extras:
         if groups and not as_json:
             console.print(

@@ -966,7 +966,7 @@ const dup = {
   summary: $("dups-summary"), empty: $("dups-empty"), emptyTitle: $("dups-empty-title"), emptyText: $("dups-empty-text"),
   loading: $("dups-loading"), loadingText: $("dups-loading-text"), error: $("dups-error"), more: $("dups-more"),
   trashAll: $("dups-trash-all"), trashAllLabel: $("dups-trash-all-label"), tabs: $("dups-tabs"),
-  navLibrary: $("nav-library"), navDuplicates: $("nav-duplicates"),
+  navLibrary: $("nav-library"), navDuplicates: $("nav-duplicates"), heading: $("dups-heading"),
 };
 const TABS = {
   copies: {
@@ -1218,6 +1218,7 @@ function showDuplicates(tab) {
   for (const name of Object.keys(TABS)) $(`explain-${name}`).hidden = name !== dupTab;
   dup.list.hidden = dupTab === "trash";
   dup.trashList.hidden = dupTab !== "trash";
+  dup.heading.textContent = info.title; // the heading names the tab shown, as the window title does
   dup.emptyTitle.textContent = info.emptyTitle;
   dup.emptyText.textContent = info.emptyText;
   dup.loadingText.textContent = info.loading;
