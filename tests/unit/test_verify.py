@@ -456,3 +456,16 @@ def test_tiny_drawings_get_no_lightness_room():
     # At 21 px the 10% gain drawings get, with the one-pixel tolerance, passed a dot 25% brighter.
     assert not _same(_soft_dot(252), _soft_dot(197))
     assert _same(_soft_dot(252), _soft_dot(246))  # the same dot, rendered a shade differently
+
+
+def test_a_drawing_that_is_a_part_of_a_bigger_drawing_is_not_its_copy():
+    # "debian" was claimed a copy of the "debian 12" logo with its swirl: it is in there, whole.
+    dreidel = _dreidel("N")
+    alone = Image.new("RGB", (240, 300), (30, 30, 30))
+    alone.paste(dreidel, (20, 20), dreidel)
+    with_more = Image.new("RGB", (460, 300), (30, 30, 30))
+    with_more.paste(dreidel, (20, 20), dreidel)
+    ImageDraw.Draw(with_more).rectangle((300, 120, 459, 180), fill=(230, 230, 230))  # reaches the edge
+    assert not _same(alone, with_more)
+    # A crop cuts through the content at its frame: still a copy (the synthetic set's 80% crops).
+    assert _same(alone, alone.crop((20, 25, 225, 280)))

@@ -120,6 +120,10 @@ MIN_CONTENT = 0.015
 #: most MAX_CHANGED of it differs. Another shot, a light/dark variant or a card with more pips
 #: differs all over.
 MIN_COVER = 0.55
+#: ... and a whole drawing found entire (WHOLE of it) inside a bigger drawing that has more than
+#: 1 - PART_COVER of its content elsewhere is a part of it (see _part_of).
+WHOLE = 0.95
+PART_COVER = 0.8
 MAX_CHANGED = 0.03
 MAX_OVERLAY = 0.2
 #: A grade that changes lightness and colour this much together (|ln gain| + |ln chroma gain|)
@@ -173,6 +177,15 @@ class Prepared:
     #: Share of pixels in flat 5x5 neighbourhoods: the uniform areas of a flag or a card; a
     #: gradient wallpaper changes too much over five pixels and has almost none.
     uniform: float = 1.0
+    #: How many of its four sides are one plain colour (4: a canvas; 0: a photo, or a decorated frame).
+    plain_sides: int = 0
+
+    @property
+    def enclosed(self) -> bool:
+        """A whole drawing: on a canvas, with a margin on every side (its frame cuts nothing of it)."""
+        x0, y0, x1, y1 = self.box
+        w, h = self.size
+        return self.canvas and x0 > 0 and y0 > 0 and x1 < w and y1 < h
 
     @property
     def drawn_flat(self) -> bool:
@@ -213,6 +226,7 @@ class Comparison:
     overlay: float = 0.0  # the box around every changed patch, as a share of the overlap
     outside: float = 0.0  # what differs outside that box, as a share of the content
     shifted: float = -1.0  # same-size pictures: changed share at the best whole-pixel shift (-1: not same size)
+    part: bool = False  # one is a whole drawing that makes only a part of the other drawing
 
 
 def prepare(image: Image.Image, size: int = SIZE) -> Prepared:
@@ -249,10 +263,10 @@ def _prepare(rgb: Image.Image, size: int) -> Prepared:
     arr = np.asarray(rgb, dtype=np.uint8)
     lab = _lab(rgb)
     grey = cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
-    ink, canvas = _ink(lab)
+    ink, canvas, plain_sides = _ink(lab)
     box = _content_box(cv2.erode(ink, np.ones((5, 5), np.uint8)))
     flat, uniform = _flat_shares(lab)
-    return Prepared(lab, grey, box, ink, flat, canvas=canvas, uniform=uniform)
+    return Prepared(lab, grey, box, ink, flat, canvas=canvas, uniform=uniform, plain_sides=plain_sides)
 
 
 def _lab(rgb: Image.Image) -> np.ndarray:
@@ -271,12 +285,13 @@ def _flat_shares(lab: np.ndarray) -> tuple[float, float]:
     return shares[0], shares[1]
 
 
-def _ink(lab: np.ndarray) -> tuple[np.ndarray, bool]:
+def _ink(lab: np.ndarray) -> tuple[np.ndarray, bool, int]:
     """Where the picture is not its plain background (uint8 mask, widened by 2 px).
 
     The background is the colour of the sides that are plain: all four for a drawing on a
     canvas (the second value returned), two opposite ones for the bars of a letterboxed
-    picture; a photo has no plain background and is all content.
+    picture; a photo has no plain background and is all content. The third value is how
+    many sides are plain.
     Measuring changes against the content rather than the whole canvas keeps a small
     drawing on a big margin as strict as a large one.
     """
@@ -294,10 +309,10 @@ def _ink(lab: np.ndarray) -> tuple[np.ndarray, bool]:
     # A plain background shows on all four sides (a drawing on a canvas) or on two opposite
     # sides (the bars of a letterboxed picture).
     if len(plain) < 4 and not (bars(0, 1) or bars(2, 3)):
-        return np.ones(lab.shape[:2], np.uint8), False
+        return np.ones(lab.shape[:2], np.uint8), False, len(plain)
     background = np.median(np.array(plain), axis=0)
     far = (_squared(lab - background) > DELTA_E**2).astype(np.uint8)
-    return cv2.dilate(far, np.ones((5, 5), np.uint8)), len(plain) == 4
+    return cv2.dilate(far, np.ones((5, 5), np.uint8)), len(plain) == 4, len(plain)
 
 
 def _content_box(ink: np.ndarray) -> tuple[int, int, int, int]:
@@ -603,7 +618,20 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
     # Only asked when the drawing passes otherwise: most candidates do not, and it is a tenth of a check.
     passes = share <= GRAPHIC_MAX_CHANGED and blob <= GRAPHIC_MAX_PATCH and min(cover_a, cover_b) >= MIN_COVER
     shifted = _shifted_change(first, second, a.ink | ink_b, delta) if identity and graphic and passes else -1.0
-    return Comparison(share, cover_a, cover_b, name, gain, offset, chroma, blob, graphic, overlay, outside, shifted)
+    part = _part_of(b, a, cover_b, cover_a) or _part_of(a, b, cover_a, cover_b)
+    return Comparison(
+        share, cover_a, cover_b, name, gain, offset, chroma, blob, graphic, overlay, outside, shifted, part
+    )
+
+
+def _part_of(small: Prepared, big: Prepared, small_cover: float, big_cover: float) -> bool:
+    """``small`` is a whole drawing found entire inside ``big``, a drawing (three plain sides or more)
+    with more than a fifth of its content elsewhere: a logo without its wordmark, not a copy.
+
+    A crop cuts through its picture's content at the frame, so it is not a whole drawing; a photo
+    in a decorated frame has no plain side (the synthetic set's crop that leaves out the frame of a
+    product photo is a copy)."""
+    return small.enclosed and big.plain_sides >= 3 and small_cover >= WHOLE and big_cover < PART_COVER
 
 
 def _shifted_change(first: np.ndarray, second: np.ndarray, ink: np.ndarray, delta: float) -> float:
@@ -627,7 +655,7 @@ def _shifted_change(first: np.ndarray, second: np.ndarray, ink: np.ndarray, delt
 
 def same_picture(c: Comparison) -> bool:
     """The decision for one compared pair (see the module docstring and the constants)."""
-    if min(c.cover_a, c.cover_b) < MIN_COVER:
+    if min(c.cover_a, c.cover_b) < MIN_COVER or c.part:
         return False
     if c.graphic:
         if c.shifted > GRAPHIC_MAX_SHIFTED:
@@ -653,8 +681,9 @@ class Verdict:
 #: are also compared at their best whole-pixel shift (GRAPHIC_MAX_SHIFTED). "pixels-6": full-bleed
 #: pictures compared as drawings (smooth wallpapers) slide too. "pixels-7": a smooth gradient is not
 #: flat like a drawing (MIN_UNIFORM). "pixels-8": tiny drawings get no lightness gain (NO_GRADE), and
-#: small lossless pictures are read from their files (services.assets.preview_verifier).
-METHOD = "pixels-8"
+#: small lossless pictures are read from their files (services.assets.preview_verifier). "pixels-9": a
+#: whole drawing that is a part of a bigger drawing is not its copy (_part_of).
+METHOD = "pixels-9"
 
 
 class VerdictStore(Protocol):
