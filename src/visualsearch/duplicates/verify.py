@@ -19,14 +19,16 @@ real set, and the synthetic transformed-copies set, both in ``benchmarks/duplica
    on a canvas, either is flat, or either is tiny.
 3. Several ways of laying one image over the other are tried, each an affine map: stretch
    to the same size (within ``MAX_STRETCH``: a drawing 5% taller is another drawing); content
-   box onto content box (another canvas or margin); for photos, fit the width or height and
-   slide (letterboxes, aspect versions); ORB features with RANSAC (crops, rotations up to
+   box onto content box (another canvas or margin); for photos and full-bleed drawings, fit the
+   width or height and slide (letterboxes, aspect versions); ORB features with RANSAC (crops, rotations up to
    ``MAX_ROTATION``, screenshots). The cheapest measure ranks them; the best is examined.
 4. Photos may differ by a mild global grade, fitted robustly and bounded (``PHOTO_GRADE``,
    ``MAX_GRADE``: a light and a dark rendition of a wallpaper is not a mild edit); drawings
-   by none. The per-pixel difference forgives a one-pixel shift (resampling seams).
+   by a lightness gain within 10% (``GRAPHIC_GRADE``; none under ``ICON_SIDE``). The per-pixel
+   difference forgives a one-pixel shift (resampling seams).
 5. Decision. The overlap must hold ``MIN_COVER`` of each picture's content (plain borders and
-   bars do not count). A photo may carry one overlay (the box around every changed patch,
+   bars do not count), and a whole drawing that is only a part of a bigger one (a wordmark
+   without its logo) is not its copy. A photo may carry one overlay (the box around every changed patch,
    up to ``MAX_OVERLAY``: a banner, logo or watermark) and otherwise differ in at most
    ``MAX_CHANGED`` of its pixels at ``PHOTO_DELTA_E``. A drawing may differ in at most
    ``GRAPHIC_MAX_CHANGED`` of its content (measured after a light smoothing, so JPEG noise
