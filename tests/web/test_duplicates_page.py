@@ -335,7 +335,7 @@ def test_uploading_a_copy_names_the_image_already_there_with_its_thumbnail(brows
         assert match.locator("img").get_attribute("src") == violet["thumbnail_url"]
 
         failed = page.locator(".upload-item", has=page.locator(".file", has_text="violet-again.png"))
-        expect(failed.locator(".reason")).to_contain_text(f"Duplicate of asset #{violet['id']}")
+        expect(failed.locator(".reason")).to_have_text("Already in the library (the same file): not added again.")
         expect(failed.locator(".match-what")).to_have_text("Same file as")
         expect(failed.locator("a.match-name")).to_have_text("violet.png")
         shot(page, "dups-06-upload-warnings")

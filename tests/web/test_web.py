@@ -344,7 +344,9 @@ def test_upload_shows_progress_and_per_file_errors(page, tmp_path, library_photo
     sync_api.expect(row("new-teal.png").locator(".state")).to_have_text("Added")
     sync_api.expect(row("enormous.jpg").locator(".reason")).to_contain_text("Too large")
     sync_api.expect(row("corrupt.jpg").locator(".reason")).to_contain_text("corrupt or truncated")
-    sync_api.expect(row("banana-again.jpg").locator(".reason")).to_contain_text("Duplicate of asset #")
+    sync_api.expect(row("banana-again.jpg").locator(".reason")).to_have_text(
+        "Already in the library (the same file): not added again."
+    )
     sync_api.expect(row("notes.png").locator(".reason")).to_contain_text("not an image we can read")
     assert page.locator(".card").count() == before + 1
     assert card_names(page)[0] == "new-teal.png"

@@ -888,7 +888,8 @@ function uploadOne({ file, row, state, bar }) {
         if (xhr.status === 401) askForKey(err);
         let message = describeError(new ApiError(xhr.status, err.code, err.message, err.details));
         const existing = err.details && err.details.asset_id > 0 ? err.details.asset_id : null;
-        if (err.code === "duplicate" && existing) message = `Duplicate of asset #${existing} already in the library.`;
+        // The box below names the picture and links to it; an id ("asset #14") told people nothing.
+        if (err.code === "duplicate" && existing) message = "Already in the library (the same file): not added again.";
         fail(row, message);
         if (existing && (err.code === "duplicate" || err.code === "near_duplicate")) {
           showMatch(row, { asset_id: existing, kind: err.code === "duplicate" ? "exact_bytes" : "near_duplicate", similarity: err.details.similarity });
