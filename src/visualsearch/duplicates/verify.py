@@ -174,13 +174,16 @@ class Prepared:
     features: tuple[tuple[cv2.KeyPoint, ...], np.ndarray | None] | None = field(default=None, repr=False)
     #: Share of the preview that the content box covered (before cutting a small drawing to it).
     content_share: float = 1.0
-    #: All four sides are one plain colour: a drawing, icon or cut-out on a canvas.
-    canvas: bool = False
     #: Share of pixels in flat 5x5 neighbourhoods: the uniform areas of a flag or a card; a
     #: gradient wallpaper changes too much over five pixels and has almost none.
     uniform: float = 1.0
     #: How many of its four sides are one plain colour (4: a canvas; 0: a photo, or a decorated frame).
     plain_sides: int = 0
+
+    @property
+    def canvas(self) -> bool:
+        """All four sides are one plain colour: a drawing, icon or cut-out on a canvas."""
+        return self.plain_sides == 4
 
     @property
     def enclosed(self) -> bool:
@@ -265,10 +268,10 @@ def _prepare(rgb: Image.Image, size: int) -> Prepared:
     arr = np.asarray(rgb, dtype=np.uint8)
     lab = _lab(rgb)
     grey = cv2.cvtColor(arr, cv2.COLOR_RGB2GRAY)
-    ink, canvas, plain_sides = _ink(lab)
+    ink, plain_sides = _ink(lab)
     box = _content_box(cv2.erode(ink, np.ones((5, 5), np.uint8)))
     flat, uniform = _flat_shares(lab)
-    return Prepared(lab, grey, box, ink, flat, canvas=canvas, uniform=uniform, plain_sides=plain_sides)
+    return Prepared(lab, grey, box, ink, flat, uniform=uniform, plain_sides=plain_sides)
 
 
 def _lab(rgb: Image.Image) -> np.ndarray:
@@ -287,13 +290,12 @@ def _flat_shares(lab: np.ndarray) -> tuple[float, float]:
     return shares[0], shares[1]
 
 
-def _ink(lab: np.ndarray) -> tuple[np.ndarray, bool, int]:
+def _ink(lab: np.ndarray) -> tuple[np.ndarray, int]:
     """Where the picture is not its plain background (uint8 mask, widened by 2 px).
 
     The background is the colour of the sides that are plain: all four for a drawing on a
-    canvas (the second value returned), two opposite ones for the bars of a letterboxed
-    picture; a photo has no plain background and is all content. The third value is how
-    many sides are plain.
+    canvas, two opposite ones for the bars of a letterboxed picture; a photo has no plain
+    background and is all content. The second value is how many sides are plain.
     Measuring changes against the content rather than the whole canvas keeps a small
     drawing on a big margin as strict as a large one.
     """
@@ -311,10 +313,10 @@ def _ink(lab: np.ndarray) -> tuple[np.ndarray, bool, int]:
     # A plain background shows on all four sides (a drawing on a canvas) or on two opposite
     # sides (the bars of a letterboxed picture).
     if len(plain) < 4 and not (bars(0, 1) or bars(2, 3)):
-        return np.ones(lab.shape[:2], np.uint8), False, len(plain)
+        return np.ones(lab.shape[:2], np.uint8), len(plain)
     background = np.median(np.array(plain), axis=0)
     far = (_squared(lab - background) > DELTA_E**2).astype(np.uint8)
-    return cv2.dilate(far, np.ones((5, 5), np.uint8)), len(plain) == 4, len(plain)
+    return cv2.dilate(far, np.ones((5, 5), np.uint8)), len(plain)
 
 
 def _content_box(ink: np.ndarray) -> tuple[int, int, int, int]:
@@ -592,10 +594,8 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
     # The changed share is measured on slightly smoothed pictures: compression noise and ringing
     # (a JPEG'd drawing's colour edges) are fine grain that smoothing removes, while a missing
     # line or a recoloured part stays far above DELTA_E.
-    if graphic:
-        soft = _tolerant_diff(cv2.GaussianBlur(first, (0, 0), SMOOTH), cv2.GaussianBlur(second, (0, 0), SMOOTH))
-    else:
-        soft = distance
+    smooth = (cv2.GaussianBlur(first, (0, 0), SMOOTH), cv2.GaussianBlur(second, (0, 0), SMOOTH)) if graphic else None
+    soft = _tolerant_diff(*smooth) if smooth is not None else distance
     share = float(((soft > delta**2) & mask).sum()) / content
     blob = overlay = 0.0
     outside = share
@@ -619,7 +619,7 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
                 outside = float(changed.sum() - inside) / content
     # Only asked when the drawing passes otherwise: most candidates do not, and it is a tenth of a check.
     passes = share <= GRAPHIC_MAX_CHANGED and blob <= GRAPHIC_MAX_PATCH and min(cover_a, cover_b) >= MIN_COVER
-    shifted = _shifted_change(first, second, a.ink | ink_b, delta) if identity and graphic and passes else -1.0
+    shifted = _shifted_change(*smooth, a.ink | ink_b, delta) if smooth is not None and identity and passes else -1.0
     part = _part_of(b, a, cover_b, cover_a) or _part_of(a, b, cover_a, cover_b)
     return Comparison(
         share, cover_a, cover_b, name, gain, offset, chroma, blob, graphic, overlay, outside, shifted, part
@@ -636,13 +636,13 @@ def _part_of(small: Prepared, big: Prepared, small_cover: float, big_cover: floa
     return small.enclosed and big.plain_sides >= 3 and small_cover >= WHOLE and big_cover < PART_COVER
 
 
-def _shifted_change(first: np.ndarray, second: np.ndarray, ink: np.ndarray, delta: float) -> float:
-    """Changed share of the content for two same-size pictures at the best whole-pixel shift (up to 1 px).
+def _shifted_change(x: np.ndarray, y: np.ndarray, ink: np.ndarray, delta: float) -> float:
+    """Changed share of the content for two same-size pictures (smoothed as for the changed share)
+    at the best whole-pixel shift (up to 1 px).
 
     Nothing is forgiven between pixels: a copy (re-encoded, or moved by a pixel) matches at one
     shift, while a line a pixel thicker, or one dot more, differs at every shift.
     """
-    x, y = cv2.GaussianBlur(first, (0, 0), SMOOTH), cv2.GaussianBlur(second, (0, 0), SMOOTH)
     h, w = ink.shape
     best = 1.0
     for dy in (-1, 0, 1):
