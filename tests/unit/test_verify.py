@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 from visualsearch.catalog import Asset
 from visualsearch.config import Settings
@@ -469,3 +469,44 @@ def test_a_drawing_that_is_a_part_of_a_bigger_drawing_is_not_its_copy():
     assert not _same(alone, with_more)
     # A crop cuts through the content at its frame: still a copy (the synthetic set's 80% crops).
     assert _same(alone, alone.crop((20, 25, 225, 280)))
+
+
+def _boot_background(width: int, height: int) -> Image.Image:
+    """A dark boot background: faint wide shapes (under the plain-side tolerance) on navy, a small
+    bright logo a fixed way in from the bottom-left corner and a swirl from the right edge, as its
+    author lays out each aspect version."""
+    x, y = np.meshgrid(np.arange(width) / height, np.arange(height) / height)
+    cx = width / height / 2
+    shapes = 7 * (np.hypot(x - cx + 0.5, y - 0.1) < 0.45) + 5 * (np.hypot(x - cx - 0.6, y - 1.0) < 0.5)
+    im = Image.fromarray(np.stack([8 + shapes, 10 + shapes, 40 + shapes], axis=2).astype(np.uint8))
+    draw = ImageDraw.Draw(im)
+    s = height / 720
+    draw.text((80 * s, height - 120 * s), "debian", fill=(200, 200, 220), font=_font(round(40 * s)))
+    draw.arc(
+        (width - 260 * s, height - 300 * s, width - 100 * s, height - 140 * s),
+        30,
+        330,
+        fill=(90, 100, 140),
+        width=round(12 * s),
+    )
+    return im
+
+
+def test_a_boot_background_on_a_faint_backdrop_is_compared_whole():
+    # Its sides look plain, but the background has texture away from the logo: it is a wallpaper
+    # (compared whole, as a photo), not a logo on a canvas cut down to the logo.
+    wide = prepare(_boot_background(1920, 1080))
+    assert wide.backdrop and wide.size == (160, 90)
+    assert _same(_boot_background(1920, 1080), _boot_background(640, 480))
+    assert _same(_boot_background(1920, 1080), _boot_background(1280, 800))
+
+
+def test_a_drawing_with_a_soft_shadow_on_a_wide_canvas_is_still_a_drawing():
+    # The soft shadow and antialiasing around a drawing are not a textured background.
+    art = Image.new("RGBA", (1200, 800), (0, 0, 0, 0))
+    shadow = Image.new("L", (1200, 800), 0)
+    ImageDraw.Draw(shadow).ellipse((470, 270, 770, 570), fill=90)
+    art.putalpha(shadow.filter(ImageFilter.GaussianBlur(12)))
+    ImageDraw.Draw(art).ellipse((450, 250, 750, 550), fill=(220, 40, 40, 255))
+    p = prepare(_decoded(art))
+    assert not p.backdrop and p.drawing
