@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.support.embedders import TinyEmbedder
 from tests.support.images import gradient_image
@@ -104,6 +106,38 @@ def test_trash_lists_batches_and_restores_one(served):
     assert_error(api.post(f"/api/trash/{batch}/restore"), 404, "not_found")  # nothing left to restore
 
 
+def test_trashed_images_have_previews(served):
+    """The Trash tab shows what each moved file looks like: its preview, kept or made from the trash."""
+    api, folder = served
+    ids = ids_by_name(api)
+    batch = api.post("/api/duplicates/trash", json={"asset_ids": [ids["g0.png"], ids["g1.png"]]}).json()["batch"]
+    [item] = api.get("/api/trash").json()["items"]
+    urls = {f["name"]: f["thumbnail_url"] for f in item["files"]}
+    assert urls["g0.png"] == f"/api/trash/{batch}/files/{ids['g0.png']}/thumbnail"
+    # The previews made at indexing are gone (the library's clean-up removes those no asset refers
+    # to): they are made again from the files in the trash.
+    previews = [p for p in (folder.parent / "lib").rglob("*.jpg") if "thumbnails" in p.parts]
+    assert previews
+    for p in previews:
+        p.unlink()
+    for name, url in urls.items():
+        response = api.get(url)
+        assert response.status_code == 200, (name, response.text)
+        assert response.headers["content-type"] == "image/jpeg"
+        with Image.open(io.BytesIO(response.content)) as im:
+            assert max(im.size) <= 256 and im.size[0] / im.size[1] == pytest.approx(120 / 90, abs=0.02)
+    assert_error(api.get(f"/api/trash/{batch}/files/999999/thumbnail"), 404, "not_found")
+    # The log names files; a line pointing out of the trash folder (edited by hand) is not read.
+    outside = folder.parent / "elsewhere.png"
+    gradient_image(5, (120, 90)).save(outside)
+    with open(folder.parent / "lib" / "trash" / "log.jsonl", "a") as log:
+        entry = {"batch": batch, "asset_id": 4242, "name": "x.png", "original": str(outside), "trashed": str(outside)}
+        log.write(json.dumps(entry | {"sha256": "ab" * 32, "origin": None, "at": 0.0}) + "\n")
+    assert_error(api.get(f"/api/trash/{batch}/files/4242/thumbnail"), 404, "not_found")
+    assert_error(api.get(f"/api/trash/20990101-000000-abcdef/files/{ids['g0.png']}/thumbnail"), 404, "not_found")
+    assert_error(api.get(f"/api/trash/bad_batch!/files/{ids['g0.png']}/thumbnail"), 422, "invalid_request")
+
+
 def test_unknown_or_malformed_batches(served):
     api, _ = served
     error = assert_error(api.post("/api/trash/20990101-000000-abcdef/restore"), 404, "not_found")
@@ -145,6 +179,7 @@ def test_reading_needs_a_key_and_restoring_an_admin_key(tmp_path):
     with LiveServer(app) as live, live.client() as anon, live.client(admin) as adm, live.client(reader) as rd:
         live.wait_ready()
         assert_error(anon.get("/api/trash"), 401, "missing_key")
+        assert_error(anon.get("/api/trash/20990101-000000-abcdef/files/1/thumbnail"), 401, "missing_key")
         asset_id = adm.get("/api/assets", params={"limit": 1}).json()["items"][0]["id"]
         batch = adm.post("/api/duplicates/trash", json={"asset_ids": [asset_id]}).json()["batch"]
         assert rd.get("/api/trash").json()["items"][0]["batch"] == batch
@@ -158,6 +193,7 @@ def test_trash_endpoints_and_keeper_reason_are_in_the_openapi_schema(served):
     schema = api.get("/openapi.json").json()
     paths = schema["paths"]
     assert set(paths["/api/trash"]) == {"get"}
+    assert set(paths["/api/trash/{batch}/files/{asset_id}/thumbnail"]) == {"get"}
     restore = paths["/api/trash/{batch}/restore"]["post"]
     assert {"200", "401", "403", "404"} <= set(restore["responses"])
     assert restore["parameters"][0]["schema"]["pattern"]

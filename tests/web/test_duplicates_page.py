@@ -20,6 +20,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.support.embedders import TinyEmbedder
+from tests.support.images import gradient_image
 from tests.support.live import LiveServer
 from tests.support.web import open_page
 from tests.web.test_layout import assert_fully_visible, assert_no_sideways_scroll
@@ -264,6 +265,8 @@ def test_trash_tab_restores_a_batch_and_the_images_come_back(browser, live):  # 
         expect(item.locator("h2")).to_contain_text("2 images moved")
         expect(item.locator(".batch-id")).to_have_text(f"Batch {batch}")
         expect(item.locator(".trash-files .name")).to_have_text(["sunset-copy.png", "sunset-small.jpg"])
+        expect(item.locator(".trash-thumb")).to_have_count(2)  # what each moved file looks like
+        thumbnails_loaded(page, ".trash-thumb")
         expect(page.locator("#dups-summary")).to_have_text("1 move · 2 images in the trash")
         expect(page.locator("#dups-trash-all")).to_be_hidden()
         shot(page, "dups-03-trash")
@@ -361,8 +364,7 @@ def test_the_new_views_fit_the_screen(browser, live, tmp_path, viewport):  # noq
             expect(page.locator(f"#tab-{tab}")).to_have_attribute("aria-current", "page")
             expect(page.locator(ready).first).to_be_visible()
             expect(page.locator("#dups-loading")).to_be_hidden()
-            if tab != "trash":
-                thumbnails_loaded(page)
+            thumbnails_loaded(page, ".trash-thumb" if tab == "trash" else ".dup-item img")
             assert_no_sideways_scroll(page)
             for selector in ("#tab-copies", "#tab-similar", "#tab-trash", "#dups-heading"):
                 assert_fully_visible(page, selector)
@@ -383,6 +385,41 @@ def test_the_new_views_fit_the_screen(browser, live, tmp_path, viewport):  # noq
         assert_fully_visible(page, ".upload-match a.match-name")
         assert_fully_visible(page, ".upload-match .match-thumb")
         shot(page, f"dups-layout-{size}-upload-warning")
+
+
+def test_an_upload_shows_in_the_open_duplicates_view(browser, live, tmp_path):  # noqa: F811
+    with open_at(browser, live.url + "/?view=duplicates") as page:
+        expect(page.locator(".dup-group")).to_have_count(2)
+        expect(page.locator("#dups-summary")).to_have_text("2 groups · 3 extra images")
+        near = tmp_path / "violet-small.jpg"
+        near.write_bytes(_jpeg(VIOLET.resize((200, 150)), quality=80))
+        page.set_input_files("#upload-input", str(near))
+        expect(page.locator(".upload-match")).to_have_count(1)  # added, with the warning
+        # The groups are fetched again: the new copy and its original are a group now, without a reload.
+        expect(group(page, "violet-small.jpg")).to_have_count(1)
+        expect(page.locator("#dups-summary")).to_have_text("3 groups · 4 extra images")
+        expect(page.locator("#count-copies")).to_have_text("4")
+
+
+def test_with_more_groups_to_load_the_button_says_it_acts_on_those_shown(browser, tmp_path):  # noqa: F811
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i in range(21):  # one more group than a page
+        gradient_image(100 + i, (160, 120)).save(folder / f"p{i:02}.png")
+        shutil.copy(folder / f"p{i:02}.png", folder / f"p{i:02}-copy.png")
+    app = create_app(Settings.from_env(tmp_path / "lib", decode_workers=1), embedder=TinyEmbedder(), require_keys=False)
+    app.state.server.library.index_folder(folder)
+    with LiveServer(app) as server:
+        server.wait_ready()
+        with open_at(browser, server.url + "/?view=duplicates") as page:
+            expect(page.locator(".dup-group")).to_have_count(20)
+            expect(page.locator("#dups-summary")).to_have_text("21 groups · 21 extra images")
+            label = page.locator("#dups-trash-all-label")
+            expect(label).to_have_text("Move selected extras of the 20 groups shown to trash")
+            page.click("#dups-more")
+            expect(page.locator(".dup-group")).to_have_count(21)
+            expect(page.locator("#dups-more")).to_be_hidden()
+            expect(label).to_have_text("Move all selected extras to trash")
 
 
 def test_an_unknown_tab_shows_the_first_one(browser, live):  # noqa: F811

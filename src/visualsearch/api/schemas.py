@@ -423,6 +423,7 @@ class TrashFileOut(BaseModel):
     name: str
     original: str = Field(description="Where the file was (a path on the server).")
     in_trash: bool = Field(description="Still in the trash; false once restored.")
+    thumbnail_url: str = Field(description="Its 256 px preview (`GET /api/trash/{batch}/files/{asset_id}/thumbnail`).")
 
 
 class TrashBatchOut(BaseModel):

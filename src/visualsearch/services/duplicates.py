@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -149,6 +150,29 @@ class DuplicatesService:
 
     def trash_entries(self, batch: str | None = None) -> list[TrashedFile]:
         return self.trash_folder.entries(batch)
+
+    def trash_preview(
+        self, batch: str, asset_id: int, slot: Callable[[], AbstractContextManager[object]] = nullcontext
+    ) -> Path:
+        """The 256 px preview of a file moved to the trash, so the Trash tab shows what it holds.
+
+        The preview made at indexing is kept by content digest; when there is none, it is made from
+        the file in the trash (inside ``slot()``, the server's decode gate). Only files the trash
+        log names are read, and only inside the trash folder.
+        """
+        entry = next((e for e in self.trash_folder.entries(batch) if e.asset_id == asset_id), None)
+        if entry is None or not entry.sha256:
+            raise NotFound(f"no image {asset_id} in trash batch {batch!r}")
+        media = self.library.media
+        path = media.thumbnail_path(entry.sha256)
+        if path.exists():
+            return path
+        file = Path(entry.trashed)
+        root = self.trash_folder.root.resolve()
+        if file.is_symlink() or not file.is_file() or not file.resolve().is_relative_to(root):
+            raise NotFound(f"image {asset_id} of trash batch {batch!r} is no longer in the trash")
+        with slot():
+            return media.thumbnail_from_file(entry.sha256, file, self.library.settings.decode_limits)
 
     def trash_batches(self) -> list[TrashBatch]:
         """Every batch in the trash log, newest first."""

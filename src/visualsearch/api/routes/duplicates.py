@@ -6,15 +6,18 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ...duplicates import DEFAULT_GROUP_THRESHOLD, DEFAULT_THRESHOLD, DuplicateGroup, Member
 from ...ingest.decode import decode_bytes
+from ...ingest.media import media_type
 from ..deps import AssetsDep, DuplicatesDep, ServerDep
 from ..schemas import (
     AUTH_ERRORS,
+    AssetId,
     AssetOut,
     CheckOut,
     ErrorOut,
@@ -31,7 +34,7 @@ from ..schemas import (
     TrashListOut,
     TrashOut,
 )
-from ..security import require_admin, require_read
+from ..security import require_admin, require_read, require_read_media
 from ..uploads import MAX_IMAGE, ReceivedForm, form_body, multipart
 
 router = APIRouter(prefix="/api", tags=["duplicates"])
@@ -138,7 +141,13 @@ def trash_list(
             count=len(b.files),
             restorable=b.restorable,
             files=[
-                TrashFileOut(asset_id=e.asset_id, name=e.name, original=e.original, in_trash=there)
+                TrashFileOut(
+                    asset_id=e.asset_id,
+                    name=e.name,
+                    original=e.original,
+                    in_trash=there,
+                    thumbnail_url=f"/api/trash/{b.batch}/files/{e.asset_id}/thumbnail",
+                )
                 for e, there in zip(b.files, b.in_trash, strict=True)
             ],
         )
@@ -147,6 +156,22 @@ def trash_list(
     return TrashListOut(
         items=items, total=len(batches), in_trash=sum(sum(b.in_trash) for b in batches), limit=limit, offset=offset
     )
+
+
+@router.get(
+    "/trash/{batch}/files/{asset_id}/thumbnail",
+    response_class=FileResponse,
+    dependencies=[require_read_media],
+    responses=AUTH_ERRORS
+    | {404: {"model": ErrorOut}, 200: {"content": {"image/jpeg": {}, "image/webp": {}}, "description": "256 px."}},
+    summary="The preview of an image in the trash",
+)
+def trash_thumbnail(server: ServerDep, batch: TrashBatchName, asset_id: AssetId) -> Response:
+    """What a trashed file looks like, for the Trash tab: the preview made when it was indexed, or
+    one made now from the file in the trash. 404 when the batch has no such image, or the file has
+    left the trash and no preview is kept."""
+    path = server.duplicates.trash_preview(batch, asset_id, slot=server.decodes.slot)
+    return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.post(

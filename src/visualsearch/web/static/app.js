@@ -883,6 +883,8 @@ function uploadOne({ file, row, state, bar }) {
           total = (total || 0) + 1;
           updateSummary(total);
         }
+        // An open Duplicates view shows the new picture's copies and look-alikes (its groups, counts).
+        if (!dup.view.hidden && dupTab !== "trash") refreshTab();
       } else {
         const err = body && body.error ? body.error : { code: "http_" + xhr.status, message: `The server answered ${xhr.status}.` };
         if (xhr.status === 401) askForKey(err);
@@ -973,10 +975,12 @@ const TABS = {
   copies: {
     endpoint: "/api/duplicates", title: "Duplicates", loading: "Looking for copies…", more: "Show more groups",
     emptyTitle: "No duplicates found", emptyText: "Every image in the library is unique.", trashAll: "Move all selected extras to trash",
+    trashShown: (n) => `Move selected extras of the ${n} groups shown to trash`,
   },
   similar: {
     endpoint: "/api/groups", title: "Similar shots", loading: "Looking for pictures that look alike…", more: "Show more groups",
     emptyTitle: "No similar shots found", emptyText: "No two pictures in the library look alike.", trashAll: "Move all selected to trash",
+    trashShown: (n) => `Move selected of the ${n} groups shown to trash`,
   },
   trash: {
     endpoint: "/api/trash", title: "Trash", loading: "Reading the trash…", more: "Show more",
@@ -1119,9 +1123,15 @@ function trashBatch(batch) {
   const SHOWN = 12;
   for (const f of batch.files.slice(0, SHOWN)) {
     const item = document.createElement("li");
+    // What the file looks like: a name alone does not say which of two copies went to the trash.
+    const thumb = document.createElement("img"); thumb.className = "trash-thumb"; thumb.loading = "lazy"; thumb.alt = "";
+    thumb.src = f.thumbnail_url;
+    thumb.addEventListener("error", () => thumb.classList.add("missing"), { once: true });
+    const text = document.createElement("span"); text.className = "trash-file-text";
     const name = document.createElement("span"); name.className = "name"; name.textContent = f.name; name.title = f.original;
     const where = document.createElement("span"); where.className = "muted where"; where.textContent = f.original;
-    item.append(name, where);
+    text.append(name, where);
+    item.append(thumb, text);
     if (batch.restorable && !f.in_trash) item.classList.add("restored");
     files.append(item);
   }
@@ -1200,6 +1210,8 @@ async function loadTab(fresh, keep = 0) {
     dup.empty.hidden = page.total > 0;
     dup.trashAll.hidden = tab === "trash" || page.total === 0;
     dup.more.hidden = dupOffset >= page.total;
+    // The button acts on the groups on the page: with more to load, it says so.
+    dup.trashAllLabel.textContent = dupOffset < page.total && info.trashShown ? info.trashShown(dupOffset) : info.trashAll;
     if (fresh) refreshCounts(tab);
   } catch (err) {
     if (token !== dupToken) return;
