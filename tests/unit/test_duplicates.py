@@ -269,6 +269,20 @@ def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tm
     assert declined.returncode != 0 and "Nothing was moved." in declined.stderr
     assert len(list(work.iterdir())) == len(list(folder.iterdir()))
 
+    # --skip leaves the groups named by their number in the listing as they are.
+    assert len(listed) >= 2
+    first = {o["id"] for o in listed[0]["others"]}
+    dry_skip = run("duplicates", "--library", lib, "--skip", "1")
+    assert f"{extras - len(first)} extra image(s) (group(s) 1 left as they are)" in dry_skip.stderr
+    wrong = run("duplicates", "--library", lib, "--delete-extras", "--skip", str(len(listed) + 1), check=False)
+    assert wrong.returncode != 0 and f"there is no group {len(listed) + 1}" in wrong.stderr
+    assert len(list(work.iterdir())) == len(list(folder.iterdir()))
+    kept = json.loads(run("duplicates", "--library", lib, "--delete-extras", "--skip", "1", "--yes", "--json").stdout)
+    assert {e["asset_id"] for e in kept["moved"]} == {o["id"] for g in listed[1:] for o in g["others"]}
+    assert all(Path(o["source"]).exists() for o in listed[0]["others"])
+    run("trash", "restore", kept["batch"], "--library", lib)
+    listed = json.loads(run("duplicates", "--library", lib, "--json").stdout)
+
     moved = json.loads(run("duplicates", "--library", lib, "--delete-extras", "--yes", "--json").stdout)
     assert len(moved["moved"]) == extras
     assert len(list(work.iterdir())) == len(list(folder.iterdir())) - extras
@@ -283,7 +297,8 @@ def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tm
     # ... unless asked for, marked as restored.
     assert "(restored)" in run("trash", "list", "--all", "--library", lib).stdout
     everything = json.loads(run("trash", "list", "--all", "--json", "--library", lib).stdout)
-    assert len(everything) == extras and not any(e["in_trash"] for e in everything)
+    assert len([e for e in everything if e["batch"] == moved["batch"]]) == extras
+    assert not any(e["in_trash"] for e in everything)
     again = json.loads(run("duplicates", "--library", lib, "--json").stdout)
     assert len(again) == len(set(truth.values()))
 

@@ -559,6 +559,16 @@ def duplicates(
             "near-duplicates stay, to be looked at.",
         ),
     ] = False,
+    skip: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--skip",
+            metavar="GROUP",
+            min=1,
+            help="With --delete-extras, leave group GROUP as it is (its number in the listing; repeat "
+            "for more groups).",
+        ),
+    ] = None,
 ) -> None:
     """List exact copies and near-duplicates, with the image to keep in each group. Dry run unless --delete-extras.
 
@@ -578,19 +588,29 @@ def duplicates(
             DEFAULT_THRESHOLD if threshold is None else threshold,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
+    skipped = sorted(set(skip or ()))
+    if skipped and skipped[-1] > len(groups):
+        _fail(f"there is no group {skipped[-1]}: this run found {len(groups)} group(s)")
     if not (as_json and delete_extras):  # with both, the JSON report of what moved is the output
         _print_groups(groups, as_json, "duplicates")
-    extras = [m.asset.id for g in groups for m in g.others if not exact_only or m.kind in EXACT_TIERS]
+    extras = [
+        m.asset.id
+        for n, g in enumerate(groups, 1)
+        if n not in skipped
+        for m in g.others
+        if not exact_only or m.kind in EXACT_TIERS
+    ]
+    left = f" (group(s) {', '.join(map(str, skipped))} left as they are)" if skipped else ""
     if not delete_extras:
         if groups and not as_json:
             console.print(
-                f"{len(groups)} group(s), {len(extras)} extra image(s). Dry run: nothing was moved "
+                f"{len(groups)} group(s), {len(extras)} extra image(s){left}. Dry run: nothing was moved "
                 "(use --delete-extras to move the extras to the trash)."
             )
         return
     if not extras:
         return
-    if not yes and not typer.confirm(f"Move {len(extras)} extra image(s) to the trash folder?", err=True):
+    if not yes and not typer.confirm(f"Move {len(extras)} extra image(s) to the trash folder{left}?", err=True):
         console.print("Nothing was moved.")
         raise typer.Exit(1)
     try:
