@@ -1006,7 +1006,7 @@ function dupItem(member, group, tab) {
   div.dataset.assetId = asset.id;
   const name = asset.name || asset.source;
   const tag = document.createElement("span");
-  tag.className = "tag";
+  tag.className = "tag" + (!first && tab === "copies" ? ` tag-${member.kind}` : "");
   // A copy's badge is its tier: the model's similarity says nothing about whether it is a copy
   // (a 16 px icon of a logo is its near-duplicate at "50% similar"), so it is only a detail below.
   const similarity = `${(member.similarity * 100).toFixed(0)}%`;
@@ -1031,7 +1031,7 @@ function dupItem(member, group, tab) {
     const why = document.createElement("span"); why.className = "keep-reason"; why.textContent = `Keep: ${group.keeper_reason}`;
     info.append(why);
   }
-  if (!first) {
+  if (!first && tab !== "copies") { // a copy's tier is its badge already
     const kind = document.createElement("span"); kind.className = `kind kind-${member.kind}`; kind.textContent = KIND_LABEL[member.kind] || member.kind;
     info.append(kind);
   }
