@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -207,6 +208,31 @@ def test_lookalike_groups_do_not_chain():
     assert groups == [[2, 1, 3, 6], [4, 5]]
     links = set(zip(a.tolist(), b.tolist(), strict=True)) | set(zip(b.tolist(), a.tolist(), strict=True))
     assert all((g[0], m) in links for g in groups for m in g[1:])
+
+
+def test_close_hashes_make_a_candidate_unless_the_vectors_are_far_apart():
+    # Two identical 60 px star icons of the real set hash 2 bits apart, but the model puts them at
+    # cosine 0.499: under the old floor of 0.5 they were never checked. The floor is a sanity bound
+    # (the pixel check decides), now 0.4.
+    from visualsearch.duplicates.finder import PHASH_STRONG_FLOOR, _hash_pairs
+    from visualsearch.index.exact import ExactIndex
+
+    phash = 0xC3A5F00F0FF0A5C3
+    flip = {1: phash, 2: phash ^ 0b11, 3: phash ^ 0b1100, 4: phash ^ 0xFF00FF}  # 2, 2 and 16 bits off
+    assets = {i: Asset(id=i, source=f"/p/{i}.png", phash=f"{h:016x}") for i, h in flip.items()}
+
+    def unit(angle: float) -> list[float]:
+        return [math.cos(angle), math.sin(angle), 0.0]
+
+    vectors = np.array(
+        [unit(0.0), unit(math.acos(0.45)), unit(math.acos(0.2)), unit(0.0)], np.float32
+    )  # asset 2 at 0.45 from 1, asset 3 at 0.2, asset 4 the same vector
+    assert PHASH_STRONG_FLOOR <= 0.45
+    a, b = _hash_pairs(assets, ExactIndex(np.array([1, 2, 3, 4]), vectors))
+    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
+    assert (1, 2) in pairs  # close hashes, vectors 0.45 apart: checked by pixels
+    assert (1, 3) not in pairs  # vectors too far apart for the hash to be trusted
+    assert (1, 4) not in pairs  # hashes too far apart for this rule, whatever the vectors
 
 
 def test_trash_moves_logs_and_restores(tmp_path):
