@@ -344,6 +344,18 @@ def test_verdicts_are_remembered_between_runs(photo):
     assert loads == [1, 2]
 
 
+def test_an_id_given_out_again_is_not_compared_as_the_old_picture(photo, photos):
+    # The catalog gives an id out again once its asset is deleted or trashed; a server's verifier
+    # lives on. The new picture there, a copy of the photo, was compared with the old file's picture.
+    other = ImageOps.exif_transpose(Image.open(next(p for p in photos if p.name != "cat-chelsea.jpg"))).convert("RGB")
+    files = {"a" * 64: photo, "b" * 64: other, "c" * 64: photo.resize((photo.width // 2, photo.height // 2))}
+    verifier = PixelVerifier(lambda asset: files[asset.sha256 or ""])
+    keeper, old = Asset(id=1, sha256="a" * 64), Asset(id=7, sha256="b" * 64)
+    assert not verifier.verdict(keeper, old).same
+    new = Asset(id=7, sha256="c" * 64)  # id 7 again, after the old file went to the trash
+    assert verifier.verdict(keeper, new).same
+
+
 def _asset(asset_id: int, width: int, height: int, size: int, mtime: float) -> Asset:
     return Asset(
         id=asset_id,

@@ -737,7 +737,7 @@ class Verdict:
 #: flat like a drawing (MIN_UNIFORM). "pixels-8": tiny drawings get no lightness gain (NO_GRADE), and
 #: small lossless pictures are read from their files (services.assets.preview_verifier). "pixels-9": a
 #: whole drawing that is a part of a bigger drawing is not its copy (_part_of).
-METHOD = "pixels-10"
+METHOD = "pixels-11"
 
 
 class VerdictStore(Protocol):
@@ -764,7 +764,10 @@ class PixelVerifier:
         self, load: Callable[[Asset], Image.Image | None], cache: int = 256, store: VerdictStore | None = None
     ):
         self._load = load
-        self._cache: OrderedDict[int, Prepared | None] = OrderedDict()
+        #: Keyed by id *and* content digest: an id is given out again once its asset is deleted or
+        #: moved to the trash, and a server's verifier lives long (the new upload was compared with
+        #: the old file's picture, and the wrong verdict stored).
+        self._cache: OrderedDict[tuple[int, str | None], Prepared | None] = OrderedDict()
         self._size = cache
         self._verdicts: dict[tuple[str, str], Verdict] = {}
         self._store = store
@@ -792,16 +795,17 @@ class PixelVerifier:
 
     def prepared(self, asset: Asset) -> Prepared | None:
         with self._lock:
-            if asset.id in self._cache:
-                self._cache.move_to_end(asset.id)
-                return self._cache[asset.id]
+            key = (asset.id, asset.sha256)
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
         image = self._load(asset)
         frame = (asset.width, asset.height) if asset.width and asset.height else None
         p = prepare(image, frame=frame) if image is not None else None
         with self._lock:
             if image is None:
                 self.unreadable += 1
-            self._cache[asset.id] = p
+            self._cache[key] = p
             if len(self._cache) > self._size:
                 self._cache.popitem(last=False)
         return p
