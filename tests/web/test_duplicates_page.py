@@ -366,6 +366,10 @@ def test_the_new_views_fit_the_screen(browser, live, tmp_path, viewport):  # noq
             expect(page.locator("#dups-loading")).to_be_hidden()
             thumbnails_loaded(page, ".trash-thumb" if tab == "trash" else ".dup-item img")
             assert_no_sideways_scroll(page)
+            # Every name is shown to its end (the end tells copies apart): nothing clipped.
+            names = "[...document.querySelectorAll('.dup-item .name')]"
+            clipped = page.evaluate(f"{names}.filter(e => e.scrollHeight > e.clientHeight + 1).length")
+            assert clipped == 0
             for selector in ("#tab-copies", "#tab-similar", "#tab-trash", "#dups-heading"):
                 assert_fully_visible(page, selector)
             if tab == "trash":
@@ -387,6 +391,25 @@ def test_the_new_views_fit_the_screen(browser, live, tmp_path, viewport):  # noq
         shot(page, f"dups-layout-{size}-upload-warning")
 
 
+def test_unticked_boxes_stay_unticked_after_a_move(browser, live):  # noqa: F811
+    with open_at(browser, live.url + "/?view=duplicates") as page:
+        sunset, forest = group(page, "sunset.png"), group(page, "forest.png")
+        expect(sunset).to_be_visible()
+        sunset.get_by_role("checkbox", name="Move sunset-small.jpg to trash").uncheck()
+        forest.get_by_role("button", name="Move selected to trash").click()
+        confirm(page, "Move 1 image to trash")
+        expect(page.locator(".toast", has_text="Moved 1 image to the trash")).to_be_visible()
+        expect(group(page, "forest.png")).to_have_count(0)
+        # The list was fetched again; the box unticked on purpose is still unticked, the other still ticked.
+        sunset = group(page, "sunset.png")
+        expect(sunset.get_by_role("checkbox", name="Move sunset-small.jpg to trash")).not_to_be_checked()
+        expect(sunset.get_by_role("checkbox", name="Move sunset-copy.png to trash")).to_be_checked()
+        page.click("#dups-trash-all")
+        confirm(page, "Move 1 image to trash")  # only the ticked one
+        expect(group(page, "sunset.png").locator(".dup-item")).to_have_count(2)  # the keeper and the one unticked
+        assert (live.folder / "sunset-small.jpg").exists() and not (live.folder / "sunset-copy.png").exists()
+
+
 def test_an_upload_shows_in_the_open_duplicates_view(browser, live, tmp_path):  # noqa: F811
     with open_at(browser, live.url + "/?view=duplicates") as page:
         expect(page.locator(".dup-group")).to_have_count(2)
@@ -401,7 +424,8 @@ def test_an_upload_shows_in_the_open_duplicates_view(browser, live, tmp_path):  
         expect(page.locator("#count-copies")).to_have_text("4")
 
 
-def test_with_more_groups_to_load_the_button_says_it_acts_on_those_shown(browser, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["360", "1280"])
+def test_with_more_groups_to_load_the_button_says_it_acts_on_those_shown(browser, tmp_path, viewport):  # noqa: F811
     folder = tmp_path / "pictures"
     folder.mkdir()
     for i in range(21):  # one more group than a page
@@ -411,11 +435,14 @@ def test_with_more_groups_to_load_the_button_says_it_acts_on_those_shown(browser
     app.state.server.library.index_folder(folder)
     with LiveServer(app) as server:
         server.wait_ready()
-        with open_at(browser, server.url + "/?view=duplicates") as page:
+        with open_at(browser, server.url + "/?view=duplicates", viewport=viewport) as page:
             expect(page.locator(".dup-group")).to_have_count(20)
             expect(page.locator("#dups-summary")).to_have_text("21 groups · 21 extra images")
             label = page.locator("#dups-trash-all-label")
             expect(label).to_have_text("Move selected extras of the 20 groups shown to trash")
+            assert_no_sideways_scroll(page)  # the long label wraps on a phone
+            assert_fully_visible(page, "#dups-trash-all")
+            shot(page, f"dups-more-groups-{viewport['width']}")
             page.click("#dups-more")
             expect(page.locator(".dup-group")).to_have_count(21)
             expect(page.locator("#dups-more")).to_be_hidden()

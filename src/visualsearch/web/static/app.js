@@ -989,6 +989,8 @@ const TABS = {
 };
 const KIND_LABEL = { exact_bytes: "Same file", same_pixels: "Same pixels", near_duplicate: "Near-duplicate", lookalike: "Look-alike" };
 const GROUP_PAGE = 20;
+// The person's own ticks and unticks, per tab (assetId:sha256 -> checked), kept while the page is open.
+const picks = { copies: new Map(), similar: new Map() };
 let dupTab = "copies";
 let dupOffset = 0;
 let dupToken = 0;
@@ -1037,7 +1039,12 @@ function dupItem(member, group, tab) {
   }
   if (!first || tab === "similar") {
     const pick = document.createElement("label"); pick.className = "pick";
-    const box = document.createElement("input"); box.type = "checkbox"; box.checked = tab === "copies"; box.value = asset.id;
+    const box = document.createElement("input"); box.type = "checkbox"; box.value = asset.id;
+    // What the person ticked or unticked outlives the reload after a move: a box unticked on purpose
+    // must not come back ticked under "Move all selected" (the id with its digest: ids are given out again).
+    const pickKey = `${asset.id}:${asset.sha256}`;
+    box.checked = picks[tab].has(pickKey) ? picks[tab].get(pickKey) : tab === "copies";
+    box.addEventListener("change", () => picks[tab].set(pickKey, box.checked));
     box.setAttribute("aria-label", `Move ${name} to trash`);
     pick.append(box, "Move to trash");
     info.append(pick);
