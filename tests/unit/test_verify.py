@@ -388,10 +388,18 @@ def test_keeper_rule_and_reason():
     card_larger = _asset(10, 140, 190, 7_537, 70.0)
     keeper, reason = choose_keeper([card, card_larger])
     assert keeper is card_larger
-    assert reason == "all the same size, 140×190; as old as the others, larger file (7,537 bytes vs 7,384 bytes)"
+    assert reason == "all the same size, 140×190; as old as the others; larger file (7,537 bytes vs 7,384 bytes)"
     twin = _asset(11, 140, 190, 7_537, 70.0)
     keeper, reason = choose_keeper([twin, card_larger])
-    assert keeper is card_larger and reason.endswith("same file size and age, lowest id")
+    assert keeper is card_larger and reason.endswith("; as old as the others; same file size, lowest id")
+    # Oldest together with some: the tie is broken among those only (newer copies may have lower ids).
+    newer_lower_id = _asset(3, 140, 190, 7_600, 90.0)
+    keeper, reason = choose_keeper([twin, newer_lower_id, card_larger])
+    assert keeper is card_larger
+    assert (
+        reason
+        == "all the same size, 140×190; oldest (1970-01-01, 1 other(s) as old); of those, same file size, lowest id"
+    )
     tiny = _asset(7, 1000, 750, 500_000, 10.0)
     keeper, reason = choose_keeper([newer, older, tiny])
     assert keeper is older and reason == "2 at the largest size, 2000×1500; oldest (1970-01-01)"

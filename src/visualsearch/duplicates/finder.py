@@ -158,15 +158,20 @@ def choose_keeper(members: list[Asset]) -> tuple[Asset, str]:
         return keeper, f"{reason}; least compressed ({_mb(keeper.byte_size)} vs {_mb(lighter)})"
     keeper = top[0]
     others = [m for m in top if m is not keeper]
-    if _age(keeper) < min(_age(m) for m in others):
-        when = datetime.fromtimestamp(_age(keeper), UTC).strftime("%Y-%m-%d")
-        return keeper, f"{reason}; oldest ({when})"
-    # The same age: keeper_order took the larger file, then the lowest id. Say which decided.
+    when = datetime.fromtimestamp(_age(keeper), UTC).strftime("%Y-%m-%d")
     same_age = [m for m in others if _age(m) == _age(keeper)]
+    if not same_age:
+        return keeper, f"{reason}; oldest ({when})"
+    # Some are as old: keeper_order took the larger file among those, then the lowest id. Say
+    # which decided, and among which (it said "lowest id" where newer files had lower ids).
+    if len(same_age) < len(others):
+        age, among = f"oldest ({when}, {len(same_age)} other(s) as old)", "of those, "
+    else:
+        age, among = "as old as the others", ""
     lighter = max(m.byte_size or 0 for m in same_age)
     if (keeper.byte_size or 0) > lighter:
-        return keeper, f"{reason}; as old as the others, larger file ({_mb(keeper.byte_size)} vs {_mb(lighter)})"
-    return keeper, f"{reason}; same file size and age, lowest id"
+        return keeper, f"{reason}; {age}; {among}larger file ({_mb(keeper.byte_size)} vs {_mb(lighter)})"
+    return keeper, f"{reason}; {age}; {among}same file size, lowest id"
 
 
 def _mb(n: int | None) -> str:
