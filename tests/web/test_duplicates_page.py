@@ -372,6 +372,15 @@ def test_the_new_views_fit_the_screen(browser, live, tmp_path, viewport):  # noq
             assert clipped == 0
             for selector in ("#tab-copies", "#tab-similar", "#tab-trash", "#dups-heading"):
                 assert_fully_visible(page, selector)
+            # The tabs stay on one row with the counts of a real library (three digits).
+            page.evaluate(
+                "for (const [t, n] of [['copies', '118'], ['similar', '52'], ['trash', '3']]) "
+                "document.getElementById(`count-${t}`).textContent = n"
+            )
+            tops = page.evaluate("[...document.querySelectorAll('#dups-tabs a')].map(a => a.offsetTop)")
+            assert len(set(tops)) == 1, tops
+            for selector in ("#tab-copies", "#tab-similar", "#tab-trash"):
+                assert_fully_visible(page, selector)
             if tab == "trash":
                 assert_fully_visible(page, ".trash-batch .restore-button")
                 assert_fully_visible(page, ".trash-batch h2")
