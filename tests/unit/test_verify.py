@@ -251,6 +251,22 @@ def test_same_size_drawings_with_thicker_lines_are_look_alikes():
     assert _same(_decoded(_grid_icon(3)), _jpeg(_decoded(_grid_icon(3)), 80))
 
 
+def _pen_width(height: int) -> Image.Image:
+    """A 60 px "pen width" icon: one rounded bar, ``height`` pixels tall (the real set has 20, 22, 25)."""
+    im = Image.new("RGBA", (60, 60), (0, 0, 0, 0))
+    top = 30 - height // 2
+    ImageDraw.Draw(im).rounded_rectangle((5, top, 54, top + height - 1), 3, fill=(50, 50, 50, 255))
+    return im
+
+
+def test_same_size_drawings_with_more_ink_are_look_alikes():
+    # A bar 2 pixels taller passes the whole-pixel shift (its edges are a pixel away either way);
+    # at the same size nothing is resampled, so a copy keeps its amount of drawing, and this has 10% more.
+    assert not _same(_decoded(_pen_width(20)), _decoded(_pen_width(22)))
+    assert not _same(_decoded(_pen_width(22)), _decoded(_pen_width(25)))
+    assert _same(_decoded(_pen_width(22)), _jpeg(_decoded(_pen_width(22)), 85))
+
+
 def _white_art(shape: str) -> Image.Image:
     """White artwork on a transparent background, like the MATE abstract wallpapers."""
     im = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
