@@ -267,6 +267,23 @@ def test_same_size_drawings_with_more_ink_are_look_alikes():
     assert _same(_decoded(_pen_width(22)), _jpeg(_decoded(_pen_width(22)), 85))
 
 
+def _line_art(side: int) -> Image.Image:
+    """A drawing of 1 px lines and a caption on white: its JPEG copy rings along every line."""
+    im = Image.new("RGB", (side, side), "white")
+    draw = ImageDraw.Draw(im)
+    draw.line((10, 20, side - 10, 40), fill=(0, 0, 0), width=1)
+    draw.ellipse((30, 50, side - 30, side - 20), outline=(30, 30, 30), width=1)
+    draw.text((15, side - 18), "label", fill=(0, 0, 0))
+    return im
+
+
+@pytest.mark.parametrize("quality", [75, 90])
+def test_a_jpeg_copy_of_thin_line_art_is_the_same_picture(quality):
+    # JPEG ringing adds "drawing" along thin lines: that alone must not make a copy another drawing.
+    for side in (100, 150):
+        assert _same(_line_art(side), _jpeg(_line_art(side), quality)), (side, quality)
+
+
 def _white_art(shape: str) -> Image.Image:
     """White artwork on a transparent background, like the MATE abstract wallpapers."""
     im = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
@@ -535,6 +552,30 @@ def test_a_boot_background_on_a_faint_backdrop_is_compared_whole():
     assert wide.backdrop and wide.size == (160, 90)
     assert _same(_boot_background(1920, 1080), _boot_background(640, 480))
     assert _same(_boot_background(1920, 1080), _boot_background(1280, 800))
+    # Its small copy is prepared the same way (it was cut to its logo under 360 px high).
+    small = _boot_background(1920, 1080).resize((480, 270), Image.Resampling.LANCZOS)
+    assert prepare(small).backdrop
+    assert _same(_boot_background(1920, 1080), small)
+
+
+def test_an_upload_of_a_boot_background_is_checked_as_the_library_checks_it(tmp_path):
+    # Decoding shrinks a big upload (1920x1080 arrives as 569x320): the check prepares it as the library
+    # prepares the original, a backdrop (it is told the real size; with the 360 px floor of pixels-10
+    # and no size, the upload was cut to its logo and the copy missed).
+    from tests.support.embedders import TinyEmbedder
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    _boot_background(1920, 1080).save(folder / "grub-16x9.png")
+    library = Library(Settings.from_env(tmp_path / "library", decode_workers=1), embedder=TinyEmbedder())
+    try:
+        library.index_folder(folder)
+        buf = io.BytesIO()
+        _boot_background(1920, 1080).resize((1600, 900), Image.Resampling.LANCZOS).save(buf, "JPEG", quality=88)
+        matches = DuplicatesService(library).check(decode_bytes(buf.getvalue()))
+        assert [(Path(m.asset.source).name, m.kind) for m in matches] == [("grub-16x9.png", "near_duplicate")]
+    finally:
+        library.close()
 
 
 def test_a_drawing_with_a_soft_shadow_on_a_wide_canvas_is_still_a_drawing():

@@ -34,6 +34,7 @@ then the smallest id. Each group says why its keeper won (``keeper_reason``).
 from __future__ import annotations
 
 import heapq
+import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -158,7 +159,8 @@ def choose_keeper(members: list[Asset]) -> tuple[Asset, str]:
         return keeper, f"{reason}; least compressed ({_mb(keeper.byte_size)} vs {_mb(lighter)})"
     keeper = top[0]
     others = [m for m in top if m is not keeper]
-    when = datetime.fromtimestamp(_age(keeper), UTC).strftime("%Y-%m-%d")
+    age_of = _age(keeper)
+    when = datetime.fromtimestamp(age_of, UTC).strftime("%Y-%m-%d") if math.isfinite(age_of) else "date unknown"
     same_age = [m for m in others if _age(m) == _age(keeper)]
     if not same_age:
         return keeper, f"{reason}; oldest ({when})"
@@ -492,10 +494,12 @@ def matches_for(
     limit: int = 5,
     verifier: PixelVerifier | None = None,
     image: Image.Image | None = None,
+    frame: tuple[int, int] | None = None,
 ) -> list[Match]:
     """Images already in the library that this one (not yet added) copies: exact, same pixels, or near.
 
-    With a ``verifier`` and the decoded ``image``, near candidates must also pass the pixel check.
+    With a ``verifier`` and the decoded ``image``, near candidates must also pass the pixel check;
+    ``frame`` is the original's size (decoding shrinks big pictures), as the library's side has it.
     """
     found: dict[int, Match] = {}
     same_bytes = catalog.find_by_sha256(sha256)
@@ -507,7 +511,7 @@ def matches_for(
     if vector is not None:
         hits = index.search(vector, limit)
         candidates = catalog.get_many(hits.ids.tolist())
-        query = prepare(image) if verifier is not None and image is not None else None
+        query = prepare(image, frame=frame) if verifier is not None and image is not None else None
         for asset_id, score in zip(hits.ids.tolist(), hits.scores.tolist(), strict=True):
             asset = candidates.get(asset_id)
             if asset is None or asset_id in found or score < threshold - PHASH_RELIEF:

@@ -149,6 +149,7 @@ def _store(
                     vectors[space][n],
                     verifier=verifier,
                     image=decoded.image,
+                    frame=(decoded.width, decoded.height),
                 )
                 if m.kind != "exact_bytes"
             ]

@@ -130,6 +130,7 @@ class DuplicatesService:
             threshold=threshold,
             verifier=self.verifier(),
             image=image.image,
+            frame=(image.width, image.height),
         )
 
     # -- trash -----------------------------------------------------------------------

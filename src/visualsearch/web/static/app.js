@@ -851,10 +851,21 @@ function showMatch(row, match, others = 0) {
   }).catch(() => { img.classList.add("broken"); });
 }
 
+// Set when an upload adds a picture: an open Duplicates view shows its copies and look-alikes,
+// fetched once when the last upload of a batch is done (not once per file: each is a full run).
+let uploadsAdded = false;
+
 function pump() {
   while (running < 2 && queue.length) {
     running += 1;
-    uploadOne(queue.shift()).finally(() => { running -= 1; pump(); });
+    uploadOne(queue.shift()).finally(() => {
+      running -= 1;
+      pump();
+      if (!running && !queue.length && uploadsAdded) {
+        uploadsAdded = false;
+        if (!dup.view.hidden && dupTab !== "trash") refreshTab();
+      }
+    });
   }
 }
 
@@ -883,8 +894,7 @@ function uploadOne({ file, row, state, bar }) {
           total = (total || 0) + 1;
           updateSummary(total);
         }
-        // An open Duplicates view shows the new picture's copies and look-alikes (its groups, counts).
-        if (!dup.view.hidden && dupTab !== "trash") refreshTab();
+        uploadsAdded = true; // the Duplicates view is fetched again once the queue drains (see pump)
       } else {
         const err = body && body.error ? body.error : { code: "http_" + xhr.status, message: `The server answered ${xhr.status}.` };
         if (xhr.status === 401) askForKey(err);
@@ -980,7 +990,7 @@ const TABS = {
   similar: {
     endpoint: "/api/groups", title: "Similar shots", loading: "Looking for pictures that look alike…", more: "Show more groups",
     emptyTitle: "No similar shots found", emptyText: "No two pictures in the library look alike.", trashAll: "Move all selected to trash",
-    trashShown: (n) => `Move selected of the ${n} groups shown to trash`,
+    trashShown: (n) => `Move selected pictures of the ${n} groups shown to trash`,
   },
   trash: {
     endpoint: "/api/trash", title: "Trash", loading: "Reading the trash…", more: "Show more",
