@@ -126,6 +126,9 @@ def test_trashed_images_have_previews(served):
         assert response.headers["content-type"] == "image/jpeg"
         with Image.open(io.BytesIO(response.content)) as im:
             assert max(im.size) <= 256 and im.size[0] / im.size[1] == pytest.approx(120 / 90, abs=0.02)
+    # ... kept in the batch's folder, not among the library's previews (which the pixel check reads).
+    assert not [p for p in (folder.parent / "lib").rglob("*.jpg") if "thumbnails" in p.parts]
+    assert len(list((folder.parent / "lib" / "trash" / batch / ".previews").rglob("*.jpg"))) == 2
     assert_error(api.get(f"/api/trash/{batch}/files/999999/thumbnail"), 404, "not_found")
     # The log names files; a line pointing out of the trash folder (edited by hand) is not read.
     outside = folder.parent / "elsewhere.png"

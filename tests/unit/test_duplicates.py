@@ -299,7 +299,9 @@ def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tm
     assert len(listed) >= 2
     first = {o["id"] for o in listed[0]["others"]}
     dry_skip = run("duplicates", "--library", lib, "--skip", "1")
-    assert f"{extras - len(first)} extra image(s) (group(s) 1 left as they are)" in dry_skip.stderr
+    keeper = listed[0]["keep"]["id"]
+    assert f"{extras - len(first)} extra image(s) (group(s) 1 (keeps #{keeper}) left as they are)" in dry_skip.stderr
+    assert [g["group"] for g in listed] == list(range(1, len(listed) + 1))
     wrong = run("duplicates", "--library", lib, "--delete-extras", "--skip", str(len(listed) + 1), check=False)
     assert wrong.returncode != 0 and f"there is no group {len(listed) + 1}" in wrong.stderr
     assert len(list(work.iterdir())) == len(list(folder.iterdir()))

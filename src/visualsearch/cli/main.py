@@ -475,7 +475,7 @@ def status(
         out.print(f"  {f['id']:>6} {f['source']}: {f['error']}")
 
 
-def _group_dict(group: DuplicateGroup) -> dict[str, Any]:
+def _group_dict(group: DuplicateGroup, number: int) -> dict[str, Any]:
     def member(m: Member) -> dict[str, Any]:
         a = m.asset
         return {
@@ -491,6 +491,7 @@ def _group_dict(group: DuplicateGroup) -> dict[str, Any]:
         }
 
     return {
+        "group": number,  # as listed, and as `duplicates --skip` takes it
         "keep": member(group.keeper),
         "keeper_reason": group.keeper_reason or None,
         "others": [member(m) for m in group.others],
@@ -507,7 +508,7 @@ def _print_groups(groups: Sequence[DuplicateGroup], as_json: bool, label: str, c
     """Groups as text. ``copies``: duplicates (one to keep, extras to move away); otherwise look-alike
     groups, where nothing is an extra: the first is only the group's reference picture."""
     if as_json:
-        out.print_json(json.dumps([_group_dict(g) for g in groups]))
+        out.print_json(json.dumps([_group_dict(g, n) for n, g in enumerate(groups, 1)]))
         return
     if not groups:
         console.print(f"no {label} found")
@@ -565,8 +566,8 @@ def duplicates(
             "--skip",
             metavar="GROUP",
             min=1,
-            help="With --delete-extras, leave group GROUP as it is (its number in the listing; repeat "
-            "for more groups).",
+            help="With --delete-extras, leave group GROUP as it is (its number in the listing of the same "
+            "library and threshold; repeat for more groups).",
         ),
     ] = None,
 ) -> None:
@@ -600,7 +601,9 @@ def duplicates(
         for m in g.others
         if not exact_only or m.kind in EXACT_TIERS
     ]
-    left = f" (group(s) {', '.join(map(str, skipped))} left as they are)" if skipped else ""
+    # Named by their keepers too: numbers hold only for the same library and threshold as the listing.
+    kept = ", ".join(f"{n} (keeps #{groups[n - 1].keeper.asset.id})" for n in skipped)
+    left = f" (group(s) {kept} left as they are)" if skipped else ""
     if not delete_extras:
         if groups and not as_json:
             console.print(

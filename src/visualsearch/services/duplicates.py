@@ -29,8 +29,9 @@ from ..duplicates import (
     matches_for,
 )
 from ..errors import NotFound, VisualSearchError
-from ..ingest.decode import DecodedImage
+from ..ingest.decode import DecodedImage, decode_file
 from ..ingest.indexer import IndexReport, index_files
+from ..ingest.media import thumbnail_path, write_thumbnail
 from ..ingest.scan import FoundFile
 from .adding import Incoming, add_incoming
 from .assets import preview_verifier
@@ -157,9 +158,11 @@ class DuplicatesService:
     ) -> Path:
         """The 256 px preview of a file moved to the trash, so the Trash tab shows what it holds.
 
-        The preview made at indexing is kept by content digest; when there is none, it is made from
-        the file in the trash (inside ``slot()``, the server's decode gate). Only files the trash
-        log names are read, and only inside the trash folder.
+        The preview made at indexing is kept by content digest until the library's clean-up removes
+        previews no asset refers to; then one is made from the file in the trash (inside ``slot()``,
+        the server's decode gate) and kept in the batch's folder, not among the library's previews
+        (which the pixel check reads: a file changed in the trash must not stand for its digest).
+        Only files the trash log names are read, and only inside their batch's folder.
         """
         entry = next((e for e in self.trash_folder.entries(batch) if e.asset_id == asset_id), None)
         if entry is None or not entry.sha256:
@@ -168,12 +171,17 @@ class DuplicatesService:
         path = media.thumbnail_path(entry.sha256)
         if path.exists():
             return path
+        folder = (self.trash_folder.root / batch).resolve()
+        kept = folder / ".previews"
+        made = thumbnail_path(kept, entry.sha256)
+        if made.exists():
+            return made
         file = Path(entry.trashed)
-        root = self.trash_folder.root.resolve()
-        if file.is_symlink() or not file.is_file() or not file.resolve().is_relative_to(root):
+        if file.is_symlink() or not file.is_file() or not file.resolve().is_relative_to(folder):
             raise NotFound(f"image {asset_id} of trash batch {batch!r} is no longer in the trash")
         with slot():
-            return media.thumbnail_from_file(entry.sha256, file, self.library.settings.decode_limits)
+            decoded = decode_file(file, **self.library.settings.decode_limits)
+            return write_thumbnail(kept, entry.sha256, decoded.image)
 
     def trash_batches(self) -> list[TrashBatch]:
         """Every batch in the trash log, newest first."""
