@@ -254,6 +254,24 @@ def test_trash_moves_logs_and_restores(tmp_path):
     lib.close()
 
 
+def test_a_torn_line_in_the_trash_log_loses_nothing_else(tmp_path):
+    # A crash while a line was written leaves it cut short: the rest of the trash is still listed and
+    # restorable, and the next move starts on a line of its own (it was glued to the torn one).
+    from visualsearch.duplicates import TrashFolder
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        solid((10, 200, 30), (8, 8)).save(folder / name)
+    trash = TrashFolder(tmp_path / "trash")
+    first, _ = trash.move([Asset(id=1, source=str(folder / "a.png"))], lambda ids: None)
+    with open(trash.log_path, "a", encoding="utf-8") as log:
+        log.write('{"batch": "20260101-000000-abcdef", "asset_id": 9, "na')  # torn
+    second, _ = trash.move([Asset(id=2, source=str(folder / "b.png"))], lambda ids: None)
+    assert [(e.batch, e.asset_id) for e in trash.entries()] == [(first, 1), (second, 2)]
+    assert [e.asset_id for e in trash.restorable(second)] == [2]
+
+
 def run(*args, check=True, answer=None):
     proc = subprocess.run(
         [*EXE, *map(str, args)], capture_output=True, text=True, timeout=600, env=dict(os.environ), input=answer

@@ -10,6 +10,7 @@ indexes them again.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -20,6 +21,8 @@ from pathlib import Path
 
 from ..catalog import Asset
 from ..errors import NotFound, VisualSearchError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +43,7 @@ class TrashFolder:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.log_path = self.root / "log.jsonl"
+        self._parsed: tuple[tuple[int, int], list[TrashedFile]] | None = None
 
     def move(self, assets: list[Asset], forget: Callable[[list[int]], None]) -> tuple[str, list[TrashedFile]]:
         """Move the files of ``assets`` into a new batch; returns (batch, files).
@@ -77,16 +81,38 @@ class TrashFolder:
 
     def _log(self, entry: TrashedFile) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(asdict(entry)) + "\n")
+        with open(self.log_path, "a+b") as f:
+            # A line cut short by a crash must not swallow the next one: start on a line of its own.
+            f.seek(0, os.SEEK_END)
+            torn = False
+            if f.tell():
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+            f.write((("\n" if torn else "") + json.dumps(asdict(entry)) + "\n").encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
 
     def entries(self, batch: str | None = None) -> list[TrashedFile]:
-        if not self.log_path.exists():
+        """The log's entries (of one batch), read again only when the file changed: the Trash tab asks
+        for one preview per file shown. A line that does not parse (cut short by a crash) is skipped,
+        so that the rest of the trash can still be listed and restored."""
+        try:
+            stat = self.log_path.stat()
+        except FileNotFoundError:
             return []
-        out = [TrashedFile(**json.loads(line)) for line in self.log_path.read_text().splitlines() if line.strip()]
-        return [e for e in out if batch is None or e.batch == batch]
+        key = (stat.st_mtime_ns, stat.st_size)
+        cached = self._parsed
+        if cached is None or cached[0] != key:
+            out: list[TrashedFile] = []
+            for n, line in enumerate(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    out.append(TrashedFile(**json.loads(line)))
+                except (ValueError, TypeError):
+                    log.warning("trash log %s: line %d is not an entry (cut short?); skipped", self.log_path, n)
+            cached = self._parsed = (key, out)
+        return [e for e in cached[1] if batch is None or e.batch == batch]
 
     def restorable(self, batch: str) -> list[TrashedFile]:
         """The batch's files that are still in the trash."""
