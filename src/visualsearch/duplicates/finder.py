@@ -42,12 +42,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-from PIL import Image
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..catalog import Asset, Catalog
 from ..index import ExactIndex, IndexBackend
+from ..ingest.decode import DecodedImage
 from ..ingest.fingerprint import hamming_many
 from .verify import PixelVerifier, prepare
 
@@ -161,7 +161,7 @@ def choose_keeper(members: list[Asset]) -> tuple[Asset, str]:
     others = [m for m in top if m is not keeper]
     age_of = _age(keeper)
     when = datetime.fromtimestamp(age_of, UTC).strftime("%Y-%m-%d") if math.isfinite(age_of) else "date unknown"
-    same_age = [m for m in others if _age(m) == _age(keeper)]
+    same_age = [m for m in others if _age(m) == age_of]
     if not same_age:
         return keeper, f"{reason}; oldest ({when})"
     # Some are as old: keeper_order took the larger file among those, then the lowest id. Say
@@ -486,21 +486,18 @@ class Match:
 def matches_for(
     catalog: Catalog,
     index: IndexBackend,
-    sha256: str,
-    pixel_sha256: str | None,
-    phash: str | None,
+    decoded: DecodedImage,
     vector: np.ndarray | None,
     threshold: float = DEFAULT_THRESHOLD,
     limit: int = 5,
     verifier: PixelVerifier | None = None,
-    image: Image.Image | None = None,
-    frame: tuple[int, int] | None = None,
 ) -> list[Match]:
-    """Images already in the library that this one (not yet added) copies: exact, same pixels, or near.
+    """Images already in the library that ``decoded`` (not yet added) copies: exact, same pixels, or near.
 
-    With a ``verifier`` and the decoded ``image``, near candidates must also pass the pixel check;
-    ``frame`` is the original's size (decoding shrinks big pictures), as the library's side has it.
+    With a ``verifier``, near candidates must also pass the pixel check. The picture is prepared with
+    the original's size (decoding shrinks big pictures), as the library's side is.
     """
+    sha256, pixel_sha256, phash = decoded.sha256, decoded.pixel_sha256, decoded.phash
     found: dict[int, Match] = {}
     same_bytes = catalog.find_by_sha256(sha256)
     if same_bytes is not None:
@@ -511,7 +508,7 @@ def matches_for(
     if vector is not None:
         hits = index.search(vector, limit)
         candidates = catalog.get_many(hits.ids.tolist())
-        query = prepare(image, frame=frame) if verifier is not None and image is not None else None
+        query = prepare(decoded.image, frame=(decoded.width, decoded.height)) if verifier is not None else None
         for asset_id, score in zip(hits.ids.tolist(), hits.scores.tolist(), strict=True):
             asset = candidates.get(asset_id)
             if asset is None or asset_id in found or score < threshold - PHASH_RELIEF:

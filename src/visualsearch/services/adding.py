@@ -141,15 +141,7 @@ def _store(
             matches = [
                 m
                 for m in matches_for(
-                    library.catalog,
-                    library.similarity_index,
-                    decoded.sha256,
-                    decoded.pixel_sha256,
-                    decoded.phash,
-                    vectors[space][n],
-                    verifier=verifier,
-                    image=decoded.image,
-                    frame=(decoded.width, decoded.height),
+                    library.catalog, library.similarity_index, decoded, vectors[space][n], verifier=verifier
                 )
                 if m.kind != "exact_bytes"
             ]

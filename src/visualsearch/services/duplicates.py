@@ -124,14 +124,10 @@ class DuplicatesService:
         return matches_for(
             self.library.catalog,
             self.library.similarity_index,
-            image.sha256,
-            image.pixel_sha256,
-            image.phash,
+            image,
             np.asarray(vector),
             threshold=threshold,
             verifier=self.verifier(),
-            image=image.image,
-            frame=(image.width, image.height),
         )
 
     # -- trash -----------------------------------------------------------------------
