@@ -165,11 +165,15 @@ class MediaStore:
 
     def thumbnail_from_file(self, sha256: str, file: Path, limits: dict[str, int]) -> Path:
         """The thumbnail, made from ``file`` if it does not exist yet (``limits``: the decode caps)."""
-        target = self.thumbnail_path(sha256)
-        if target.exists():
-            return target
-        decoded = decode_file(file, **limits)
-        return self.make_thumbnail(sha256, decoded.image)
+        return thumbnail_from_file(self.thumbnails, sha256, file, limits)
+
+
+def thumbnail_from_file(root: Path, sha256: str, file: Path, limits: dict[str, int]) -> Path:
+    """The preview under ``root``, made from ``file`` if it does not exist yet (``limits``: the decode caps)."""
+    target = thumbnail_path(root, sha256)
+    if target.exists():
+        return target
+    return write_thumbnail(root, sha256, decode_file(file, **limits).image)
 
 
 def thumbnail_path(root: Path, sha256: str) -> Path:

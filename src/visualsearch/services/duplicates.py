@@ -29,9 +29,9 @@ from ..duplicates import (
     matches_for,
 )
 from ..errors import NotFound, VisualSearchError
-from ..ingest.decode import DecodedImage, decode_file
+from ..ingest.decode import DecodedImage
 from ..ingest.indexer import IndexReport, index_files
-from ..ingest.media import thumbnail_path, write_thumbnail
+from ..ingest.media import thumbnail_from_file, thumbnail_path
 from ..ingest.scan import FoundFile
 from .adding import Incoming, add_incoming
 from .assets import preview_verifier
@@ -176,8 +176,7 @@ class DuplicatesService:
         if file.is_symlink() or not file.is_file() or not file.resolve().is_relative_to(folder):
             raise NotFound(f"image {asset_id} of trash batch {batch!r} is no longer in the trash")
         with slot():
-            decoded = decode_file(file, **self.library.settings.decode_limits)
-            return write_thumbnail(kept, entry.sha256, decoded.image)
+            return thumbnail_from_file(kept, entry.sha256, file, self.library.settings.decode_limits)
 
     def trash_batches(self) -> list[TrashBatch]:
         """Every batch in the trash log, newest first."""
