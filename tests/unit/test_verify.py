@@ -587,3 +587,62 @@ def test_a_drawing_with_a_soft_shadow_on_a_wide_canvas_is_still_a_drawing():
     ImageDraw.Draw(art).ellipse((450, 250, 750, 550), fill=(220, 40, 40, 255))
     p = prepare(_decoded(art))
     assert not p.backdrop and p.drawing
+
+
+def _sizes_library(photo: Image.Image, tmp_path: Path) -> Library:
+    """A library of one photo at six sizes: fifteen candidate pairs of copies (the tiny model's vectors)."""
+    from tests.support.embedders import TinyEmbedder
+
+    folder = tmp_path / "sizes"
+    folder.mkdir()
+    for n, side in enumerate((640, 560, 480, 400, 320, 240)):
+        photo.resize((side, side * photo.height // photo.width)).save(folder / f"cat-{n}.jpg", quality=90)
+    library = Library(Settings.from_env(tmp_path / "library"), embedder=TinyEmbedder())
+    library.index_folder(folder)
+    return library
+
+
+def test_a_stopped_duplicates_run_keeps_the_verdicts_it_found(photo, tmp_path, monkeypatch):
+    """Ctrl-C (or a server restart) in a long first run: the pairs checked are not checked again."""
+    import visualsearch.duplicates.finder as finder
+    import visualsearch.duplicates.verify as verify
+
+    library = _sizes_library(photo, tmp_path)
+    try:
+        monkeypatch.setattr(finder, "FLUSH_EVERY", 2)
+        monkeypatch.setattr(finder, "CHECK_THREADS", 1)
+        calls = 0
+        compare = verify.compare
+
+        def stopped_after_five(a: verify.Prepared, b: verify.Prepared) -> verify.Comparison:
+            nonlocal calls
+            calls += 1
+            if calls > 5:
+                raise KeyboardInterrupt
+            return compare(a, b)
+
+        monkeypatch.setattr(verify, "compare", stopped_after_five)
+        with pytest.raises(KeyboardInterrupt):
+            DuplicatesService(library).duplicates()
+        assert len(library.catalog.verdicts.all(verify.METHOD)) == 5
+        monkeypatch.setattr(verify, "compare", compare)
+        again = DuplicatesService(library)
+        [group] = again.duplicates()
+        assert group.size == 6 and again.pairs_checked == 15 - 5
+    finally:
+        library.close()
+
+
+def test_a_request_during_a_duplicates_run_waits_for_it_rather_than_checking_again(photo, tmp_path):
+    """The copy check after indexing runs in a job; the Duplicates tab asking meanwhile gets its result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    library = _sizes_library(photo, tmp_path)
+    try:
+        service = DuplicatesService(library)
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(lambda _: service.duplicates(), range(2))
+        assert first is second and first[0].size == 6
+        assert service.verifier().checked == 15  # each pair once
+    finally:
+        library.close()

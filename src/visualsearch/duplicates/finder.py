@@ -77,6 +77,9 @@ DUPLICATE_EF = 32
 
 #: Threads for the pixel check of candidate pairs.
 CHECK_THREADS = max(1, min(4, os.cpu_count() or 1))
+#: Verdicts are written to the store every this many checked pairs, so a first run that is stopped
+#: (Ctrl-C, a server restart) keeps what it checked and the next run carries on from there.
+FLUSH_EVERY = 500
 #: Between copies of the same size, a file this much larger per pixel counts as less compressed.
 COMPRESSION_MARGIN = 0.05
 
@@ -396,7 +399,10 @@ def _candidates(
         near = (s >= threshold) | _phash_close(assets, a, b)
         a, b = a[near], b[near]
     ha, hb = _hash_pairs(assets, exact)
-    return exact, np.concatenate([a, ha]), np.concatenate([b, hb])
+    a, b = np.concatenate([a, ha]), np.concatenate([b, hb])
+    if len(a):  # a pair of neighbours with close hashes is found both ways: check it once
+        a, b = np.unique(np.stack([a, b], axis=1), axis=0).T
+    return exact, a, b
 
 
 def candidate_pairs(
@@ -433,14 +439,21 @@ def find_duplicates(
     if verifier is not None and len(a):
         keep = np.zeros(len(a), dtype=bool)
         pairs = list(zip(a.tolist(), b.tolist(), strict=True))
+        if progress is not None:
+            progress(0, len(a))  # the total is known now: a long first run says so from the start
         # OpenCV and most numpy work release the GIL: two threads use both cores of a small machine.
         with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
             results = pool.map(lambda pair: _confirmed(assets.get(pair[0]), assets.get(pair[1]), verifier), pairs)
-            for n, same in enumerate(results):
-                keep[n] = same
-                if progress is not None and (n % 200 == 199 or n == len(a) - 1):
-                    progress(n + 1, len(a))
-        verifier.flush()
+            try:
+                for n, same in enumerate(results):
+                    keep[n] = same
+                    if n % FLUSH_EVERY == FLUSH_EVERY - 1:
+                        verifier.flush()
+                    if progress is not None and (n % 200 == 199 or n == len(a) - 1):
+                        progress(n + 1, len(a))
+            finally:  # stopped too (Ctrl-C): the pairs not started are dropped, what was checked is kept
+                results.close()  # type: ignore[attr-defined]
+                verifier.flush()
         a, b = a[keep], b[keep]
 
     components = _components(np.concatenate([a, ea, pa]), np.concatenate([b, eb, pb]))

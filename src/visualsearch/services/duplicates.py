@@ -69,6 +69,10 @@ class DuplicatesService:
         self.trash_folder = TrashFolder(Path(library.settings.library_dir) / "trash")
         self._lock = threading.Lock()
         self._trash_lock = threading.Lock()  # one move into or out of the trash at a time
+        #: One computation of groups at a time: a page that asks while the copy check after indexing
+        #: runs waits for its result rather than checking the same pairs again (re-entrant: look-alikes
+        #: ask for the duplicates first).
+        self._computing = threading.RLock()
         self._cache: dict[tuple[str, float, str], list[DuplicateGroup]] = {}
         #: Candidate pairs the pixel check compared in the last duplicates run (for benchmarks).
         self.pairs_checked = 0
@@ -96,18 +100,22 @@ class DuplicatesService:
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        if kind == "duplicates":
-            verifier = self.verifier()
-            before = verifier.checked
-            groups = find_duplicates(
-                self.library.catalog, index, threshold=threshold, verifier=verifier, progress=progress
-            )
-            self.pairs_checked = verifier.checked - before
-        else:
-            groups = find_lookalikes(self.library.catalog, index, threshold=threshold, copies=self.duplicates())
-        with self._lock:
-            self._cache = {k: v for k, v in self._cache.items() if k[2] == key[2]}
-            self._cache[key] = groups
+        with self._computing:
+            with self._lock:
+                if key in self._cache:  # found while this call waited
+                    return self._cache[key]
+            if kind == "duplicates":
+                verifier = self.verifier()
+                before = verifier.checked
+                groups = find_duplicates(
+                    self.library.catalog, index, threshold=threshold, verifier=verifier, progress=progress
+                )
+                self.pairs_checked = verifier.checked - before
+            else:
+                groups = find_lookalikes(self.library.catalog, index, threshold=threshold, copies=self.duplicates())
+            with self._lock:
+                self._cache = {k: v for k, v in self._cache.items() if k[2] == key[2]}
+                self._cache[key] = groups
         return groups
 
     def verifier(self) -> PixelVerifier:
