@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from PIL import Image
 
 from tests.support.embedders import TinyEmbedder
 from tests.support.images import gradient_image, solid
@@ -16,6 +17,7 @@ from tests.support.live import LiveServer, wait_for_job
 from visualsearch.api import create_app
 from visualsearch.api.uploads import clean_name
 from visualsearch.config import Settings
+from visualsearch.duplicates.verify import METHOD
 from visualsearch.services import KeyService
 
 
@@ -519,6 +521,38 @@ def test_folder_job_indexes_in_the_background(api, tmp_path):
     assert_error(api.post("/api/folders", json={"path": str(tmp_path / "missing")}), 404, "not_found")
     assert_error(api.post("/api/folders", json={"path": "relative/path"}), 422)
     assert_error(api.get("/api/jobs/nope"), 404, "not_found")
+
+
+def test_a_copy_check_follows_indexing_so_the_duplicates_answer_at_once(server, api, tmp_path, photos):
+    """The pixel check of new pictures' candidate copies runs as a `copies` job after the folder job, so
+    the Duplicates tab's request reads its verdicts instead of checking pairs (minutes on a big library)."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    photo = Image.open(photos[0]).convert("RGB")
+    photo.save(folder / "cat.jpg", quality=92)
+    photo.resize((photo.width // 2, photo.height // 2)).save(folder / "cat-small.jpg", quality=85)
+    gradient_image(3).save(folder / "other.png")
+    indexed = wait_for_job(api, api.post("/api/folders", json={"path": str(folder)}).json()["status_url"])
+    assert indexed["status"] == "done"
+    [check] = [j for j in api.get("/api/jobs").json() if j["kind"] == "copies"]  # queued before the folder job ended
+    check = wait_for_job(api, f"/api/jobs/{check['id']}")
+    assert check["status"] == "done" and check["total"] >= 1 and check["done"] == check["total"]
+    state = server.app.state.server
+    assert state.library.catalog.verdicts.all(METHOD)  # kept in the catalog: a restarted server has them too
+    verifier = state.duplicates.verifier()
+    before = verifier.checked
+    [group] = api.get("/api/duplicates").json()["items"]
+    assert verifier.checked == before  # the request compared no pictures
+    assert {m["asset"]["name"] for m in [group["keeper"], *group["others"]]} == {"cat.jpg", "cat-small.jpg"}
+
+
+def test_no_copy_check_job_with_the_setting_off(tmp_path):
+    (tmp_path / "shots").mkdir()
+    gradient_image(3).save(tmp_path / "shots" / "g.png")
+    with LiveServer(make_app(tmp_path, copies_at_index=False)) as live, live.client() as api:
+        live.wait_ready()
+        wait_for_job(api, api.post("/api/folders", json={"path": str(tmp_path / "shots")}).json()["status_url"])
+        assert [j["kind"] for j in api.get("/api/jobs").json()] == ["folder"]
 
 
 def test_folder_roots_limit_what_an_admin_may_index(tmp_path):

@@ -22,7 +22,7 @@ from tests.support.live import LiveServer
 from visualsearch.api import create_app
 from visualsearch.catalog import Asset
 from visualsearch.config import Settings
-from visualsearch.duplicates import find_duplicates, find_lookalikes, keeper_order
+from visualsearch.duplicates import DEFAULT_THRESHOLD, find_duplicates, find_lookalikes, keeper_order
 from visualsearch.duplicates.finder import choose_keeper
 from visualsearch.services import DuplicatesService, Library
 
@@ -281,13 +281,28 @@ def run(*args, check=True, answer=None):
     return proc
 
 
-@pytest.mark.slow  # CLI subprocesses, ~13 s
+def _verdicts(library: Path) -> dict[tuple[str, str], bool]:
+    from visualsearch.duplicates.verify import METHOD
+
+    opened = Library(Settings.from_env(library))
+    try:
+        return opened.catalog.verdicts.all(METHOD)
+    finally:
+        opened.close()
+
+
+@pytest.mark.slow  # CLI subprocesses, ~18 s
 def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tmp_path):
     folder, truth = copies_folder
     work = tmp_path / "pics"
     shutil.copytree(folder, work)
     lib = tmp_path / "lib"
-    run("index", work, "--library", lib)
+    indexed = run("index", work, "--library", lib)
+    # The copies were checked while indexing: the verdicts are in the catalog for `duplicates` to read.
+    assert f"{len(set(truth.values()))} group(s) of copies in the library" in indexed.stderr
+    assert _verdicts(lib)
+    unchecked = json.loads(run("index", work, "--library", tmp_path / "lib2", "--no-copies", "--json").stdout)
+    assert "copy_groups" not in unchecked and not _verdicts(tmp_path / "lib2")
     listed = json.loads(run("duplicates", "--library", lib, "--json").stdout)
     assert len(listed) == len(set(truth.values()))
     assert all(g["keep"]["kind"] is None and all(o["kind"] for o in g["others"]) for g in listed)
@@ -430,7 +445,7 @@ def test_http_groups_and_trash(dup_server):
     live, folder, truth = dup_server
     with live.client() as api:
         page = api.get("/api/duplicates").json()
-        assert page["total"] >= 1 and page["threshold"] == 0.80
+        assert page["total"] >= 1 and page["threshold"] == DEFAULT_THRESHOLD
         group = page["items"][0]
         assert group["keeper"]["kind"] is None and group["others"][0]["kind"] in (
             "near_duplicate",

@@ -54,6 +54,7 @@ TODAYS_DEFAULTS: dict[str, Any] = {
     "max_request_bytes": 1024 * 1024 * 1024,
     "sync_upload_files": 8,
     "thumbnails_at_index": True,
+    "copies_at_index": True,
     "ocr": False,
     "ocr_size": 960,
     "duplicate_policy": "warn",

@@ -32,7 +32,7 @@ class ServerState:
         self.search = SearchService(self.library)
         self.duplicates = DuplicatesService(self.library)
         self.keys = KeyService(self.library.catalog)
-        self.jobs = JobQueue(self.library)
+        self.jobs = JobQueue(self.library, duplicates=self.duplicates)
         self.models = self.jobs.models
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
         self.require_keys = require_keys

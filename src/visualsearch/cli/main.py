@@ -178,6 +178,14 @@ def index(
         int | None,
         typer.Option("--ray-workers", min=1, help="Embedding workers on the Ray cluster (default: one per node)."),
     ] = None,
+    copies: Annotated[
+        bool | None,
+        typer.Option(
+            "--copies/--no-copies",
+            help="After indexing, check the new images' candidate copies pixel by pixel, so that `visualsearch "
+            "duplicates` answers at once (default: $VISUALSEARCH_COPIES_AT_INDEX, on).",
+        ),
+    ] = None,
 ) -> None:
     """Walk FOLDER, decode and embed new or changed images, and store them. Resumable."""
     from ..services import Library
@@ -231,13 +239,22 @@ def index(
         raise typer.Exit(130) from None
     except VisualSearchError as exc:
         _fail(str(exc))
+    check = bool(report.indexed) and (lib.settings.copies_at_index if copies is None else copies)
     if as_json:
-        out.print_json(json.dumps(report.__dict__))
+        found = {"copy_groups": _check_copies(lib, as_json)} if check else {}
+        out.print_json(json.dumps(report.__dict__ | found))
         return
     console.print(
         f"indexed {report.indexed}, failed {report.failed}, unchanged {report.unchanged}, "
         f"pruned {report.pruned} (library: {lib.settings.library_dir})"
     )
+    if check:
+        groups = _check_copies(lib, as_json)
+        console.print(
+            f"{groups} group(s) of copies in the library: `visualsearch duplicates` lists them"
+            if groups
+            else "no copies in the library"
+        )
     for source, reason in report.failures[:20]:
         console.print(f"  [yellow]failed[/] {source}: {reason}")
     if len(report.failures) > 20:
@@ -250,6 +267,26 @@ def index(
             f"{unread} picture(s) have not been read with the current text-reading settings (indexed before "
             "reading was on, read at another VISUALSEARCH_OCR_SIZE, or unreadable): run `visualsearch read-text`"
         )
+
+
+def _check_copies(lib: Library, as_json: bool) -> int:
+    """The duplicates run after indexing (its verdicts are kept): how many groups of copies it found."""
+    from ..services import DuplicatesService
+
+    bar = _counting_bar("checking for copies", as_json, transient=True)
+    task = bar.add_task("check", total=None)
+    try:
+        with bar:
+            groups = DuplicatesService(lib).duplicates(
+                progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    except KeyboardInterrupt:
+        console.print(
+            "\ninterrupted while checking for copies: every image is indexed, and the pairs checked so far are "
+            "kept; `visualsearch duplicates` finishes the check"
+        )
+        raise typer.Exit(130) from None
+    return len(groups)
 
 
 @app.command()

@@ -23,6 +23,7 @@ from typing import Any
 from ..catalog import DONE, JOB_FAILED, QUEUED, RUNNING, JobRecord
 from ..errors import Busy, NotFound, VisualSearchError
 from .adding import Incoming, add_incoming
+from .duplicates import DuplicatesService
 from .library import Library
 from .models import ModelService
 from .reading import read_library_text
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 FAILED = JOB_FAILED
 FOLDER, UPLOAD, REEMBED, MODEL, READ_TEXT = "folder", "upload", "reembed", "model", "read_text"
+#: Checking the candidate copies of new pictures pixel by pixel (``Settings.copies_at_index``).
+COPIES = "copies"
 #: Seconds between progress writes of a model download (its callback fires per MiB).
 MODEL_PROGRESS_EVERY = 0.5
 #: How often an idle worker looks for a model chosen by another process (`visualsearch models use`).
@@ -39,6 +42,7 @@ MODEL_CHECK_EVERY = 10.0
 MAX_RECORDED_FAILURES = 1000
 
 __all__ = [
+    "COPIES",
     "DONE",
     "FAILED",
     "FOLDER",
@@ -54,8 +58,11 @@ __all__ = [
 
 
 class JobQueue:
-    def __init__(self, library: Library, workers: int = 2):
+    def __init__(self, library: Library, workers: int = 2, duplicates: DuplicatesService | None = None):
         self.library = library
+        #: The server's duplicates service (ServerState.duplicates): the copy check after indexing fills
+        #: the groups the Duplicates tab then reads.
+        self.duplicates = duplicates or DuplicatesService(library)
         self.jobs = library.catalog.jobs
         self.workers = max(1, workers)
         self._wake = threading.Condition()
@@ -149,6 +156,8 @@ class JobQueue:
                 self._run_model(job)
             elif job.kind == READ_TEXT:
                 self._run_read_text(job)
+            elif job.kind == COPIES:
+                self._run_copies(job)
             else:
                 raise VisualSearchError(f"unknown job kind {job.kind!r}")
             self.jobs.update(job_id, status=DONE, finished=True)
@@ -172,6 +181,8 @@ class JobQueue:
         )
         failures = [{"name": src, "error": reason} for src, reason in report.failures[:MAX_RECORDED_FAILURES]]
         self.jobs.update(job.id, failed=report.failed, failures=failures)
+        if report.indexed:
+            self.ensure_copy_check()
 
     def _run_reembed(self, job: JobRecord) -> None:
         report = reembed_library(
@@ -179,6 +190,7 @@ class JobQueue:
         )
         failures = [{"name": src, "error": reason} for src, reason in report.failures[:MAX_RECORDED_FAILURES]]
         self.jobs.update(job.id, failed=report.failed, failures=failures)
+        self.ensure_copy_check()  # new vectors: other candidate pairs
         change = self.library.model_change()
         if change is not None and change.to_model != report.model_id:
             # Another model was asked for while this ran: it did not switch; move on to the new one.
@@ -243,6 +255,25 @@ class JobQueue:
             return queued  # it will see the new pictures; a running one may have listed its work already
         return self.submit(READ_TEXT, {})
 
+    def ensure_copy_check(self) -> JobRecord | None:
+        """With ``copies_at_index`` on, queue a check of the library's unchecked candidate copies, unless one
+        is queued already (it will see the new pictures too). None with the setting off."""
+        if not self.library.settings.copies_at_index:
+            return None
+        queued = next((j for j in self.list(limit=20) if j.kind == COPIES and j.status == QUEUED), None)
+        if queued is not None:
+            return queued
+        return self.submit(COPIES, {})
+
+    def _run_copies(self, job: JobRecord) -> None:
+        """The duplicates run at the default threshold: pairs checked before are read from the catalog,
+        so this checks the new pictures' pairs; ``done`` and ``total`` count candidate pairs."""
+
+        def progress(done: int, total: int) -> None:
+            self.jobs.update(job.id, done=done, total=total)
+
+        self.duplicates.duplicates(progress=progress)
+
     def _run_read_text(self, job: JobRecord) -> None:
         def progress(done: int, total: int) -> None:
             self.jobs.update(job.id, done=done, total=total)
@@ -262,6 +293,8 @@ class JobQueue:
             self.jobs.update(job.id, done=done, total=total, failed=failed)
 
         outcomes = add_incoming(self.library, items, progress=progress, near_duplicates=job.params.get("duplicates"))
+        if any(o.ok for o in outcomes):
+            self.ensure_copy_check()
         failures = [
             {"name": o.name, "error": str(o.error), "code": o.error.code} for o in outcomes if o.error is not None
         ][:MAX_RECORDED_FAILURES]
