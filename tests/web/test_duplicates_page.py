@@ -469,3 +469,38 @@ def test_an_unknown_tab_shows_the_first_one(browser, live):  # noqa: F811
         page.go_back()
         expect(page.locator("#explain-copies")).to_be_visible()
         expect(page.locator(".dup-item.keeper")).to_have_count(2)
+
+
+def test_while_the_copy_check_after_indexing_runs_the_tab_says_how_far_it_is(browser, tmp_path, monkeypatch):  # noqa: F811
+    """A folder job is followed by a `copies` job (the pixel check of the new pictures' candidate pairs);
+    the Duplicates tab opened meanwhile waits for its groups and shows the job's progress."""
+    import time
+
+    import visualsearch.duplicates.verify as verify
+
+    compare = verify.compare
+
+    def slow(a: verify.Prepared, b: verify.Prepared) -> verify.Comparison:
+        time.sleep(1.0)  # a big library's check, in a few pairs
+        return compare(a, b)
+
+    monkeypatch.setattr(verify, "compare", slow)
+    folder = tmp_path / "pictures"
+    make_library(folder)
+    settings = Settings.from_env(tmp_path / "lib", decode_workers=1, folder_roots=(tmp_path,))
+    app = create_app(settings, embedder=TinyEmbedder(), require_keys=False)
+    with LiveServer(app) as server, server.client() as api:
+        server.wait_ready()
+        assert api.post("/api/folders", json={"path": str(folder)}).status_code == 202
+        deadline = time.monotonic() + 30
+        while not any(j["kind"] == "copies" and j["status"] == "running" for j in api.get("/api/jobs").json()):
+            assert time.monotonic() < deadline, api.get("/api/jobs").json()
+            time.sleep(0.05)
+        with open_at(browser, server.url + "/?view=duplicates") as page:
+            loading = page.locator("#dups-loading-text")
+            expect(loading).to_have_text(re.compile(r"^Checking new pictures for copies: \d+ of \d+ pairs…$"))
+            shot(page, "dups-copy-check")
+            expect(page.locator("#dups-summary")).to_have_text("2 groups · 3 extra images", timeout=30_000)
+            expect(page.locator("#dups-loading")).to_be_hidden()
+        [check] = [j for j in api.get("/api/jobs").json() if j["kind"] == "copies"]
+        assert check["status"] == "done" and check["done"] == check["total"] > 0

@@ -1006,6 +1006,7 @@ let dupOffset = 0;
 let dupToken = 0;
 
 const plural = (n, word, words = `${word}s`) => `${n.toLocaleString()} ${n === 1 ? word : words}`;
+const JOB_POLL_MS = 1000; // how often a waiting Duplicates tab asks how far the copy check is
 
 // One image of a group. Copies: the keeper (with why) and its extras, selected. Similar shots:
 // the first picture is what the others are compared with; nothing is selected.
@@ -1206,8 +1207,10 @@ async function loadTab(fresh, keep = 0) {
   const offset = fresh ? 0 : dupOffset;
   const limit = Math.min(200, Math.max(GROUP_PAGE, keep));
   dup.error.hidden = true;
+  dup.loadingText.textContent = info.loading;
   dup.loading.hidden = false;
   dup.more.hidden = true;
+  const watch = tab === "trash" ? 0 : watchCopyCheck(token, info);
   if (fresh && !keep) {
     dup.list.replaceChildren();
     dup.trashList.replaceChildren();
@@ -1235,8 +1238,25 @@ async function loadTab(fresh, keep = 0) {
     dup.error.textContent = describeError(err);
     dup.error.hidden = false;
   } finally {
-    if (token === dupToken) dup.loading.hidden = true;
+    clearInterval(watch);
+    if (token === dupToken) { dup.loading.hidden = true; dup.loadingText.textContent = info.loading; }
   }
+}
+
+// The groups wait for the copy check that follows indexing (a `copies` job: minutes on a big new
+// library); while they load, say how far it is. Reading jobs needs an admin key: without one, the
+// plain "Looking for copies…" stays.
+function watchCopyCheck(token, info) {
+  const timer = setInterval(async () => {
+    let jobs;
+    try { jobs = await api("/api/jobs?limit=20"); } catch { clearInterval(timer); return; }
+    if (token !== dupToken || dup.loading.hidden) return;
+    const job = jobs.find((j) => j.kind === "copies" && j.status === "running");
+    dup.loadingText.textContent = !job ? info.loading : job.total
+      ? `Checking new pictures for copies: ${job.done.toLocaleString()} of ${plural(job.total, "pair")}…`
+      : "Checking new pictures for copies…";
+  }, JOB_POLL_MS);
+  return timer;
 }
 
 function showDuplicates(tab) {
