@@ -9,7 +9,10 @@ is a claimed pair):
 - near-duplicate precision: of the claimed pairs that are not pixel-identical, the share
   labelled exact or near-duplicate; look-alike pairs claimed (the labelled hard negatives)
   and other pairs claimed;
-- the time of the duplicates run and how many candidate pairs the pixel check looked at.
+- the time of the duplicates run and how many candidate pairs the pixel check looked at;
+- with the copy check at indexing (``VISUALSEARCH_COPIES_AT_INDEX``, on by default): the real set
+  indexed into two fresh libraries, without and with it, and the duplicates run after it against
+  the search alone (``--no-index-cost`` skips this, about 4 minutes).
 
 **Synthetic set** (from ../shared/eval, copy-detection style):
 
@@ -377,10 +380,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--synthetic", type=int, default=100_000)
     parser.add_argument("--synthetic-dim", type=int, default=1280)
-    parser.add_argument("--sweep", default="0.80,0.85,0.88,0.90,0.92,0.95")
+    parser.add_argument("--sweep", default="0.75,0.78,0.80,0.85,0.90,0.95")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--no-real", action="store_true", help="skip the real labelled set")
     parser.add_argument("--no-transformed", action="store_true", help="skip the synthetic transformed-copies set")
+    parser.add_argument(
+        "--no-index-cost", action="store_true", help="skip indexing the real set again without and with the copy check"
+    )
     parser.add_argument(
         "--dump", type=Path, default=None, help="write the real set's false and missed pairs here (CSV)"
     )
@@ -388,6 +394,7 @@ def main() -> int:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="vs-dups-"))
     cost: tuple[float, float] | None = None
+    after: float | None = None
     if not args.no_real:
         ref_of = build_real(work / "real")
         real = Library(Settings.from_env(work / "real-library"))
@@ -395,10 +402,14 @@ def main() -> int:
         real.index_folder(work / "real")
         print(f"real set indexed in {time.perf_counter() - t:.0f} s; model {real.embedder.model_id}")
         cost = evaluate_real(real, ref_of, DEFAULT_THRESHOLD, args.dump)
+        if not args.no_index_cost:
+            after = index_cost(work / "real", work / "index-cost")
         print()
     if args.no_transformed:
         if args.synthetic:
-            projected(synthetic_timing(args.synthetic, args.synthetic_dim, args.seed), args.synthetic, cost)
+            projected(
+                synthetic_timing(args.synthetic, args.synthetic_dim, args.seed), args.synthetic, cost, after=after
+            )
         return 0
     truth, originals = build_set(args.eval, work / "set", args.originals, args.seed)
     labels = load_labels(args.eval)
@@ -421,8 +432,40 @@ def main() -> int:
         p, r, hfp, ofp = evaluate(service, truth, labels, value, verbose=False)
         print(f"        {value:9.2f}  {p:9.3f}  {r:6.3f}  {hfp:7d}  {ofp:8d}")
     if args.synthetic:
-        projected(synthetic_timing(args.synthetic, args.synthetic_dim, args.seed), args.synthetic, cost, photo_rate)
+        search = synthetic_timing(args.synthetic, args.synthetic_dim, args.seed)
+        projected(search, args.synthetic, cost, photo_rate, after)
     return 0
+
+
+def index_cost(folder: Path, work: Path) -> float:
+    """Index ``folder`` into two fresh libraries, without and with the copy check after indexing (as
+    `visualsearch index` and the server's jobs do), and time the duplicates run that follows. Prints
+    the figures; returns that run's time over the search alone (the candidate stage, no pixel check)."""
+    took: dict[bool, tuple[float, float]] = {}
+    for copies in (False, True):
+        shutil.rmtree(work / str(copies), ignore_errors=True)
+        library = Library(Settings.from_env(work / str(copies), copies_at_index=copies))
+        started = time.perf_counter()
+        library.index_folder(folder)
+        indexed = time.perf_counter() - started
+        if copies:
+            DuplicatesService(library).duplicates()
+        took[copies] = (indexed, time.perf_counter() - started)
+        if copies:
+            started = time.perf_counter()
+            find_duplicates(library.catalog, library.similarity_index)  # the search alone
+            search = time.perf_counter() - started
+            started = time.perf_counter()
+            groups = DuplicatesService(library).duplicates()  # a new service: verdicts from the catalog
+            run = time.perf_counter() - started
+        library.close()
+    without, with_check = took[False][1], took[True][1]
+    print(
+        f"  copy check at indexing (VISUALSEARCH_COPIES_AT_INDEX): indexing {without:.0f} s without it, "
+        f"{with_check:.0f} s with it (+{(with_check - without) / without:.0%}); the duplicates run after it: "
+        f"{run:.1f} s for {len(groups)} groups, the search alone {search:.1f} s ({run / search:.1f}x)"
+    )
+    return run / search
 
 
 def unrelated_candidates(library: Library, truth) -> float:
@@ -443,13 +486,16 @@ def unrelated_candidates(library: Library, truth) -> float:
     return len(unrelated) / max(1, len(photos))
 
 
-def projected(search: float, n: int, cost: tuple[float, float] | None, photo_rate: float | None = None) -> None:
+def projected(
+    search: float, n: int, cost: tuple[float, float] | None, photo_rate: float | None = None, after: float | None = None
+) -> None:
     """The duplicates run on n images with the pixel check, from the real set's measured cost.
 
     No n-image set of real pictures fits here; the candidate pairs per image and the cost per
     pair are what the real set measured (clip art and icons: many look-alike candidates). With
     ``photo_rate`` (candidate pairs per image among unrelated photos), also for a library of photos:
-    its look-alike candidates, plus one check for each copy it holds.
+    its look-alike candidates, plus one check for each copy it holds. With ``after`` (the real set's
+    duplicates run after the copy check at indexing, over the search alone), that run too.
     """
     if cost is None:
         return
@@ -467,6 +513,12 @@ def projected(search: float, n: int, cost: tuple[float, float] | None, photo_rat
             f"pairs per 1,000): pixel check {photos:.0f} s = {(search + photos) / search:.1f}x the search alone, "
             f"plus {per_pair * 1000:.1f} ms for each copy the library holds (5,000 copies: "
             f"{(search + photos + 5000 * per_pair) / search:.1f}x)"
+        )
+    if after is not None:
+        print(
+            f"projected for {n:,} images checked at indexing (VISUALSEARCH_COPIES_AT_INDEX, the default): the "
+            f"duplicates run reads the verdicts, {after:.1f}x the search alone as on the real set; the check is "
+            f"in the indexing time instead ({per_pair * rate * n:.0f} s for {n:,} images like the real set)"
         )
 
 

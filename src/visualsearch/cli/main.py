@@ -576,7 +576,7 @@ def duplicates(
             min=0.0,
             max=1.0,
             help="Visual similarity from which a pair is checked pixel by pixel as a possible copy "
-            "(default 0.80; lower finds more copies that were changed more, and takes longer).",
+            "(default 0.78; lower finds more copies that were changed more, and takes longer).",
         ),
     ] = None,
     as_json: JsonOpt = False,
