@@ -302,7 +302,10 @@ def test_cli_duplicates_dry_run_then_delete_extras_and_restore(copies_folder, tm
     assert f"{len(set(truth.values()))} group(s) of copies in the library" in indexed.stderr
     assert _verdicts(lib)
     unchecked = json.loads(run("index", work, "--library", tmp_path / "lib2", "--no-copies", "--json").stdout)
-    assert "copy_groups" not in unchecked and not _verdicts(tmp_path / "lib2")
+    assert unchecked["copy_groups"] is None and not _verdicts(tmp_path / "lib2")
+    # --copies checks even when nothing was added (a check that was stopped, or left to later).
+    finished = json.loads(run("index", work, "--library", tmp_path / "lib2", "--copies", "--json").stdout)
+    assert finished["indexed"] == 0 and finished["copy_groups"] == len(set(truth.values()))
     listed = json.loads(run("duplicates", "--library", lib, "--json").stdout)
     assert len(listed) == len(set(truth.values()))
     assert all(g["keep"]["kind"] is None and all(o["kind"] for o in g["others"]) for g in listed)

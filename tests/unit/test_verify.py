@@ -603,32 +603,85 @@ def _sizes_library(photo: Image.Image, tmp_path: Path) -> Library:
 
 
 def test_a_stopped_duplicates_run_keeps_the_verdicts_it_found(photo, tmp_path, monkeypatch):
-    """Ctrl-C (or a server restart) in a long first run: the pairs checked are not checked again."""
+    """A server stopping (or Ctrl-C) in a long first run: it stops after the chunk of pairs in hand,
+    and the pairs checked are not checked again."""
     import visualsearch.duplicates.finder as finder
-    import visualsearch.duplicates.verify as verify
+    from visualsearch.duplicates import CheckStopped
+    from visualsearch.duplicates.verify import METHOD
 
     library = _sizes_library(photo, tmp_path)
     try:
+        monkeypatch.setattr(finder, "CHECK_CHUNK", 2)
         monkeypatch.setattr(finder, "FLUSH_EVERY", 2)
-        monkeypatch.setattr(finder, "CHECK_THREADS", 1)
-        calls = 0
-        compare = verify.compare
+        asked = 0
 
-        def stopped_after_five(a: verify.Prepared, b: verify.Prepared) -> verify.Comparison:
-            nonlocal calls
-            calls += 1
-            if calls > 5:
-                raise KeyboardInterrupt
-            return compare(a, b)
+        def stop() -> bool:
+            nonlocal asked
+            asked += 1
+            return asked > 2  # after two chunks
 
-        monkeypatch.setattr(verify, "compare", stopped_after_five)
-        with pytest.raises(KeyboardInterrupt):
-            DuplicatesService(library).duplicates()
-        assert len(library.catalog.verdicts.all(verify.METHOD)) == 5
-        monkeypatch.setattr(verify, "compare", compare)
+        with pytest.raises(CheckStopped):
+            DuplicatesService(library).duplicates(stop=stop)
+        assert len(library.catalog.verdicts.all(METHOD)) == 4
         again = DuplicatesService(library)
         [group] = again.duplicates()
-        assert group.size == 6 and again.pairs_checked == 15 - 5
+        assert group.size == 6 and again.pairs_checked == 15 - 4
+    finally:
+        library.close()
+
+
+def test_one_copies_job_at_a_time_and_it_runs_again_for_pictures_added_meanwhile(photo, tmp_path):
+    """A folder job that ends while the copy check runs does not queue a second check (it would wait
+    for the first in the other worker, holding the queue up): the running one runs once more."""
+    from visualsearch.catalog import DONE, RUNNING
+    from visualsearch.services.jobs import COPIES, JobQueue
+
+    library = _sizes_library(photo, tmp_path)
+    try:
+        queue = JobQueue(library)  # not started: jobs are run here, one at a time
+        job = queue.ensure_copy_check()
+        assert job is not None and queue.ensure_copy_check().id == job.id  # queued: it will see everything
+        assert library.catalog.jobs.claim_next() == job.id
+        runs = 0
+        check = queue.duplicates.duplicates
+
+        def duplicates(**kwargs):
+            nonlocal runs
+            runs += 1
+            if runs == 1:  # a folder job ends meanwhile
+                assert queue.ensure_copy_check().id == job.id
+            return check(**kwargs)
+
+        queue.duplicates.duplicates = duplicates  # type: ignore[method-assign]
+        queue._run(job.id)
+        assert runs == 2 and queue.get(job.id).status == DONE
+        assert [j.id for j in queue.list() if j.kind == COPIES] == [job.id]
+        # Stopped with the server: left running, so the next start runs it again.
+        library.catalog.verdicts.keep_only("none")  # forget the verdicts, and the groups: there is work again
+        queue.duplicates = DuplicatesService(library)
+        second = queue.ensure_copy_check()
+        assert second is not None and second.id != job.id
+        library.catalog.jobs.claim_next()
+        queue._stop.set()
+        queue._run(second.id)
+        assert queue.get(second.id).status == RUNNING
+    finally:
+        library.close()
+
+
+def test_a_copies_job_left_from_before_does_nothing_with_the_setting_off(photo, tmp_path):
+    from visualsearch.catalog import DONE
+    from visualsearch.services.jobs import COPIES, JobQueue
+
+    library = _sizes_library(photo, tmp_path)
+    try:
+        job = library.catalog.jobs.add("left", COPIES, {}, 0)
+        library.settings = library.settings.model_copy(update={"copies_at_index": False})
+        queue = JobQueue(library)
+        assert queue.ensure_copy_check() is None
+        library.catalog.jobs.claim_next()
+        queue._run(job.id)
+        assert queue.get(job.id).status == DONE and queue.duplicates.pairs_checked == 0
     finally:
         library.close()
 

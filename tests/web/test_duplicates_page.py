@@ -481,7 +481,7 @@ def test_while_the_copy_check_after_indexing_runs_the_tab_says_how_far_it_is(bro
     compare = verify.compare
 
     def slow(a: verify.Prepared, b: verify.Prepared) -> verify.Comparison:
-        time.sleep(1.0)  # a big library's check, in a few pairs
+        time.sleep(1.5)  # a big library's check, in a few pairs
         return compare(a, b)
 
     monkeypatch.setattr(verify, "compare", slow)
@@ -498,8 +498,16 @@ def test_while_the_copy_check_after_indexing_runs_the_tab_says_how_far_it_is(bro
             time.sleep(0.05)
         with open_at(browser, server.url + "/?view=duplicates") as page:
             loading = page.locator("#dups-loading-text")
-            expect(loading).to_have_text(re.compile(r"^Checking new pictures for copies: \d+ of \d+ pairs…$"))
+            expect(loading).to_have_text(re.compile(r"^Checking the library for copies: \d+ of \d+ pairs…$"))
             shot(page, "dups-copy-check")
+            # Tabs switched while the groups wait: one watcher at a time, none on the Trash tab.
+            polls: list[str] = []
+            page.on("request", lambda r: polls.append(r.url) if "/api/jobs" in r.url else None)
+            for tab in ("similar", "copies", "similar", "trash"):
+                page.locator(f"#tab-{tab}").click()
+            page.wait_for_timeout(2500)
+            assert len(polls) <= 1, polls  # at most one that was on its way
+            page.locator("#tab-copies").click()
             expect(page.locator("#dups-summary")).to_have_text("2 groups · 3 extra images", timeout=30_000)
             expect(page.locator("#dups-loading")).to_be_hidden()
         [check] = [j for j in api.get("/api/jobs").json() if j["kind"] == "copies"]

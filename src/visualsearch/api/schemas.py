@@ -143,9 +143,9 @@ class JobOut(FromRecord):
     kind: str = Field(
         description="`folder`, `upload`, `reembed` (moving the library to a new model), `model` "
         "(downloading one: `total` and `done` count bytes), `read_text` (reading the words in pictures "
-        "added by upload or URL while text reading is on) or `copies` (after indexing: checking the candidate "
-        "copies of new pictures pixel by pixel, so that `/api/duplicates` answers at once; `total` and `done` "
-        "count candidate pairs)."
+        "added by upload or URL while text reading is on) or `copies` (after indexing: checking the library's "
+        "candidate copies that were never checked, pixel by pixel, so that `/api/duplicates` answers at once; "
+        "`total` and `done` count candidate pairs, checked before or not)."
     )
     status: str = Field(description="`queued`, `running`, `done` or `failed`.")
     total: int

@@ -182,8 +182,10 @@ def index(
         bool | None,
         typer.Option(
             "--copies/--no-copies",
-            help="After indexing, check the new images' candidate copies pixel by pixel, so that `visualsearch "
-            "duplicates` answers at once (default: $VISUALSEARCH_COPIES_AT_INDEX, on).",
+            help="After indexing new images, check the library's candidate copies that were never checked pixel "
+            "by pixel, so that `visualsearch duplicates` answers at once (default: $VISUALSEARCH_COPIES_AT_INDEX, "
+            "on); --copies checks even when nothing was added. With --json, the report's copy_groups is how many "
+            "groups of copies the library holds (null when not checked).",
         ),
     ] = None,
 ) -> None:
@@ -239,22 +241,18 @@ def index(
         raise typer.Exit(130) from None
     except VisualSearchError as exc:
         _fail(str(exc))
-    check = bool(report.indexed) and (lib.settings.copies_at_index if copies is None else copies)
+    # An explicit --copies checks even when nothing was added (it finishes a check that was stopped).
+    check = copies if copies is not None else bool(report.indexed) and lib.settings.copies_at_index
     if as_json:
-        found = {"copy_groups": _check_copies(lib, as_json)} if check else {}
-        out.print_json(json.dumps(report.__dict__ | found))
+        groups = _check_copies(lib, as_json) if check else None
+        out.print_json(json.dumps(report.__dict__ | {"copy_groups": groups}))
+        if check and groups is None:
+            raise typer.Exit(130)
         return
     console.print(
         f"indexed {report.indexed}, failed {report.failed}, unchanged {report.unchanged}, "
         f"pruned {report.pruned} (library: {lib.settings.library_dir})"
     )
-    if check:
-        groups = _check_copies(lib, as_json)
-        console.print(
-            f"{groups} group(s) of copies in the library: `visualsearch duplicates` lists them"
-            if groups
-            else "no copies in the library"
-        )
     for source, reason in report.failures[:20]:
         console.print(f"  [yellow]failed[/] {source}: {reason}")
     if len(report.failures) > 20:
@@ -267,10 +265,20 @@ def index(
             f"{unread} picture(s) have not been read with the current text-reading settings (indexed before "
             "reading was on, read at another VISUALSEARCH_OCR_SIZE, or unreadable): run `visualsearch read-text`"
         )
+    if check:
+        groups = _check_copies(lib, as_json)
+        if groups is None:
+            raise typer.Exit(130)
+        console.print(
+            f"{groups} group(s) of copies in the library: `visualsearch duplicates` lists them"
+            if groups
+            else "no copies in the library"
+        )
 
 
-def _check_copies(lib: Library, as_json: bool) -> int:
-    """The duplicates run after indexing (its verdicts are kept): how many groups of copies it found."""
+def _check_copies(lib: Library, as_json: bool) -> int | None:
+    """The duplicates run after indexing (its verdicts are kept): how many groups of copies it found,
+    or None when Ctrl-C stopped it."""
     from ..services import DuplicatesService
 
     bar = _counting_bar("checking for copies", as_json, transient=True)
@@ -282,10 +290,10 @@ def _check_copies(lib: Library, as_json: bool) -> int:
             )
     except KeyboardInterrupt:
         console.print(
-            "\ninterrupted while checking for copies: every image is indexed, and the pairs checked so far are "
-            "kept; `visualsearch duplicates` finishes the check"
+            "\ninterrupted while checking for copies: the indexing is complete, and the pairs checked so far are "
+            "kept; `visualsearch duplicates` (or `index --copies`) finishes the check"
         )
-        raise typer.Exit(130) from None
+        return None
     return len(groups)
 
 

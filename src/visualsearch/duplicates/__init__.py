@@ -3,6 +3,7 @@
 from .finder import (
     DEFAULT_GROUP_THRESHOLD,
     DEFAULT_THRESHOLD,
+    CheckStopped,
     DuplicateGroup,
     Match,
     Member,
@@ -15,6 +16,7 @@ from .trash import TrashedFile, TrashFolder
 from .verify import PixelVerifier, Verdict
 
 __all__ = [
+    "CheckStopped",
     "DEFAULT_GROUP_THRESHOLD",
     "DEFAULT_THRESHOLD",
     "DuplicateGroup",

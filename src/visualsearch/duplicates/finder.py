@@ -84,6 +84,14 @@ CHECK_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: Verdicts are written to the store every this many checked pairs, so a first run that is stopped
 #: (Ctrl-C, a server restart) keeps what it checked and the next run carries on from there.
 FLUSH_EVERY = 500
+#: Pairs handed to the pool at a time (a stop waits for at most one chunk).
+CHECK_CHUNK = 64
+
+
+class CheckStopped(Exception):
+    """A duplicates run stopped by its ``stop`` callback (the server shutting down): its verdicts are kept."""
+
+
 #: Between copies of the same size, a file this much larger per pixel counts as less compressed.
 COMPRESSION_MARGIN = 0.05
 
@@ -425,6 +433,7 @@ def find_duplicates(
     k: int = NEIGHBOURS,
     verifier: PixelVerifier | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> list[DuplicateGroup]:
     """Groups of copies: identical bytes, identical pixels, and near-duplicates.
 
@@ -433,7 +442,8 @@ def find_duplicates(
     with a ``verifier``, each candidate that is not an exact copy
     must also pass the pixel check. Without one, candidates are taken as they are
     (the behaviour before verification existed; kept for tests of the candidate stage).
-    ``progress(done, total)`` is called as candidate pairs are checked.
+    ``progress(done, total)`` is called as candidate pairs are checked; ``stop()`` is asked between
+    chunks of them, and True raises :class:`CheckStopped`.
     """
     assets = catalog.indexed_assets()
     exact, a, b = _candidates(assets, index, threshold, k)
@@ -445,18 +455,26 @@ def find_duplicates(
         pairs = list(zip(a.tolist(), b.tolist(), strict=True))
         if progress is not None:
             progress(0, len(a))  # the total is known now: a long first run says so from the start
+
+        def check(pair: tuple[int, int]) -> bool:
+            return _confirmed(assets.get(pair[0]), assets.get(pair[1]), verifier)
+
         # OpenCV and most numpy work release the GIL: two threads use both cores of a small machine.
+        # A chunk at a time, so that a stop (Ctrl-C, a server shutting down) waits for one chunk,
+        # not for every pair handed to the pool.
         with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
-            results = pool.map(lambda pair: _confirmed(assets.get(pair[0]), assets.get(pair[1]), verifier), pairs)
             try:
-                for n, same in enumerate(results):
-                    keep[n] = same
-                    if n % FLUSH_EVERY == FLUSH_EVERY - 1:
+                for start in range(0, len(pairs), CHECK_CHUNK):
+                    if stop is not None and stop():
+                        raise CheckStopped("the duplicates check was stopped")
+                    chunk = pairs[start : start + CHECK_CHUNK]
+                    keep[start : start + len(chunk)] = list(pool.map(check, chunk))
+                    done = start + len(chunk)
+                    if done // FLUSH_EVERY > start // FLUSH_EVERY:
                         verifier.flush()
-                    if progress is not None and (n % 200 == 199 or n == len(a) - 1):
-                        progress(n + 1, len(a))
-            finally:  # stopped too (Ctrl-C): the pairs not started are dropped, what was checked is kept
-                results.close()  # type: ignore[attr-defined]
+                    if progress is not None and (done // 200 > start // 200 or done == len(pairs)):
+                        progress(done, len(pairs))
+            finally:  # stopped too: what was checked is kept
                 verifier.flush()
         a, b = a[keep], b[keep]
 

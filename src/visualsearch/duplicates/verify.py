@@ -822,7 +822,12 @@ class PixelVerifier:
         with self._lock:
             new, self._new = self._new, {}
         if self._store is not None and new:
-            self._store.add(METHOD, new)
+            try:
+                self._store.add(METHOD, new)
+            except BaseException:  # a failed write (or Ctrl-C during it): the next flush tries them again
+                with self._lock:
+                    self._new = new | self._new
+                raise
             if not self._pruned:  # once a run: verdicts of an older check are never read again
                 self._store.keep_only(METHOD)
                 self._pruned = True

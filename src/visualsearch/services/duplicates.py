@@ -80,20 +80,28 @@ class DuplicatesService:
 
     # -- groups ----------------------------------------------------------------------
     def duplicates(
-        self, threshold: float = DEFAULT_THRESHOLD, progress: Callable[[int, int], None] | None = None
+        self,
+        threshold: float = DEFAULT_THRESHOLD,
+        progress: Callable[[int, int], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> list[DuplicateGroup]:
         """Groups of copies (same bytes, same pixels, near-duplicates), largest first.
 
         ``progress(done, total)`` follows the pixel check of candidate pairs (a long run on a
-        big library the first time; later runs only check pairs they have not seen)."""
-        return self._groups("duplicates", threshold, progress)
+        big library the first time; later runs only check pairs they have not seen); ``stop()``
+        True ends it with :class:`~visualsearch.duplicates.CheckStopped`, its verdicts kept."""
+        return self._groups("duplicates", threshold, progress, stop)
 
     def lookalikes(self, threshold: float = DEFAULT_GROUP_THRESHOLD, min_size: int = 2) -> list[DuplicateGroup]:
         """Clusters of similar images that are not necessarily copies."""
         return [g for g in self._groups("groups", threshold) if g.size >= min_size]
 
     def _groups(
-        self, kind: GroupKind, threshold: float, progress: Callable[[int, int], None] | None = None
+        self,
+        kind: GroupKind,
+        threshold: float,
+        progress: Callable[[int, int], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> list[DuplicateGroup]:
         index = self.library.similarity_index
         key = (kind, round(threshold, 4), index.generation())
@@ -108,7 +116,7 @@ class DuplicatesService:
                 verifier = self.verifier()
                 before = verifier.checked
                 groups = find_duplicates(
-                    self.library.catalog, index, threshold=threshold, verifier=verifier, progress=progress
+                    self.library.catalog, index, threshold=threshold, verifier=verifier, progress=progress, stop=stop
                 )
                 self.pairs_checked = verifier.checked - before
             else:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..catalog import DONE, JOB_FAILED, QUEUED, RUNNING, JobRecord
+from ..duplicates import CheckStopped
 from ..errors import Busy, NotFound, VisualSearchError
 from .adding import Incoming, add_incoming
 from .duplicates import DuplicatesService
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 FAILED = JOB_FAILED
 FOLDER, UPLOAD, REEMBED, MODEL, READ_TEXT = "folder", "upload", "reembed", "model", "read_text"
-#: Checking the candidate copies of new pictures pixel by pixel (``Settings.copies_at_index``).
+#: Checking the library's never-checked candidate copies pixel by pixel after indexing (``Settings.copies_at_index``).
 COPIES = "copies"
 #: Seconds between progress writes of a model download (its callback fires per MiB).
 MODEL_PROGRESS_EVERY = 0.5
@@ -63,6 +64,9 @@ class JobQueue:
         #: The server's duplicates service (ServerState.duplicates): the copy check after indexing fills
         #: the groups the Duplicates tab then reads.
         self.duplicates = duplicates or DuplicatesService(library)
+        #: One copies job at a time: a check asked for while one runs makes that one run again.
+        self._copies_lock = threading.Lock()
+        self._copies_again = False
         self.jobs = library.catalog.jobs
         self.workers = max(1, workers)
         self._wake = threading.Condition()
@@ -161,6 +165,8 @@ class JobQueue:
             else:
                 raise VisualSearchError(f"unknown job kind {job.kind!r}")
             self.jobs.update(job_id, status=DONE, finished=True)
+        except CheckStopped:  # the server is stopping: left running, so the next start runs it again
+            log.info("job %s stopped with the server; it carries on at the next start", job_id)
         except Exception as exc:  # recorded on the job; the worker carries on with the next one
             log.exception("job %s failed", job_id)
             message = str(exc) if isinstance(exc, VisualSearchError) else f"{type(exc).__name__}: {exc}"
@@ -256,23 +262,38 @@ class JobQueue:
         return self.submit(READ_TEXT, {})
 
     def ensure_copy_check(self) -> JobRecord | None:
-        """With ``copies_at_index`` on, queue a check of the library's unchecked candidate copies, unless one
-        is queued already (it will see the new pictures too). None with the setting off."""
+        """With ``copies_at_index`` on, queue a check of the library's unchecked candidate pairs, unless a
+        copies job is queued (it will see the new pictures) or running (it runs once more when it ends,
+        rather than a second job waiting for it in the other worker). None with the setting off."""
         if not self.library.settings.copies_at_index:
             return None
-        queued = next((j for j in self.list(limit=20) if j.kind == COPIES and j.status == QUEUED), None)
-        if queued is not None:
-            return queued
-        return self.submit(COPIES, {})
+        with self._copies_lock:
+            active = self.jobs.active_of_kind(COPIES)
+            if active is not None:
+                if active.status == RUNNING:
+                    self._copies_again = True
+                return active
+            return self.submit(COPIES, {})
 
     def _run_copies(self, job: JobRecord) -> None:
         """The duplicates run at the default threshold: pairs checked before are read from the catalog,
-        so this checks the new pictures' pairs; ``done`` and ``total`` count candidate pairs."""
+        so this checks the pairs that were never checked; ``done`` and ``total`` count candidate pairs.
+        Stops between chunks of pairs when the server stops (the job is then run again at the next start)."""
+        if not self.library.settings.copies_at_index:
+            return  # queued before a restart with the setting off
 
         def progress(done: int, total: int) -> None:
             self.jobs.update(job.id, done=done, total=total)
 
-        self.duplicates.duplicates(progress=progress)
+        while True:
+            with self._copies_lock:
+                self._copies_again = False
+            self.duplicates.duplicates(progress=progress, stop=self._stop.is_set)
+            with self._copies_lock:
+                if not self._copies_again:
+                    # Done under the lock: a check asked for from now on queues a job of its own.
+                    self.jobs.update(job.id, status=DONE, finished=True)
+                    return
 
     def _run_read_text(self, job: JobRecord) -> None:
         def progress(done: int, total: int) -> None:

@@ -1007,6 +1007,7 @@ let dupToken = 0;
 
 const plural = (n, word, words = `${word}s`) => `${n.toLocaleString()} ${n === 1 ? word : words}`;
 const JOB_POLL_MS = 1000; // how often a waiting Duplicates tab asks how far the copy check is
+let copyWatch = 0; // its timer (one at a time)
 
 // One image of a group. Copies: the keeper (with why) and its extras, selected. Similar shots:
 // the first picture is what the others are compared with; nothing is selected.
@@ -1210,7 +1211,8 @@ async function loadTab(fresh, keep = 0) {
   dup.loadingText.textContent = info.loading;
   dup.loading.hidden = false;
   dup.more.hidden = true;
-  const watch = tab === "trash" ? 0 : watchCopyCheck(token, info);
+  clearInterval(copyWatch); // one watcher: the load it followed is no longer shown
+  copyWatch = tab === "trash" ? 0 : watchCopyCheck(token, info);
   if (fresh && !keep) {
     dup.list.replaceChildren();
     dup.trashList.replaceChildren();
@@ -1238,8 +1240,7 @@ async function loadTab(fresh, keep = 0) {
     dup.error.textContent = describeError(err);
     dup.error.hidden = false;
   } finally {
-    clearInterval(watch);
-    if (token === dupToken) { dup.loading.hidden = true; dup.loadingText.textContent = info.loading; }
+    if (token === dupToken) { clearInterval(copyWatch); dup.loading.hidden = true; dup.loadingText.textContent = info.loading; }
   }
 }
 
@@ -1248,13 +1249,14 @@ async function loadTab(fresh, keep = 0) {
 // plain "Looking for copies…" stays.
 function watchCopyCheck(token, info) {
   const timer = setInterval(async () => {
+    if (token !== dupToken) { clearInterval(timer); return; }
     let jobs;
-    try { jobs = await api("/api/jobs?limit=20"); } catch { clearInterval(timer); return; }
+    try { jobs = await api("/api/jobs?limit=50"); } catch { clearInterval(timer); return; }
     if (token !== dupToken || dup.loading.hidden) return;
     const job = jobs.find((j) => j.kind === "copies" && j.status === "running");
     dup.loadingText.textContent = !job ? info.loading : job.total
-      ? `Checking new pictures for copies: ${job.done.toLocaleString()} of ${plural(job.total, "pair")}…`
-      : "Checking new pictures for copies…";
+      ? `Checking the library for copies: ${job.done.toLocaleString()} of ${plural(job.total, "pair")}…`
+      : "Checking the library for copies…";
   }, JOB_POLL_MS);
   return timer;
 }
