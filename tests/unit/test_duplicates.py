@@ -466,3 +466,29 @@ def test_http_groups_and_trash(dup_server):
         assert extra not in [m["asset"]["id"] for g in after["items"] for m in g["others"]]
         assert api.post("/api/duplicates/trash", json={"asset_ids": [987654]}).status_code == 404
         assert api.get("/api/duplicates", params={"threshold": 2}).status_code == 422
+
+
+def _cut(edges, rejected, fixed=()):
+    from visualsearch.duplicates.finder import _cut_bridges
+
+    a, b = (np.array([e[i] for e in edges], np.int64) for i in (0, 1))
+    fa, fb = (np.array([e[i] for e in fixed], np.int64) for i in (0, 1))
+    ka, kb = _cut_bridges(a, b, fa, fb, list(rejected))
+    return sorted(zip(ka.tolist(), kb.tolist(), strict=True))
+
+
+def test_one_link_does_not_hold_two_groups_together_against_the_check():
+    # The real set's stars: a blurred star and its small copy (1, 2), a sharp star and its small copy
+    # (3, 4); the small blurred one passed as a copy of the sharp one (2, 3), the other pairs across did not.
+    assert _cut([(1, 2), (3, 4), (2, 3)], [(1, 3), (1, 4), (2, 4)]) == [(1, 2), (3, 4)]
+    # One rejection across is not enough to cut, and neither is a side of one picture: an original
+    # (1) with copies that fail against each other (a crop and a letterbox) stays one group.
+    assert _cut([(1, 2), (3, 4), (2, 3)], [(1, 4)]) == [(1, 2), (2, 3), (3, 4)]
+    assert _cut([(1, 2), (1, 3), (1, 4)], [(2, 3), (2, 4), (3, 4)]) == [(1, 2), (1, 3), (1, 4)]
+    # Not a bridge (two links across), or held by exact copies: nothing is cut.
+    assert _cut([(1, 2), (3, 4), (2, 3), (1, 4)], [(1, 3), (2, 4)]) == [(1, 2), (1, 4), (2, 3), (3, 4)]
+    assert _cut([(1, 2), (3, 4), (2, 3)], [(1, 3), (1, 4), (2, 4)], fixed=[(1, 4)]) == [(1, 2), (2, 3), (3, 4)]
+    # Two contradicted bridges in a chain of three groups: both are cut.
+    chain = [(1, 2), (3, 4), (5, 6), (2, 3), (4, 5)]
+    against = [(1, 3), (1, 4), (2, 4), (3, 5), (3, 6), (4, 6)]
+    assert _cut(chain, against) == [(1, 2), (3, 4), (5, 6)]

@@ -22,7 +22,8 @@ pixels** (:mod:`.verify`): the two pictures are aligned and compared in colour,
 and pairs that turn out to be different pictures of similar appearance
 (look-alikes: colour variants, another letter or hour, light and dark versions)
 are dropped. Groups are the connected components of the confirmed pairs only, so
-a chain of look-alikes cannot join two copies' groups.
+a chain of look-alikes cannot join two copies' groups; a single confirmed link
+that the check contradicts across (:func:`_cut_bridges`) cannot either.
 
 **Keeper** of a group (the one to keep, by this rule): the largest resolution
 (width x height); between copies of the same size, the least compressed file
@@ -40,6 +41,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import combinations
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -279,6 +281,85 @@ def _stars(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
     return groups
 
 
+#: Components bigger than this are not searched for links to cut (the search is quadratic in its size),
+#: and at most this many of a group's bridges are tried (every subset of them is).
+MAX_SPLIT = 500
+MAX_BRIDGES = 6
+
+
+def _cut_bridges(
+    a: np.ndarray, b: np.ndarray, fa: np.ndarray, fb: np.ndarray, rejected: list[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The confirmed pairs (a, b) without the links that alone hold two groups together against the check.
+
+    Confirmed pairs are not transitive: on the real set a blurred 32 px star passed as a copy of the
+    sharp 64 px one (at 32 px the two look alike), which joined the blurred star's group and the
+    sharp star's into one, and made 4 false pairs, while the check had rejected the 3 other pairs
+    between them. So a link is cut when it is the only one between two sides of two pictures or more
+    each (a bridge) and the check rejected at least two pairs across it. Exact copies (``fa, fb``) are
+    never cut. A wrong cut shows a group of copies as two groups: each keeps its own file.
+    """
+    edges = {(int(x), int(y)) for x, y in zip(a.tolist(), b.tolist(), strict=True)}
+    if not rejected or not edges:
+        return a, b
+    fixed = list(zip(fa.tolist(), fb.tolist(), strict=True))
+    for ids in _components(np.concatenate([a, fa]), np.concatenate([b, fb])):
+        nodes = {int(i) for i in ids}
+        if len(nodes) > MAX_SPLIT:
+            continue
+        inner = [(x, y) for x, y in rejected if x in nodes and y in nodes]
+        if len(inner) >= 2:
+            edges -= _bridges_to_cut(nodes, {e for e in edges if e[0] in nodes}, fixed, inner)
+    kept = np.array(sorted(edges), np.int64).reshape(-1, 2)
+    return kept[:, 0], kept[:, 1]
+
+
+def _bridges_to_cut(
+    nodes: set[int], edges: set[tuple[int, int]], fixed: list[tuple[int, int]], rejected: list[tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """The links of one group that :func:`_cut_bridges` cuts: of its bridges with two pictures or more on
+    each side, the set that leaves the fewest contradictions (a link cut, or a rejected pair left inside
+    one part, counts one), every part keeping two pictures or more; none unless that is fewer than
+    the rejected pairs inside the group as it is."""
+    links: dict[int, set[int]] = {n: set() for n in nodes}
+    for x, y in [*edges, *((x, y) for x, y in fixed if x in nodes and y in nodes)]:
+        links[x].add(y)
+        links[y].add(x)
+
+    def reach(start: int, without: set[frozenset[int]]) -> set[int]:
+        seen, stack = {start}, [start]
+        while stack:
+            node = stack.pop()
+            for nxt in links[node]:
+                if nxt not in seen and frozenset((node, nxt)) not in without:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return seen
+
+    bridges: list[tuple[int, tuple[int, int]]] = []
+    for x, y in sorted(edges):
+        side = reach(x, {frozenset((x, y))})
+        if y not in side and len(side) >= 2 and len(nodes) - len(side) >= 2:
+            bridges.append((sum((p in side) != (q in side) for p, q in rejected), (x, y)))
+    bridges = sorted(bridges, reverse=True)[:MAX_BRIDGES]  # the most contradicted, if there are many
+    best: tuple[int, tuple[tuple[int, int], ...]] = (len(rejected), ())
+    for r in range(1, len(bridges) + 1):
+        for chosen in combinations([e for _, e in bridges], r):
+            without = {frozenset(e) for e in chosen}
+            part_of: dict[int, int] = {}
+            for node in nodes:
+                if node not in part_of:
+                    part = reach(node, without)
+                    if len(part) < 2:
+                        break
+                    part_of.update(dict.fromkeys(part, node))
+            else:
+                cost = r + sum(part_of[p] == part_of[q] for p, q in rejected)
+                if cost < best[0]:
+                    best = (cost, chosen)
+    return set(best[1])
+
+
 def _exact_edges(assets: dict[int, Asset], attr: str) -> tuple[np.ndarray, np.ndarray]:
     buckets: dict[str, list[int]] = {}
     for asset in assets.values():
@@ -476,7 +557,9 @@ def find_duplicates(
                         progress(done, len(pairs))
             finally:  # stopped too: what was checked is kept
                 verifier.flush()
+        rejected = list(zip(a[~keep].tolist(), b[~keep].tolist(), strict=True))
         a, b = a[keep], b[keep]
+        a, b = _cut_bridges(a, b, np.concatenate([ea, pa]), np.concatenate([eb, pb]), rejected)
 
     components = _components(np.concatenate([a, ea, pa]), np.concatenate([b, eb, pb]))
     return _build_groups(components, assets, exact, lambda keeper, other: exact_kind(keeper, other) or NEAR)
