@@ -132,6 +132,19 @@ class Busy(VisualSearchError):
         self.retry_after = retry_after
 
 
+class CheckingCopies(Busy):
+    """The duplicates are being worked out (the copy check after indexing, or another request's first
+    run): answered with 503, ``Retry-After`` and how far the check is, rather than a request that waits
+    for minutes (and that a proxy in front of the server would cut)."""
+
+    code = "checking_copies"
+
+    def __init__(self, done: int, total: int, retry_after: float = 2.0):
+        what = f"{done:,} of {total:,} candidate pairs" if total else "listing the candidate pairs"
+        super().__init__(f"the library is being checked for copies ({what}); try again shortly", retry_after)
+        self.done, self.total = done, total
+
+
 class StorageFull(VisualSearchError):
     """The disk (or the database) is full: nothing was written, nothing already stored was lost."""
 

@@ -546,6 +546,41 @@ def test_a_copy_check_follows_indexing_so_the_duplicates_answer_at_once(server, 
     assert {m["asset"]["name"] for m in [group["keeper"], *group["others"]]} == {"cat.jpg", "cat-small.jpg"}
 
 
+def test_while_the_copy_check_runs_the_groups_answer_503_with_its_progress(server, api, tmp_path, photos, monkeypatch):
+    """Not a request that waits for minutes (a proxy in front would cut it): 503, Retry-After, how far."""
+    import time
+
+    import visualsearch.duplicates.verify as verify
+
+    compare = verify.compare
+
+    def slow(a: verify.Prepared, b: verify.Prepared) -> verify.Comparison:
+        time.sleep(0.5)
+        return compare(a, b)
+
+    monkeypatch.setattr(verify, "compare", slow)
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    photo = Image.open(photos[0]).convert("RGB")
+    for side in (640, 480, 320, 240):
+        photo.resize((side, side * photo.height // photo.width)).save(folder / f"cat-{side}.jpg", quality=90)
+    wait_for_job(api, api.post("/api/folders", json={"path": str(folder)}).json()["status_url"])
+    [check] = [j for j in api.get("/api/jobs").json() if j["kind"] == "copies"]
+    deadline = time.monotonic() + 30
+    while api.get(f"/api/jobs/{check['id']}").json()["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    for path in ("/api/duplicates", "/api/groups"):
+        busy = api.get(path)
+        assert busy.status_code == 503 and int(busy.headers["retry-after"]) >= 1, busy.text
+        error = busy.json()["error"]
+        assert error["code"] == "checking_copies" and error["details"]["total"] >= error["details"]["done"] >= 0
+    assert wait_for_job(api, f"/api/jobs/{check['id']}")["status"] == "done"
+    [group] = api.get("/api/duplicates").json()["items"]
+    assert len(group["others"]) == 3
+    assert api.get("/api/groups").status_code == 200
+
+
 def test_no_copy_check_job_with_the_setting_off(tmp_path):
     (tmp_path / "shots").mkdir()
     gradient_image(3).save(tmp_path / "shots" / "g.png")

@@ -23,6 +23,7 @@ from ..catalog import DatabaseError
 from ..config import megabytes
 from ..errors import (
     Busy,
+    CheckingCopies,
     ConfigError,
     DecodeError,
     Duplicate,
@@ -140,6 +141,8 @@ def details_of(exc: VisualSearchError) -> dict[str, Any] | None:
         return {"path": exc.path} if exc.path else None
     if isinstance(exc, SourceChanged):
         return {"asset_id": exc.asset_id}
+    if isinstance(exc, CheckingCopies):
+        return {"done": exc.done, "total": exc.total}
     if isinstance(exc, Duplicate) and exc.asset_id > 0:
         details: dict[str, Any] = {"asset_id": exc.asset_id}
         similarity = getattr(exc, "similarity", None)  # set by NearDuplicate

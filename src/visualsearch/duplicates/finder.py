@@ -553,7 +553,7 @@ def find_duplicates(
                     done = start + len(chunk)
                     if done // FLUSH_EVERY > start // FLUSH_EVERY:
                         verifier.flush()
-                    if progress is not None and (done // 200 > start // 200 or done == len(pairs)):
+                    if progress is not None:
                         progress(done, len(pairs))
             finally:  # stopped too: what was checked is kept
                 verifier.flush()

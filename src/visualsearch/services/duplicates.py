@@ -28,7 +28,7 @@ from ..duplicates import (
     find_lookalikes,
     matches_for,
 )
-from ..errors import NotFound, VisualSearchError
+from ..errors import CheckingCopies, NotFound, VisualSearchError
 from ..ingest.decode import DecodedImage
 from ..ingest.indexer import IndexReport, index_files
 from ..ingest.media import thumbnail_from_file, thumbnail_path
@@ -73,6 +73,8 @@ class DuplicatesService:
         #: runs waits for its result rather than checking the same pairs again (re-entrant: look-alikes
         #: ask for the duplicates first).
         self._computing = threading.RLock()
+        #: How far the duplicates computation in progress is (done, total candidate pairs).
+        self._progress = (0, 0)
         self._cache: dict[tuple[str, float, str], list[DuplicateGroup]] = {}
         #: Candidate pairs the pixel check compared in the last duplicates run (for benchmarks).
         self.pairs_checked = 0
@@ -84,17 +86,22 @@ class DuplicatesService:
         threshold: float = DEFAULT_THRESHOLD,
         progress: Callable[[int, int], None] | None = None,
         stop: Callable[[], bool] | None = None,
+        wait: bool = True,
     ) -> list[DuplicateGroup]:
         """Groups of copies (same bytes, same pixels, near-duplicates), largest first.
 
         ``progress(done, total)`` follows the pixel check of candidate pairs (a long run on a
         big library the first time; later runs only check pairs they have not seen); ``stop()``
-        True ends it with :class:`~visualsearch.duplicates.CheckStopped`, its verdicts kept."""
-        return self._groups("duplicates", threshold, progress, stop)
+        True ends it with :class:`~visualsearch.duplicates.CheckStopped`, its verdicts kept.
+        ``wait=False``: while another thread works the groups out (the copy check after indexing),
+        raise :class:`~visualsearch.errors.CheckingCopies` with its progress instead of waiting."""
+        return self._groups("duplicates", threshold, progress, stop, wait)
 
-    def lookalikes(self, threshold: float = DEFAULT_GROUP_THRESHOLD, min_size: int = 2) -> list[DuplicateGroup]:
-        """Clusters of similar images that are not necessarily copies."""
-        return [g for g in self._groups("groups", threshold) if g.size >= min_size]
+    def lookalikes(
+        self, threshold: float = DEFAULT_GROUP_THRESHOLD, min_size: int = 2, wait: bool = True
+    ) -> list[DuplicateGroup]:
+        """Clusters of similar images that are not necessarily copies (``wait``: as for :meth:`duplicates`)."""
+        return [g for g in self._groups("groups", threshold, wait=wait) if g.size >= min_size]
 
     def _groups(
         self,
@@ -102,21 +109,31 @@ class DuplicatesService:
         threshold: float,
         progress: Callable[[int, int], None] | None = None,
         stop: Callable[[], bool] | None = None,
+        wait: bool = True,
     ) -> list[DuplicateGroup]:
         index = self.library.similarity_index
         key = (kind, round(threshold, 4), index.generation())
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        with self._computing:
+        if not self._computing.acquire(blocking=wait):
+            raise CheckingCopies(*self._progress)
+        try:
             with self._lock:
                 if key in self._cache:  # found while this call waited
                     return self._cache[key]
             if kind == "duplicates":
+
+                def track(done: int, total: int) -> None:
+                    self._progress = (done, total)
+                    if progress is not None:
+                        progress(done, total)
+
                 verifier = self.verifier()
                 before = verifier.checked
+                self._progress = (0, 0)
                 groups = find_duplicates(
-                    self.library.catalog, index, threshold=threshold, verifier=verifier, progress=progress, stop=stop
+                    self.library.catalog, index, threshold=threshold, verifier=verifier, progress=track, stop=stop
                 )
                 self.pairs_checked = verifier.checked - before
             else:
@@ -124,6 +141,8 @@ class DuplicatesService:
             with self._lock:
                 self._cache = {k: v for k, v in self._cache.items() if k[2] == key[2]}
                 self._cache[key] = groups
+        finally:
+            self._computing.release()
         return groups
 
     def verifier(self) -> PixelVerifier:

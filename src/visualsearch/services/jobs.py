@@ -281,9 +281,13 @@ class JobQueue:
         Stops between chunks of pairs when the server stops (the job is then run again at the next start)."""
         if not self.library.settings.copies_at_index:
             return  # queued before a restart with the setting off
+        written = -1
 
-        def progress(done: int, total: int) -> None:
-            self.jobs.update(job.id, done=done, total=total)
+        def progress(done: int, total: int) -> None:  # a catalog write every 200 pairs or so
+            nonlocal written
+            if done == 0 or done == total or done - written >= 200:
+                written = done
+                self.jobs.update(job.id, done=done, total=total)
 
         while True:
             with self._copies_lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
@@ -61,10 +61,20 @@ def _page(assets: AssetsDep, groups: list[DuplicateGroup], limit: int, offset: i
     )
 
 
+#: While the groups are being worked out (the copy check after indexing): 503, Retry-After, and how far.
+CHECKING: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorOut,
+        "description": "`checking_copies`: the library is being checked for copies; "
+        "`details` has `done` and `total` candidate pairs, `Retry-After` says when to ask again",
+    }
+}
+
+
 @router.get(
     "/duplicates",
     response_model=GroupPage,
-    responses=AUTH_ERRORS,
+    responses=AUTH_ERRORS | CHECKING,
     dependencies=[require_read],
     summary="Groups of copies, with the image to keep in each",
 )
@@ -80,14 +90,16 @@ def duplicates(
     version or in a screenshot), largest groups first. Pairs at `threshold` (cosine similarity of the
     visual vectors) are candidates; each is confirmed by comparing the aligned pixels in colour, so
     look-alikes (colour or light/dark variants, another letter or hour) are not listed here but in
-    `/api/groups`. Each member says its tier and similarity; `keeper_reason` says why the keeper won."""
-    return _page(assets, service.duplicates(threshold), limit, offset, threshold)
+    `/api/groups`. Each member says its tier and similarity; `keeper_reason` says why the keeper won.
+    While the library is being checked for copies (the `copies` job after indexing, or another request's
+    first run), the answer is 503 `checking_copies` with the progress, rather than a wait of minutes."""
+    return _page(assets, service.duplicates(threshold, wait=False), limit, offset, threshold)
 
 
 @router.get(
     "/groups",
     response_model=GroupPage,
-    responses=AUTH_ERRORS,
+    responses=AUTH_ERRORS | CHECKING,
     dependencies=[require_read],
     summary="Groups of look-alike images",
 )
@@ -102,7 +114,7 @@ def lookalikes(
     """Look-alikes: clusters of different pictures that look alike (a photo series, the same product
     from several angles, colour or light/dark variants), joined through mutual nearest neighbours at
     `threshold`. Copies are not look-alikes: each picture appears once, as the keeper of its copies."""
-    return _page(assets, service.lookalikes(threshold, min_size), limit, offset, threshold)
+    return _page(assets, service.lookalikes(threshold, min_size, wait=False), limit, offset, threshold)
 
 
 @router.post(

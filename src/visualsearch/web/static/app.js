@@ -1006,8 +1006,8 @@ let dupOffset = 0;
 let dupToken = 0;
 
 const plural = (n, word, words = `${word}s`) => `${n.toLocaleString()} ${n === 1 ? word : words}`;
-const JOB_POLL_MS = 1000; // how often a waiting Duplicates tab asks how far the copy check is
-let copyWatch = 0; // its timer (one at a time)
+const COPY_RETRY_MS = 1500; // how often a Duplicates tab waiting for the copy check asks again
+let copyRetry = 0; // its timer (one at a time)
 
 // One image of a group. Copies: the keeper (with why) and its extras, selected. Similar shots:
 // the first picture is what the others are compared with; nothing is selected.
@@ -1208,11 +1208,9 @@ async function loadTab(fresh, keep = 0) {
   const offset = fresh ? 0 : dupOffset;
   const limit = Math.min(200, Math.max(GROUP_PAGE, keep));
   dup.error.hidden = true;
-  dup.loadingText.textContent = info.loading;
   dup.loading.hidden = false;
   dup.more.hidden = true;
-  clearInterval(copyWatch); // one watcher: the load it followed is no longer shown
-  copyWatch = tab === "trash" ? 0 : watchCopyCheck(token, info);
+  clearTimeout(copyRetry); // a retry of a load that is no longer shown
   if (fresh && !keep) {
     dup.list.replaceChildren();
     dup.trashList.replaceChildren();
@@ -1237,28 +1235,19 @@ async function loadTab(fresh, keep = 0) {
     if (fresh) refreshCounts(tab);
   } catch (err) {
     if (token !== dupToken) return;
+    if (err.code === "checking_copies") {
+      // The copy check after indexing (minutes on a big new library): say how far it is, ask again.
+      const { done = 0, total = 0 } = err.details || {};
+      dup.loadingText.textContent = total
+        ? `Checking the library for copies: ${done.toLocaleString()} of ${plural(total, "pair")}…`
+        : "Checking the library for copies…";
+      copyRetry = setTimeout(() => { if (token === dupToken) loadTab(fresh, keep); }, COPY_RETRY_MS);
+      return;
+    }
     dup.error.textContent = describeError(err);
     dup.error.hidden = false;
-  } finally {
-    if (token === dupToken) { clearInterval(copyWatch); dup.loading.hidden = true; dup.loadingText.textContent = info.loading; }
   }
-}
-
-// The groups wait for the copy check that follows indexing (a `copies` job: minutes on a big new
-// library); while they load, say how far it is. Reading jobs needs an admin key: without one, the
-// plain "Looking for copies…" stays.
-function watchCopyCheck(token, info) {
-  const timer = setInterval(async () => {
-    if (token !== dupToken) { clearInterval(timer); return; }
-    let jobs;
-    try { jobs = await api("/api/jobs?limit=50"); } catch { clearInterval(timer); return; }
-    if (token !== dupToken || dup.loading.hidden) return;
-    const job = jobs.find((j) => j.kind === "copies" && j.status === "running");
-    dup.loadingText.textContent = !job ? info.loading : job.total
-      ? `Checking the library for copies: ${job.done.toLocaleString()} of ${plural(job.total, "pair")}…`
-      : "Checking the library for copies…";
-  }, JOB_POLL_MS);
-  return timer;
+  if (token === dupToken) { dup.loading.hidden = true; dup.loadingText.textContent = info.loading; }
 }
 
 function showDuplicates(tab) {
@@ -1614,6 +1603,7 @@ function go(route, how = "push", tag = null) {
   hideMenu();
   for (const dialog of [el.imageDialog, el.assetDialog, el.confirmDialog]) if (dialog.open) dialog.close();
   if (tag !== "typing") window.scrollTo({ top: 0 });
+  if (route.page !== "duplicates") { clearTimeout(copyRetry); dupToken += 1; } // left: its loads are not shown
   if (route.page === "duplicates") showDuplicates(route.tab);
   else if (route.page === "models") showModels();
   else if (route.kind === "similar") showSimilar(route.assetId, route.refine || "");
