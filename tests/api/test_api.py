@@ -15,6 +15,7 @@ from tests.support.embedders import TinyEmbedder
 from tests.support.images import gradient_image, solid
 from tests.support.live import LiveServer, wait_for_job
 from visualsearch.api import create_app
+from visualsearch.api.routes import duplicates as duplicate_routes
 from visualsearch.api.uploads import clean_name
 from visualsearch.config import Settings
 from visualsearch.duplicates.verify import METHOD
@@ -559,6 +560,7 @@ def test_while_the_copy_check_runs_the_groups_answer_503_with_its_progress(serve
         return compare(a, b)
 
     monkeypatch.setattr(verify, "compare", slow)
+    monkeypatch.setattr(duplicate_routes, "GROUPS_WAIT", 0.2)  # seconds a request waits for the groups
     folder = tmp_path / "shots"
     folder.mkdir()
     photo = Image.open(photos[0]).convert("RGB")
@@ -579,6 +581,40 @@ def test_while_the_copy_check_runs_the_groups_answer_503_with_its_progress(serve
     [group] = api.get("/api/duplicates").json()["items"]
     assert len(group["others"]) == 3
     assert api.get("/api/groups").status_code == 200
+
+
+def test_a_first_run_on_a_big_library_goes_on_in_the_background(tmp_path, photos, monkeypatch):
+    """With the check at indexing off, the first request starts the work and answers 503 with its
+    progress; the requests that follow pick the same work up, and no pair is checked twice."""
+    import time
+
+    import visualsearch.duplicates.verify as verify
+
+    compare = verify.compare
+
+    def slow(a: verify.Prepared, b: verify.Prepared) -> verify.Comparison:
+        time.sleep(0.3)
+        return compare(a, b)
+
+    monkeypatch.setattr(verify, "compare", slow)
+    monkeypatch.setattr(duplicate_routes, "GROUPS_WAIT", 0.2)
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    photo = Image.open(photos[0]).convert("RGB")
+    for side in (640, 480, 320, 240):
+        photo.resize((side, side * photo.height // photo.width)).save(folder / f"cat-{side}.jpg", quality=90)
+    with LiveServer(make_app(tmp_path, copies_at_index=False)) as live, live.client() as api:
+        live.wait_ready()
+        wait_for_job(api, api.post("/api/folders", json={"path": str(folder)}).json()["status_url"])
+        answers = []
+        deadline = time.monotonic() + 30
+        while not answers or answers[-1].status_code == 503:
+            assert time.monotonic() < deadline
+            answers.append(api.get("/api/duplicates"))
+            time.sleep(0.1)
+        assert answers[0].status_code == 503 and answers[0].json()["error"]["code"] == "checking_copies"
+        assert len(answers[-1].json()["items"]) == 1
+        assert live.app.state.server.duplicates.verifier().checked == 6  # four sizes: six pairs, each once
 
 
 def test_no_copy_check_job_with_the_setting_off(tmp_path):

@@ -492,3 +492,12 @@ def test_one_link_does_not_hold_two_groups_together_against_the_check():
     chain = [(1, 2), (3, 4), (5, 6), (2, 3), (4, 5)]
     against = [(1, 3), (1, 4), (2, 4), (3, 5), (3, 6), (4, 6)]
     assert _cut(chain, against) == [(1, 2), (3, 4), (5, 6)]
+
+
+def test_an_exact_copy_that_is_also_a_confirmed_pair_is_never_the_link_cut():
+    # 3-4 are exact copies and a confirmed pair too: the cut falls on 2-3, the link the check contradicts.
+    assert _cut([(1, 2), (3, 4), (2, 3), (4, 5)], [(1, 3), (1, 4), (2, 4), (1, 5), (2, 5)], fixed=[(4, 3)]) == [
+        (1, 2),
+        (3, 4),
+        (4, 5),
+    ]

@@ -26,6 +26,7 @@ from tests.support.web import open_page
 from tests.web.test_layout import assert_fully_visible, assert_no_sideways_scroll
 from tests.web.test_web import browser, shot, sync_api  # noqa: F401 (the browser fixture)
 from visualsearch.api import create_app
+from visualsearch.api.routes import duplicates as duplicate_routes
 from visualsearch.config import Settings
 
 pytestmark = pytest.mark.slow  # Chromium
@@ -485,6 +486,7 @@ def test_while_the_copy_check_after_indexing_runs_the_tab_says_how_far_it_is(bro
         return compare(a, b)
 
     monkeypatch.setattr(verify, "compare", slow)
+    monkeypatch.setattr(duplicate_routes, "GROUPS_WAIT", 0.2)  # seconds a request waits for the groups
     folder = tmp_path / "pictures"
     make_library(folder)
     settings = Settings.from_env(tmp_path / "lib", decode_workers=1, folder_roots=(tmp_path,))

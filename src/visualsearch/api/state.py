@@ -77,6 +77,7 @@ class ServerState:
 
     def stop(self) -> None:
         self._stopping.set()
+        self.duplicates.close()  # a background computation of groups stops between chunks of pairs
         self.jobs.stop()
         self.library.close()
 

@@ -185,7 +185,7 @@ def index(
             help="After indexing new images, check the library's candidate copies that were never checked pixel "
             "by pixel, so that `visualsearch duplicates` answers at once (default: $VISUALSEARCH_COPIES_AT_INDEX, "
             "on); --copies checks even when nothing was added. With --json, the report's copy_groups is how many "
-            "groups of copies the library holds (null when not checked).",
+            "groups of copies the library holds (null when not checked, or stopped).",
         ),
     ] = None,
 ) -> None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import heapq
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -299,17 +299,29 @@ def _cut_bridges(
     each (a bridge) and the check rejected at least two pairs across it. Exact copies (``fa, fb``) are
     never cut. A wrong cut shows a group of copies as two groups: each keeps its own file.
     """
-    edges = {(int(x), int(y)) for x, y in zip(a.tolist(), b.tolist(), strict=True)}
+    edges = {(min(x, y), max(x, y)) for x, y in zip(a.tolist(), b.tolist(), strict=True)}
     if not rejected or not edges:
         return a, b
-    fixed = list(zip(fa.tolist(), fb.tolist(), strict=True))
-    for ids in _components(np.concatenate([a, fa]), np.concatenate([b, fb])):
-        nodes = {int(i) for i in ids}
-        if len(nodes) > MAX_SPLIT:
-            continue
-        inner = [(x, y) for x, y in rejected if x in nodes and y in nodes]
-        if len(inner) >= 2:
-            edges -= _bridges_to_cut(nodes, {e for e in edges if e[0] in nodes}, fixed, inner)
+    fixed = {(min(x, y), max(x, y)) for x, y in zip(fa.tolist(), fb.tolist(), strict=True)}
+    # Each rejected pair, exact copy and link goes to its group in one pass (a big library has
+    # thousands of groups and of rejected pairs).
+    group_of: dict[int, int] = {}
+    groups = _components(np.concatenate([a, fa]), np.concatenate([b, fb]))
+    for n, ids in enumerate(groups):
+        group_of.update(dict.fromkeys(ids.tolist(), n))
+
+    def by_group(pairs: Iterable[tuple[int, int]]) -> dict[int, list[tuple[int, int]]]:
+        out: dict[int, list[tuple[int, int]]] = {}
+        for x, y in pairs:
+            g = group_of.get(x)
+            if g is not None and g == group_of.get(y):
+                out.setdefault(g, []).append((x, y))
+        return out
+
+    inner, exact, links = by_group(rejected), by_group(fixed), by_group(edges - fixed)  # an exact copy is no cut
+    for g, against in inner.items():
+        if len(against) >= 2 and len(groups[g]) <= MAX_SPLIT and links.get(g):
+            edges -= _bridges_to_cut(set(groups[g].tolist()), set(links[g]), exact.get(g, []), against)
     kept = np.array(sorted(edges), np.int64).reshape(-1, 2)
     return kept[:, 0], kept[:, 1]
 
@@ -322,7 +334,7 @@ def _bridges_to_cut(
     one part, counts one), every part keeping two pictures or more; none unless that is fewer than
     the rejected pairs inside the group as it is."""
     links: dict[int, set[int]] = {n: set() for n in nodes}
-    for x, y in [*edges, *((x, y) for x, y in fixed if x in nodes and y in nodes)]:
+    for x, y in [*edges, *fixed]:
         links[x].add(y)
         links[y].add(x)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from ..catalog import Asset
 from ..duplicates import (
     DEFAULT_GROUP_THRESHOLD,
     DEFAULT_THRESHOLD,
+    CheckStopped,
     DuplicateGroup,
     Match,
     PixelVerifier,
@@ -69,12 +71,14 @@ class DuplicatesService:
         self.trash_folder = TrashFolder(Path(library.settings.library_dir) / "trash")
         self._lock = threading.Lock()
         self._trash_lock = threading.Lock()  # one move into or out of the trash at a time
-        #: One computation of groups at a time: a page that asks while the copy check after indexing
-        #: runs waits for its result rather than checking the same pairs again (re-entrant: look-alikes
+        #: One computation of groups at a time, so no two check the same pairs (re-entrant: look-alikes
         #: ask for the duplicates first).
         self._computing = threading.RLock()
         #: How far the duplicates computation in progress is (done, total candidate pairs).
         self._progress = (0, 0)
+        #: Computations started for requests that do not wait for them (the API), by cache key.
+        self._background: dict[tuple[GroupKind, float, str], Future[list[DuplicateGroup]]] = {}
+        self._closing = threading.Event()
         self._cache: dict[tuple[str, float, str], list[DuplicateGroup]] = {}
         #: Candidate pairs the pixel check compared in the last duplicates run (for benchmarks).
         self.pairs_checked = 0
@@ -86,22 +90,28 @@ class DuplicatesService:
         threshold: float = DEFAULT_THRESHOLD,
         progress: Callable[[int, int], None] | None = None,
         stop: Callable[[], bool] | None = None,
-        wait: bool = True,
+        wait: float | None = None,
     ) -> list[DuplicateGroup]:
         """Groups of copies (same bytes, same pixels, near-duplicates), largest first.
 
         ``progress(done, total)`` follows the pixel check of candidate pairs (a long run on a
         big library the first time; later runs only check pairs they have not seen); ``stop()``
         True ends it with :class:`~visualsearch.duplicates.CheckStopped`, its verdicts kept.
-        ``wait=False``: while another thread works the groups out (the copy check after indexing),
-        raise :class:`~visualsearch.errors.CheckingCopies` with its progress instead of waiting."""
+        ``wait`` (seconds; the API): the groups are worked out in a thread of their own, and if
+        they are not ready by then (the copy check after indexing, a first run on a big library),
+        :class:`~visualsearch.errors.CheckingCopies` says how far the check is; asking again
+        picks up the same work. None: work them out here, however long that takes (CLI, jobs)."""
         return self._groups("duplicates", threshold, progress, stop, wait)
 
     def lookalikes(
-        self, threshold: float = DEFAULT_GROUP_THRESHOLD, min_size: int = 2, wait: bool = True
+        self, threshold: float = DEFAULT_GROUP_THRESHOLD, min_size: int = 2, wait: float | None = None
     ) -> list[DuplicateGroup]:
         """Clusters of similar images that are not necessarily copies (``wait``: as for :meth:`duplicates`)."""
         return [g for g in self._groups("groups", threshold, wait=wait) if g.size >= min_size]
+
+    def close(self) -> None:
+        """Stop a computation running in the background (a server shutting down), its verdicts kept."""
+        self._closing.set()
 
     def _groups(
         self,
@@ -109,19 +119,49 @@ class DuplicatesService:
         threshold: float,
         progress: Callable[[int, int], None] | None = None,
         stop: Callable[[], bool] | None = None,
-        wait: bool = True,
+        wait: float | None = None,
     ) -> list[DuplicateGroup]:
-        index = self.library.similarity_index
-        key = (kind, round(threshold, 4), index.generation())
+        key = (kind, round(threshold, 4), self.library.similarity_index.generation())
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        if not self._computing.acquire(blocking=wait):
-            raise CheckingCopies(*self._progress)
+        if wait is None:
+            return self._compute(key, progress, stop)
+        with self._lock:
+            future = self._background.get(key)
+            if future is None:
+                future = self._background[key] = Future()
+                threading.Thread(
+                    target=self._compute_into, args=(key, future), name="visualsearch-groups", daemon=True
+                ).start()
         try:
+            return future.result(timeout=wait)
+        except (TimeoutError, CheckStopped):
+            raise CheckingCopies(*self._progress) from None
+
+    def _compute_into(self, key: tuple[GroupKind, float, str], future: Future[list[DuplicateGroup]]) -> None:
+        try:
+            future.set_result(self._compute(key, None, self._closing.is_set))
+        except BaseException as exc:  # handed to every request waiting for it
+            future.set_exception(exc)
+        finally:
             with self._lock:
-                if key in self._cache:  # found while this call waited
+                self._background.pop(key, None)
+
+    def _compute(
+        self,
+        key: tuple[GroupKind, float, str],
+        progress: Callable[[int, int], None] | None,
+        stop: Callable[[], bool] | None,
+    ) -> list[DuplicateGroup]:
+        """The groups of ``key``, worked out one computation at a time (re-entrant: look-alikes ask
+        for the duplicates first), or taken from the cache if another computation made them meanwhile."""
+        kind, threshold, generation = key
+        with self._computing:
+            with self._lock:
+                if key in self._cache:
                     return self._cache[key]
+            index = self.library.similarity_index
             if kind == "duplicates":
 
                 def track(done: int, total: int) -> None:
@@ -137,13 +177,14 @@ class DuplicatesService:
                 )
                 self.pairs_checked = verifier.checked - before
             else:
-                groups = find_lookalikes(self.library.catalog, index, threshold=threshold, copies=self.duplicates())
+                self._progress = (0, 0)
+                groups = find_lookalikes(
+                    self.library.catalog, index, threshold=threshold, copies=self.duplicates(stop=stop)
+                )
             with self._lock:
-                self._cache = {k: v for k, v in self._cache.items() if k[2] == key[2]}
+                self._cache = {k: v for k, v in self._cache.items() if k[2] == generation}
                 self._cache[key] = groups
-        finally:
-            self._computing.release()
-        return groups
+            return groups
 
     def verifier(self) -> PixelVerifier:
         """The pixel check, one per service so that its verdicts carry over between runs."""

@@ -61,6 +61,9 @@ def _page(assets: AssetsDep, groups: list[DuplicateGroup], limit: int, offset: i
     )
 
 
+#: Seconds a request waits for groups being worked out (in a thread of their own) before answering
+#: 503 with how far the check is; asking again picks up the same work.
+GROUPS_WAIT = 5.0
 #: While the groups are being worked out (the copy check after indexing): 503, Retry-After, and how far.
 CHECKING: dict[int | str, dict[str, Any]] = {
     503: {
@@ -91,9 +94,10 @@ def duplicates(
     visual vectors) are candidates; each is confirmed by comparing the aligned pixels in colour, so
     look-alikes (colour or light/dark variants, another letter or hour) are not listed here but in
     `/api/groups`. Each member says its tier and similarity; `keeper_reason` says why the keeper won.
-    While the library is being checked for copies (the `copies` job after indexing, or another request's
-    first run), the answer is 503 `checking_copies` with the progress, rather than a wait of minutes."""
-    return _page(assets, service.duplicates(threshold, wait=False), limit, offset, threshold)
+    Groups not ready within a few seconds (the `copies` job after indexing still running, or a first
+    run on a big library) are answered 503 `checking_copies` with the progress and `Retry-After`; the
+    work goes on, and asking again picks it up."""
+    return _page(assets, service.duplicates(threshold, wait=GROUPS_WAIT), limit, offset, threshold)
 
 
 @router.get(
@@ -114,7 +118,7 @@ def lookalikes(
     """Look-alikes: clusters of different pictures that look alike (a photo series, the same product
     from several angles, colour or light/dark variants), joined through mutual nearest neighbours at
     `threshold`. Copies are not look-alikes: each picture appears once, as the keeper of its copies."""
-    return _page(assets, service.lookalikes(threshold, min_size, wait=False), limit, offset, threshold)
+    return _page(assets, service.lookalikes(threshold, min_size, wait=GROUPS_WAIT), limit, offset, threshold)
 
 
 @router.post(

@@ -1006,7 +1006,7 @@ let dupOffset = 0;
 let dupToken = 0;
 
 const plural = (n, word, words = `${word}s`) => `${n.toLocaleString()} ${n === 1 ? word : words}`;
-const COPY_RETRY_MS = 1500; // how often a Duplicates tab waiting for the copy check asks again
+const COPY_RETRY_MS = 2000; // how often a Duplicates tab waiting for the copy check asks again
 let copyRetry = 0; // its timer (one at a time)
 
 // One image of a group. Copies: the keeper (with why) and its extras, selected. Similar shots:
