@@ -26,7 +26,7 @@ from ..errors import ConfigError, VisualSearchError
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from ..duplicates import DuplicateGroup, Member
-    from ..services import KeyService, Library, ModelInfo, ReembedReport, SearchResult
+    from ..services import DuplicatesService, KeyService, Library, ModelInfo, ReembedReport, SearchResult
     from ..services.search import Why
 
 app = typer.Typer(
@@ -279,15 +279,11 @@ def index(
 def _check_copies(lib: Library, as_json: bool) -> int | None:
     """The duplicates run after indexing (its verdicts are kept): how many groups of copies it found,
     or None when Ctrl-C stopped it."""
+    from ..duplicates import DEFAULT_THRESHOLD
     from ..services import DuplicatesService
 
-    bar = _counting_bar("checking for copies", as_json, transient=True)
-    task = bar.add_task("check", total=None)
     try:
-        with bar:
-            groups = DuplicatesService(lib).duplicates(
-                progress=lambda done, total: bar.update(task, completed=done, total=total)
-            )
+        groups = _duplicates_with_bar(DuplicatesService(lib), DEFAULT_THRESHOLD, as_json, "checking for copies")
     except KeyboardInterrupt:
         console.print(
             "\ninterrupted while checking for copies: the indexing is complete, and the pairs checked so far are "
@@ -295,6 +291,16 @@ def _check_copies(lib: Library, as_json: bool) -> int | None:
         )
         return None
     return len(groups)
+
+
+def _duplicates_with_bar(
+    service: DuplicatesService, threshold: float, as_json: bool, label: str
+) -> list[DuplicateGroup]:
+    """The library's groups of copies, with a bar following the pixel check of candidate pairs."""
+    bar = _counting_bar(label, as_json, transient=True)
+    task = bar.add_task("check", total=None)
+    with bar:
+        return service.duplicates(threshold, progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
 @app.command()
@@ -627,13 +633,9 @@ def duplicates(
 
     lib = _open(library, model)
     service = DuplicatesService(lib)
-    progress = _counting_bar("checking candidate pairs", as_json, transient=True)
-    task = progress.add_task("check", total=None)
-    with progress:
-        groups = service.duplicates(
-            DEFAULT_THRESHOLD if threshold is None else threshold,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
+    groups = _duplicates_with_bar(
+        service, DEFAULT_THRESHOLD if threshold is None else threshold, as_json, "checking candidate pairs"
+    )
     skipped = sorted(set(skip or ()))
     if skipped and skipped[-1] > len(groups):
         _fail(f"there is no group {skipped[-1]}: this run found {len(groups)} group(s)")

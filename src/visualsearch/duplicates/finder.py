@@ -547,7 +547,7 @@ def find_duplicates(
         keep = np.zeros(len(a), dtype=bool)
         pairs = list(zip(a.tolist(), b.tolist(), strict=True))
         if progress is not None:
-            progress(0, len(a))  # the total is known now: a long first run says so from the start
+            progress(0, len(pairs))  # the total is known now: a long first run says so from the start
 
         def check(pair: tuple[int, int]) -> bool:
             return _confirmed(assets.get(pair[0]), assets.get(pair[1]), verifier)

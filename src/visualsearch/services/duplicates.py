@@ -162,6 +162,7 @@ class DuplicatesService:
                 if key in self._cache:
                     return self._cache[key]
             index = self.library.similarity_index
+            self._progress = (0, 0)
             if kind == "duplicates":
 
                 def track(done: int, total: int) -> None:
@@ -171,13 +172,11 @@ class DuplicatesService:
 
                 verifier = self.verifier()
                 before = verifier.checked
-                self._progress = (0, 0)
                 groups = find_duplicates(
                     self.library.catalog, index, threshold=threshold, verifier=verifier, progress=track, stop=stop
                 )
                 self.pairs_checked = verifier.checked - before
             else:
-                self._progress = (0, 0)
                 groups = find_lookalikes(
                     self.library.catalog, index, threshold=threshold, copies=self.duplicates(stop=stop)
                 )
