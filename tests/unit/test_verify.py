@@ -699,3 +699,50 @@ def test_a_request_during_a_duplicates_run_waits_for_it_rather_than_checking_aga
         assert service.verifier().checked == 15  # each pair once
     finally:
         library.close()
+
+
+def _alpha_picture(colour: int, alpha: np.ndarray) -> Image.Image:
+    rgba = np.zeros((*alpha.shape, 4), np.uint8)
+    rgba[..., :3] = colour
+    rgba[..., 3] = np.clip(alpha * 255, 0, 255).astype(np.uint8)
+    return Image.fromarray(rgba)
+
+
+def test_pictures_drawn_in_their_alpha_match_in_it_to_be_copies(tmp_path):
+    """MATE's Stripes Dark (black, mostly opaque) and Stripes Light (white, mostly clear): each on
+    its own backdrop they look alike, so only their alpha bands tell them apart. A copy at another
+    opacity, a resized copy and a copy flattened onto white remain copies."""
+    from tests.support.embedders import TinyEmbedder
+    from visualsearch.services.assets import preview_verifier
+
+    yy, xx = np.mgrid[0:768, 0:1024]
+    stripes = (np.sin((xx + 0.6 * yy) / 40.0) + 1) / 2 * np.clip(yy / 768 + 0.3, 0, 1)  # 0-1, over LOSSLESS_SIDE
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    _alpha_picture(0, 0.95 - 0.5 * stripes).save(folder / "stripes-dark.png")
+    _alpha_picture(255, 0.05 + 0.5 * stripes * 0.8).save(folder / "stripes-light.png")
+    art = _alpha_picture(0, 0.95 - 0.5 * stripes)
+    faded = np.asarray(art).copy()
+    faded[..., 3] = (faded[..., 3] * 0.71).astype(np.uint8)  # the same picture at 71% opacity
+    Image.fromarray(faded).save(folder / "stripes-dark-faded.png")
+    art.resize((512, 384), Image.Resampling.LANCZOS).save(folder / "stripes-dark-small.png")
+    flat = Image.new("RGBA", art.size, "white")
+    flat.alpha_composite(art)
+    flat.convert("RGB").save(folder / "stripes-dark-flat.jpg", quality=92)
+    library = Library(Settings.from_env(tmp_path / "library"), embedder=TinyEmbedder())
+    try:
+        library.index_folder(folder)
+        by_name = {Path(a.source).name: a for a in library.catalog.indexed_assets().values()}
+        verifier = preview_verifier(library)
+        dark, light = by_name["stripes-dark.png"], by_name["stripes-light.png"]
+        # On colour alone (the previews, composited) the two pass as one picture ...
+        assert same_picture(compare(verifier.prepared(dark), verifier.prepared(light)))
+        # ... but not once their alpha bands are compared.
+        verdict = verifier.verdict(dark, light)
+        assert verdict.comparison is not None and verdict.comparison.alpha > 0.5
+        assert not verdict.same
+        for copy in ("stripes-dark-faded.png", "stripes-dark-small.png", "stripes-dark-flat.jpg"):
+            verdict = verifier.verdict(dark, by_name[copy])
+            assert verdict.same, (copy, verdict.comparison)
+    finally:
+        library.close()

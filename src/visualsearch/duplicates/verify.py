@@ -179,6 +179,18 @@ SHIFT_DOUBT = 0.05
 #: Images with less spread than this in lightness and colour (blank, or nearly one colour)
 #: carry no evidence; two of them are only ever exact copies.
 MIN_SPREAD = 2.0
+#: Two pictures with transparency must also match in it: their alpha bands, laid over each other as the
+#: pictures are, may differ by more than ALPHA_DELTA (opacity 0-1, after forgiving a one-pixel shift) in
+#: at most MAX_ALPHA_CHANGED of their visible overlap (where either is over ALPHA_VISIBLE). The colour
+#: check sees each picture on its backdrop (chosen from its opaque pixels), so two pictures drawn only
+#: in their alpha (MATE's Stripes Dark, black at 85% opacity, and Stripes Light, white at 11%) looked
+#: alike there. A copy flattened onto a background has no alpha left and is not asked.
+#: A copy may be a whole opacity step lighter, down to ALPHA_GAIN of the other (the Debian logo
+#: at 71% opacity beside the emblem is labelled a copy; Stripes Light has 13% of Dark's).
+ALPHA_DELTA = 0.25
+ALPHA_GAIN = 0.6
+ALPHA_VISIBLE = 0.1
+MAX_ALPHA_CHANGED = 0.05
 #: Largest rotation, in degrees, between copies aligned by features.
 MAX_ROTATION = 20.0
 #: Every how many overlap pixels the layouts are ranked and the grade fitted.
@@ -211,6 +223,24 @@ class Prepared:
     plain_sides: int = 0
     #: A wallpaper on a textured background (see BACKDROP_SIDE): compared as a photo, whatever its flatness.
     backdrop: bool = False
+    #: The part of the whole picture this shows (x0, y0, x1, y1, as shares of its width and height):
+    #: a small drawing is cut to its content; an alpha band read later is cut the same way.
+    window: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    #: Opacity (0-1, float32, the size of ``lab``) of a picture with transparency, once read
+    #: (:meth:`PixelVerifier.verdict` reads it only for pairs that pass on colour); None otherwise.
+    alpha: np.ndarray | None = field(default=None, repr=False)
+    #: Whether the alpha band was asked for (None above then means: the picture is opaque).
+    alpha_read: bool = False
+
+    def set_alpha(self, band: Image.Image | None) -> None:
+        """Lay ``band`` (the whole picture's alpha, any size) over this picture, through its window."""
+        if band is not None:
+            x0, y0, x1, y1 = self.window
+            w, h = band.size
+            band = band.crop((round(x0 * w), round(y0 * h), max(1, round(x1 * w)), max(1, round(y1 * h))))
+            band = band.resize(self.size, Image.Resampling.BOX)
+            self.alpha = np.asarray(band, dtype=np.float32) / 255.0
+        self.alpha_read = True
 
     @property
     def canvas(self) -> bool:
@@ -265,6 +295,7 @@ class Comparison:
     shifted: float = -1.0  # same-size pictures: changed share at the best whole-pixel shift (-1: not same size)
     part: bool = False  # one is a whole drawing that makes only a part of the other drawing
     mass: float = 1.0  # same-size drawings that pass otherwise: the smaller amount of drawing over the larger
+    alpha: float = 0.0  # both with transparency: share of the visible overlap whose opacity differs
 
 
 def prepare(image: Image.Image, size: int = SIZE, frame: tuple[int, int] | None = None) -> Prepared:
@@ -293,6 +324,7 @@ def prepare(image: Image.Image, size: int = SIZE, frame: tuple[int, int] | None 
         )
         if crop[2] - crop[0] >= 8 and crop[3] - crop[1] >= 8:
             prepared = _prepare(rgb.crop(crop), size)
+            prepared.window = (crop[0] / rgb.width, crop[1] / rgb.height, crop[2] / rgb.width, crop[3] / rgb.height)
     prepared.content_share = share
     return prepared
 
@@ -554,6 +586,7 @@ class _Layout:
 
     rank: float
     name: str
+    matrix: np.ndarray
     warped: np.ndarray
     mask: np.ndarray
     ink_b: np.ndarray  # B's content mask laid the same way
@@ -626,7 +659,7 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
         plain = float((_squared(graded - (pb if a_richer else pa)) > delta**2).mean())
         rank = plain + max(0.0, 0.6 - min(cover_a, cover_b))
         if best is None or rank < best.rank:
-            best = _Layout(rank, name, warped, mask, ink_b, cover_a, cover_b, gain, offset, chroma, a_richer)
+            best = _Layout(rank, name, m, warped, mask, ink_b, cover_a, cover_b, gain, offset, chroma, a_richer)
         if plain == 0.0 and min(cover_a, cover_b) >= 0.95:
             break  # nothing differs: no other layout can do better
     if best is None:
@@ -689,9 +722,32 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
     part = _part_of(b, a, cover_b, cover_a) or _part_of(a, b, cover_a, cover_b)
     # On a plain canvas, where "how much drawing" has a background to be measured from.
     mass = _mass_ratio(first, second, mask) if identity and a.drawing and b.drawing and passes else 1.0
+    alpha = _alpha_change(a.alpha, b.alpha, best.matrix, mask) if a.alpha is not None and b.alpha is not None else 0.0
     return Comparison(
-        share, cover_a, cover_b, name, gain, offset, chroma, blob, graphic, overlay, outside, shifted, part, mass
+        share, cover_a, cover_b, name, gain, offset, chroma, blob, graphic, overlay, outside, shifted, part, mass, alpha
     )
+
+
+def _alpha_change(a: np.ndarray, b: np.ndarray, m: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the overlap's visible part (either picture over ALPHA_VISIBLE) whose opacity differs by
+    more than ALPHA_DELTA, B's alpha laid over A's by ``m``, forgiving a one-pixel shift (resampling seams)."""
+    h, w = a.shape
+    warped, _ = _warp(b, m, (w, h))
+    # A copy at another opacity (a logo at 71%) is a copy: fit one gain, within ALPHA_GAIN, the
+    # more opaque one scaled down.
+    both = mask & (a > ALPHA_VISIBLE) & (warped > ALPHA_VISIBLE)
+    if both.any():
+        sa, sb = float(a[both].sum()), float(warped[both].sum())
+        gain = min(sa, sb) / max(sa, sb)
+        if gain >= ALPHA_GAIN:
+            a, warped = (a * gain, warped) if sa > sb else (a, warped * gain)
+    kernel = np.ones((3, 3), np.uint8)
+    # The distance to the nearest of the other's 3x3 neighbourhood, both ways (as _tolerant_diff).
+    there = np.maximum(a - cv2.dilate(warped, kernel), cv2.erode(warped, kernel) - a)
+    back = np.maximum(warped - cv2.dilate(a, kernel), cv2.erode(a, kernel) - warped)
+    differs = np.maximum(there, back) > ALPHA_DELTA
+    visible = mask & ((a > ALPHA_VISIBLE) | (warped > ALPHA_VISIBLE))
+    return float((differs & visible).sum()) / max(1, int(visible.sum()))
 
 
 def _mass_ratio(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
@@ -741,7 +797,7 @@ def _shifted_change(x: np.ndarray, y: np.ndarray, ink: np.ndarray, delta: float)
 
 def same_picture(c: Comparison) -> bool:
     """The decision for one compared pair (see the module docstring and the constants)."""
-    if min(c.cover_a, c.cover_b) < MIN_COVER or c.part:
+    if min(c.cover_a, c.cover_b) < MIN_COVER or c.part or c.alpha > MAX_ALPHA_CHANGED:
         return False
     if c.graphic:
         if c.shifted > GRAPHIC_MAX_SHIFTED or (c.shifted > SHIFT_DOUBT and c.mass < GRAPHIC_MIN_MASS):
@@ -774,7 +830,8 @@ class Verdict:
 #: "pixels-12": same-size drawings on a canvas hold as much drawing (GRAPHIC_MIN_MASS). "pixels-13":
 #: that only where the whole-pixel shift leaves doubt (SHIFT_DOUBT: a JPEG copy of thin line art
 #: failed it), and a backdrop from 64 px high (a wallpaper's 480x270 copy was cut to its logo).
-METHOD = "pixels-13"
+#: "pixels-14": two pictures with transparency match in their alpha bands too (MAX_ALPHA_CHANGED).
+METHOD = "pixels-14"
 
 
 class VerdictStore(Protocol):
@@ -798,9 +855,16 @@ class PixelVerifier:
     """
 
     def __init__(
-        self, load: Callable[[Asset], Image.Image | None], cache: int = 256, store: VerdictStore | None = None
+        self,
+        load: Callable[[Asset], Image.Image | None],
+        cache: int = 256,
+        store: VerdictStore | None = None,
+        alpha: Callable[[Asset], Image.Image | None] | None = None,
     ):
         self._load = load
+        #: The picture's alpha band ("L", upright, any size), None if it has no transparency. Read only
+        #: for pairs that pass on colour: it may mean decoding a big file the previews spare.
+        self._alpha = alpha
         #: Keyed by id *and* content digest: an id is given out again once its asset is deleted or
         #: moved to the trash, and a server's verifier lives long (the new upload was compared with
         #: the old file's picture, and the wrong verdict stored).
@@ -852,6 +916,15 @@ class PixelVerifier:
                 self._cache.popitem(last=False)
         return p
 
+    def _read_alpha(self, asset: Asset, p: Prepared) -> bool:
+        """Lay the asset's alpha band over its prepared picture, once; whether it has one."""
+        if not p.alpha_read and self._alpha is not None:
+            band = self._alpha(asset)
+            with self._lock:
+                if not p.alpha_read:
+                    p.set_alpha(band)
+        return p.alpha is not None
+
     def verdict(self, a: Asset | Prepared, b: Asset | Prepared) -> Verdict:
         key = None
         if isinstance(a, Asset) and isinstance(b, Asset) and a.sha256 and b.sha256:
@@ -871,6 +944,9 @@ class PixelVerifier:
             verdict = Verdict(False, None)
         else:
             c = compare(pa, pb)
+            if same_picture(c) and self._alpha is not None and isinstance(a, Asset) and isinstance(b, Asset):
+                if self._read_alpha(a, pa) and self._read_alpha(b, pb):
+                    c = compare(pa, pb)
             verdict = Verdict(same_picture(c), c)
             with self._lock:
                 self.checked += 1

@@ -14,7 +14,7 @@ from PIL import Image
 from ..catalog import INDEXED, Asset, AssetFilter
 from ..duplicates import PixelVerifier
 from ..errors import NotFound, VisualSearchError
-from ..ingest.decode import decode_file
+from ..ingest.decode import decode_file, has_transparency
 from .library import Library
 
 #: Pictures this small (longest side, px) are checked from their own file, not their JPEG preview.
@@ -138,6 +138,8 @@ def preview_verifier(library: Library) -> PixelVerifier:
     a lossless format (:func:`lossless`: icons, clip art, cards) are read from their own file,
     decoded the same way: as cheap, and without the preview's JPEG noise, which made flat drawings
     look like photos (a nine of diamonds then passed as a copy of the eight, a lime of a lemon).
+    Previews hold no transparency: for a pair that passes on colour, the alpha bands of two
+    transparent pictures are read from their files (decoded as at indexing) and compared too.
     """
     previews = AssetService(library)
     limits = library.settings.decode_limits
@@ -154,4 +156,16 @@ def preview_verifier(library: Library) -> PixelVerifier:
         except (OSError, VisualSearchError):
             return None
 
-    return PixelVerifier(load, store=library.catalog.verdicts)
+    def alpha(asset: Asset) -> Image.Image | None:
+        try:
+            file = previews.image_file(asset)
+            if file.stat().st_size != asset.byte_size:
+                return None
+            with Image.open(file) as header:  # the header alone: most pictures have no transparency
+                if not has_transparency(header):
+                    return None
+            return decode_file(file, **limits).alpha
+        except (OSError, VisualSearchError):
+            return None
+
+    return PixelVerifier(load, store=library.catalog.verdicts, alpha=alpha)
