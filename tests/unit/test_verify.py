@@ -746,3 +746,43 @@ def test_pictures_drawn_in_their_alpha_match_in_it_to_be_copies(tmp_path):
             assert verdict.same, (copy, verdict.comparison)
     finally:
         library.close()
+
+
+def _map(borders: bool) -> Image.Image:
+    """A 1000 px map: a green country outlined in black, with or without 1 px state borders."""
+    im = Image.new("RGB", (1000, 800), "white")
+    draw = ImageDraw.Draw(im)
+    outline = [(120, 200), (420, 90), (760, 160), (900, 420), (720, 700), (380, 720), (150, 560)]
+    draw.polygon(outline, fill=(110, 170, 120), outline=(0, 0, 0), width=4)
+    if borders:
+        for line in ([(420, 90), (470, 720)], [(150, 380), (880, 330)], [(470, 400), (760, 650)]):
+            draw.line(line, fill=(0, 0, 0), width=1)
+    return im
+
+
+def test_drawings_that_differ_in_thin_lines_get_a_second_look_at_a_finer_size(tmp_path):
+    """At the working size a map's 1 px state borders are averaged away; the second look, from the
+    files at FINE_SIZE, sees them. A resized copy of the map passes both looks."""
+    from tests.support.embedders import TinyEmbedder
+    from visualsearch.services.assets import preview_verifier
+
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    _map(False).save(folder / "country.png")
+    _map(True).save(folder / "country-states.png")
+    _map(False).resize((700, 560), Image.Resampling.LANCZOS).save(folder / "country-small.png")
+    library = Library(Settings.from_env(tmp_path / "library"), embedder=TinyEmbedder())
+    try:
+        library.index_folder(folder)
+        by_name = {Path(a.source).name: a for a in library.catalog.indexed_assets().values()}
+        verifier = preview_verifier(library)
+        plain, states = by_name["country.png"], by_name["country-states.png"]
+        coarse = compare(verifier.prepared(plain), verifier.prepared(states))
+        assert coarse.graphic and same_picture(coarse)  # at SIZE the borders are not there
+        verdict = verifier.verdict(plain, states)
+        assert verdict.comparison is not None and verdict.comparison.fine
+        assert not verdict.same
+        verdict = verifier.verdict(plain, by_name["country-small.png"])
+        assert verdict.same, verdict.comparison
+    finally:
+        library.close()

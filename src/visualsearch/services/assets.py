@@ -139,7 +139,8 @@ def preview_verifier(library: Library) -> PixelVerifier:
     decoded the same way: as cheap, and without the preview's JPEG noise, which made flat drawings
     look like photos (a nine of diamonds then passed as a copy of the eight, a lime of a lemon).
     Previews hold no transparency: for a pair that passes on colour, the alpha bands of two
-    transparent pictures are read from their files (decoded as at indexing) and compared too.
+    transparent pictures are read from their files (decoded as at indexing) and compared too,
+    and two drawings get a second look at a finer size, from their files too.
     """
     previews = AssetService(library)
     limits = library.settings.decode_limits
@@ -168,4 +169,13 @@ def preview_verifier(library: Library) -> PixelVerifier:
         except (OSError, VisualSearchError):
             return None
 
-    return PixelVerifier(load, store=library.catalog.verdicts, alpha=alpha)
+    def fine(asset: Asset) -> Image.Image | None:
+        try:
+            file = previews.image_file(asset)
+            if file.stat().st_size != asset.byte_size:
+                return None
+            return decode_file(file, **limits).image
+        except (OSError, VisualSearchError):
+            return None
+
+    return PixelVerifier(load, store=library.catalog.verdicts, alpha=alpha, fine=fine)
