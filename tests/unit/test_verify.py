@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -701,6 +702,20 @@ def test_a_request_during_a_duplicates_run_waits_for_it_rather_than_checking_aga
         library.close()
 
 
+@contextmanager
+def _indexed(folder: Path, tmp_path: Path) -> Iterator[tuple[dict[str, Asset], PixelVerifier]]:
+    """``folder`` indexed into a new library: its assets by file name, and the library's pixel check."""
+    from tests.support.embedders import TinyEmbedder
+    from visualsearch.services.assets import preview_verifier
+
+    library = Library(Settings.from_env(tmp_path / "library"), embedder=TinyEmbedder())
+    try:
+        library.index_folder(folder)
+        yield {Path(a.source).name: a for a in library.catalog.indexed_assets().values()}, preview_verifier(library)
+    finally:
+        library.close()
+
+
 def _alpha_picture(colour: int, alpha: np.ndarray) -> Image.Image:
     rgba = np.zeros((*alpha.shape, 4), np.uint8)
     rgba[..., :3] = colour
@@ -712,9 +727,6 @@ def test_pictures_drawn_in_their_alpha_match_in_it_to_be_copies(tmp_path):
     """MATE's Stripes Dark (black, mostly opaque) and Stripes Light (white, mostly clear): each on
     its own backdrop they look alike, so only their alpha bands tell them apart. A copy at another
     opacity, a resized copy and a copy flattened onto white remain copies."""
-    from tests.support.embedders import TinyEmbedder
-    from visualsearch.services.assets import preview_verifier
-
     yy, xx = np.mgrid[0:768, 0:1024]
     stripes = (np.sin((xx + 0.6 * yy) / 40.0) + 1) / 2 * np.clip(yy / 768 + 0.3, 0, 1)  # 0-1, over LOSSLESS_SIDE
     folder = tmp_path / "pics"
@@ -729,11 +741,7 @@ def test_pictures_drawn_in_their_alpha_match_in_it_to_be_copies(tmp_path):
     flat = Image.new("RGBA", art.size, "white")
     flat.alpha_composite(art)
     flat.convert("RGB").save(folder / "stripes-dark-flat.jpg", quality=92)
-    library = Library(Settings.from_env(tmp_path / "library"), embedder=TinyEmbedder())
-    try:
-        library.index_folder(folder)
-        by_name = {Path(a.source).name: a for a in library.catalog.indexed_assets().values()}
-        verifier = preview_verifier(library)
+    with _indexed(folder, tmp_path) as (by_name, verifier):
         dark, light = by_name["stripes-dark.png"], by_name["stripes-light.png"]
         # On colour alone (the previews, composited) the two pass as one picture ...
         assert same_picture(compare(verifier.prepared(dark), verifier.prepared(light)))
@@ -744,8 +752,6 @@ def test_pictures_drawn_in_their_alpha_match_in_it_to_be_copies(tmp_path):
         for copy in ("stripes-dark-faded.png", "stripes-dark-small.png", "stripes-dark-flat.jpg"):
             verdict = verifier.verdict(dark, by_name[copy])
             assert verdict.same, (copy, verdict.comparison)
-    finally:
-        library.close()
 
 
 def _map(borders: bool) -> Image.Image:
@@ -763,19 +769,12 @@ def _map(borders: bool) -> Image.Image:
 def test_drawings_that_differ_in_thin_lines_get_a_second_look_at_a_finer_size(tmp_path):
     """At the working size a map's 1 px state borders are averaged away; the second look, from the
     files at FINE_SIZE, sees them. A resized copy of the map passes both looks."""
-    from tests.support.embedders import TinyEmbedder
-    from visualsearch.services.assets import preview_verifier
-
     folder = tmp_path / "maps"
     folder.mkdir()
     _map(False).save(folder / "country.png")
     _map(True).save(folder / "country-states.png")
     _map(False).resize((700, 560), Image.Resampling.LANCZOS).save(folder / "country-small.png")
-    library = Library(Settings.from_env(tmp_path / "library"), embedder=TinyEmbedder())
-    try:
-        library.index_folder(folder)
-        by_name = {Path(a.source).name: a for a in library.catalog.indexed_assets().values()}
-        verifier = preview_verifier(library)
+    with _indexed(folder, tmp_path) as (by_name, verifier):
         plain, states = by_name["country.png"], by_name["country-states.png"]
         coarse = compare(verifier.prepared(plain), verifier.prepared(states))
         assert coarse.graphic and same_picture(coarse)  # at SIZE the borders are not there
@@ -784,5 +783,3 @@ def test_drawings_that_differ_in_thin_lines_get_a_second_look_at_a_finer_size(tm
         assert not verdict.same
         verdict = verifier.verdict(plain, by_name["country-small.png"])
         assert verdict.same, verdict.comparison
-    finally:
-        library.close()

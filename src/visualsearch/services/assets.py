@@ -145,13 +145,16 @@ def preview_verifier(library: Library) -> PixelVerifier:
     previews = AssetService(library)
     limits = library.settings.decode_limits
 
+    def indexed_file(asset: Asset) -> Path | None:
+        """The asset's own file, unless it changed since indexing (its preview shows what was indexed)."""
+        file = previews.image_file(asset)
+        return file if file.stat().st_size == asset.byte_size else None
+
     def load(asset: Asset) -> Image.Image | None:
         try:
-            if lossless(asset):
-                file = previews.image_file(asset)
-                # A file changed since indexing is left to its preview, made from what was indexed.
-                if file.stat().st_size == asset.byte_size:
-                    return decode_file(file, **limits).image.convert("RGB")
+            file = indexed_file(asset) if lossless(asset) else None
+            if file is not None:
+                return decode_file(file, **limits).image.convert("RGB")
             with Image.open(previews.thumbnail(asset)) as image:
                 return image.convert("RGB")
         except (OSError, VisualSearchError):
@@ -159,22 +162,19 @@ def preview_verifier(library: Library) -> PixelVerifier:
 
     def alpha(asset: Asset) -> Image.Image | None:
         try:
-            file = previews.image_file(asset)
-            if file.stat().st_size != asset.byte_size:
+            file = indexed_file(asset)
+            if file is None:
                 return None
             with Image.open(file) as header:  # the header alone: most pictures have no transparency
-                if not has_transparency(header):
-                    return None
-            return decode_file(file, **limits).alpha
+                transparent = has_transparency(header)
+            return decode_file(file, **limits).alpha if transparent else None
         except (OSError, VisualSearchError):
             return None
 
     def fine(asset: Asset) -> Image.Image | None:
         try:
-            file = previews.image_file(asset)
-            if file.stat().st_size != asset.byte_size:
-                return None
-            return decode_file(file, **limits).image
+            file = indexed_file(asset)
+            return decode_file(file, **limits).image if file is not None else None
         except (OSError, VisualSearchError):
             return None
 
