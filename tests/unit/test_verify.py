@@ -783,3 +783,28 @@ def test_drawings_that_differ_in_thin_lines_get_a_second_look_at_a_finer_size(tm
         assert not verdict.same
         verdict = verifier.verdict(plain, by_name["country-small.png"])
         assert verdict.same, verdict.comparison
+
+
+def _faint_wallpaper(shapes: list[tuple[int, int, int, int]], size: tuple[int, int] = (1920, 1080)) -> Image.Image:
+    """A dark boot background: navy, with faint shapes a few levels lighter (Debian's homeworld grub)."""
+    im = Image.new("RGB", size, (3, 4, 12))
+    draw = ImageDraw.Draw(im)
+    for x0, y0, x1, y1 in shapes:
+        draw.ellipse((x0, y0, x1, y1), fill=(7, 10, 19))
+    return im
+
+
+def test_faint_wallpapers_are_compared_by_their_faint_shapes():
+    """A background whose shapes are a few levels apart was blank to the check (spread under
+    MIN_SPREAD), so its 16:9 and 4:3 versions were never found; stretched, they are copies, and a
+    faint background with other shapes is not."""
+    shapes = [(-300, -500, 700, 300), (1300, 600, 2300, 1500), (200, 700, 500, 1000)]
+    wide = _faint_wallpaper(shapes)
+    narrow = wide.crop((240, 0, 1680, 1080)).resize((640, 480), Image.Resampling.LANCZOS)  # the 4:3 version
+    other = _faint_wallpaper([(900, -400, 1900, 400), (-200, 500, 600, 1300)])
+    pw, pn, po = prepare(wide), prepare(narrow), prepare(other)
+    assert pw.faint and pn.faint and po.faint and pw.informative
+    assert _same(wide, narrow)
+    assert not _same(wide, other)
+    blank = Image.new("RGB", (1920, 1080), (3, 4, 12))
+    assert not prepare(blank).informative and not _same(blank, blank.resize((640, 360)))
