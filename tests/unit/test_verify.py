@@ -808,3 +808,29 @@ def test_faint_wallpapers_are_compared_by_their_faint_shapes():
     assert not _same(wide, other)
     blank = Image.new("RGB", (1920, 1080), (3, 4, 12))
     assert not prepare(blank).informative and not _same(blank, blank.resize((640, 360)))
+
+
+def _with_corners(background: Image.Image, size: tuple[int, int], logo: int, emblem: int) -> Image.Image:
+    """``background`` scaled to ``size``, with a logo in the top left and an emblem in the bottom right
+    drawn at their own size (``logo``, ``emblem`` px wide), as boot backgrounds lay out each aspect."""
+    im = background.resize(size, Image.Resampling.LANCZOS)
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((12, 12, 12 + logo, 12 + logo // 3), fill=(240, 240, 250))
+    draw.text((16, 14), "debian", fill=(200, 30, 60), font=_font(logo // 5))
+    w, h = size
+    draw.ellipse((w - emblem - 10, h - emblem - 10, w - 10, h - 10), fill=(250, 200, 40), outline=(90, 40, 0), width=4)
+    return im
+
+
+def test_aspect_versions_with_a_logo_and_an_emblem_in_two_corners_are_the_same_picture(wide):
+    """Two overlays far apart (each within half the one overlay's room) are a copy; two big new
+    objects in two places are another picture."""
+    background = _aspect(wide, 16 / 9)
+    sixteen = _with_corners(background, (640, 360), logo=90, emblem=60)
+    four = _with_corners(_aspect(wide, 4 / 3), (480, 360), logo=90, emblem=60)
+    assert _same(sixteen, four)
+    busy = sixteen.copy()
+    draw = ImageDraw.Draw(busy)
+    draw.ellipse((330, 140, 560, 350), fill=(40, 90, 200), outline=(10, 10, 60), width=5)  # a globe, 15% of it
+    draw.polygon([(60, 120), (250, 170), (90, 330)], fill=(40, 160, 60))  # and an arrow
+    assert not _same(sixteen, busy)
