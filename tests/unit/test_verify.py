@@ -834,3 +834,44 @@ def test_aspect_versions_with_a_logo_and_an_emblem_in_two_corners_are_the_same_p
     draw.ellipse((330, 140, 560, 350), fill=(40, 90, 200), outline=(10, 10, 60), width=5)  # a globe, 15% of it
     draw.polygon([(60, 120), (250, 170), (90, 330)], fill=(40, 160, 60))  # and an arrow
     assert not _same(sixteen, busy)
+
+
+def _window_icon() -> Image.Image:
+    """A round badge with a window and a dot on white, touching the four sides of its 240 px canvas."""
+    im = Image.new("RGB", (240, 240), "white")
+    draw = ImageDraw.Draw(im)
+    draw.ellipse((0, 0, 239, 239), fill=(200, 200, 200), outline=(50, 50, 50), width=10)
+    draw.rectangle((50, 60, 190, 170), fill=(240, 240, 240), outline=(50, 50, 50), width=10)
+    draw.rectangle((50, 60, 190, 95), fill=(120, 120, 120))
+    draw.ellipse((100, 115, 140, 155), fill=(40, 120, 200))
+    return im
+
+
+def _framed(icon: Image.Image) -> Image.Image:
+    """``icon`` shrunk to 75% inside a heavy dashed frame, on a white canvas of its size (flat-theme's autodiff)."""
+    w, h = icon.size
+    out = Image.new("RGB", (w, h), "white")
+    out.paste(icon.resize((w * 3 // 4, h * 3 // 4), Image.Resampling.LANCZOS), (w // 8, h // 8))
+    draw = ImageDraw.Draw(out)
+    t, e = w // 16, 4  # thickness, and a margin: the canvas stays plain at its sides
+    for x in range(e, w - e - 13, 20):
+        draw.rectangle((x, e, x + 13, e + t), fill=(40, 40, 40))
+        draw.rectangle((x, h - 1 - e - t, x + 13, h - 1 - e), fill=(40, 40, 40))
+    for y in range(e, h - e - 13, 20):
+        draw.rectangle((e, y, e + t, y + 13), fill=(40, 40, 40))
+        draw.rectangle((w - 1 - e - t, y, w - 1 - e, y + 13), fill=(40, 40, 40))
+    return out
+
+
+def test_a_drawing_inside_a_frame_is_another_drawing():
+    """The same drawing with a frame drawn around it overlaps only part of the framed one's content
+    (GRAPHIC_MIN_COVER); on a bigger canvas without a frame it is still a copy."""
+    icon = _window_icon()  # drawn to its edges, as flat-theme's icons are: not a "part" (_part_of)
+    framed = _framed(icon)
+    comparison = compare(prepare(icon), prepare(framed))
+    assert comparison.graphic and comparison.canvas and not comparison.part
+    assert min(comparison.cover_a, comparison.cover_b) < 0.8 and comparison.changed <= 0.005
+    assert not _same(icon, framed)
+    roomy = Image.new("RGB", (300, 300), "white")
+    roomy.paste(icon, (30, 30))
+    assert _same(icon, roomy)

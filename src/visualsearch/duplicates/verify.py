@@ -150,6 +150,10 @@ BACKDROP_AWAY = 8
 #: most MAX_CHANGED of it differs. Another shot, a light/dark variant or a card with more pips
 #: differs all over.
 MIN_COVER = 0.55
+#: Two drawings on a canvas must overlap in more of each other: a whole drawing next to the same
+#: drawing with a frame around it (flat-theme's diff and autodiff icons: 0.575) is another icon. On
+#: the real set the other drawings that pass overlap in 0.878 or more; no synthetic verdict changed.
+GRAPHIC_MIN_COVER = 0.8
 #: ... and a whole drawing found entire (WHOLE of it) inside a bigger drawing that has more than
 #: 1 - PART_COVER of its content elsewhere is a part of it (see _part_of).
 WHOLE = 0.95
@@ -321,6 +325,7 @@ class Comparison:
     mass: float = 1.0  # same-size drawings that pass otherwise: the smaller amount of drawing over the larger
     alpha: float = 0.0  # both with transparency: share of the visible overlap whose opacity differs
     fine: bool = False  # measured at FINE_SIZE (the second look at two drawings)
+    canvas: bool = False  # both on a canvas (all four sides plain)
 
 
 def prepare(image: Image.Image, size: int = SIZE, frame: tuple[int, int] | None = None) -> Prepared:
@@ -763,7 +768,22 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
     mass = _mass_ratio(first, second, mask) if identity and a.drawing and b.drawing and passes else 1.0
     alpha = _alpha_change(a.alpha, b.alpha, best.matrix, mask) if a.alpha is not None and b.alpha is not None else 0.0
     return Comparison(
-        share, cover_a, cover_b, name, gain, offset, chroma, blob, graphic, overlay, outside, shifted, part, mass, alpha
+        share,
+        cover_a,
+        cover_b,
+        name,
+        gain,
+        offset,
+        chroma,
+        blob,
+        graphic,
+        overlay,
+        outside,
+        shifted,
+        part,
+        mass,
+        alpha,
+        canvas=a.canvas and b.canvas,
     )
 
 
@@ -871,6 +891,8 @@ def same_picture(c: Comparison) -> bool:
     if min(c.cover_a, c.cover_b) < MIN_COVER or c.part or c.alpha > MAX_ALPHA_CHANGED:
         return False
     if c.graphic:
+        if c.canvas and min(c.cover_a, c.cover_b) < GRAPHIC_MIN_COVER:
+            return False
         if c.shifted > GRAPHIC_MAX_SHIFTED or (c.shifted > SHIFT_DOUBT and c.mass < GRAPHIC_MIN_MASS):
             return False
         return c.changed <= GRAPHIC_MAX_CHANGED and c.blob <= GRAPHIC_MAX_PATCH
@@ -904,8 +926,8 @@ class Verdict:
 #: "pixels-14": two pictures with transparency match in their alpha bands too (MAX_ALPHA_CHANGED).
 #: "pixels-15": drawings that pass get a second look at FINE_SIZE. "pixels-16": faint pictures are
 #: stretched (FAINT_SPREAD). "pixels-18": a photo may carry two overlays of up to half MAX_OVERLAY
-#: each (_overlay_boxes).
-METHOD = "pixels-18"
+#: each (_overlay_boxes). "pixels-19": two drawings on a canvas overlap in GRAPHIC_MIN_COVER.
+METHOD = "pixels-19"
 
 
 class VerdictStore(Protocol):
