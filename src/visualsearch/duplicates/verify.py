@@ -37,7 +37,13 @@ real set, and the synthetic transformed-copies set, both in ``benchmarks/duplica
    does not count) and in no patch over ``GRAPHIC_MAX_PATCH``: another letter, hour, lamp or
    colour of a part is a look-alike. Two drawings of the same size must also match when one is
    moved by at most a pixel as a whole (``GRAPHIC_MAX_SHIFTED``) and, on a canvas, hold as much
-   drawing as each other (``GRAPHIC_MIN_MASS``): thicker lines are another drawing.
+   drawing as each other (``GRAPHIC_MIN_MASS``): thicker lines are another drawing. Two drawings on a
+   canvas overlap in ``GRAPHIC_MIN_COVER`` of each one (a frame around one is another drawing); a
+   photo may carry two smaller overlays instead of one (``_overlay_boxes``).
+6. Only for pairs that pass: two pictures with transparency must match in their alpha bands
+   (``MAX_ALPHA_CHANGED``), and two drawings bigger than ``SIZE`` get a second look at
+   ``FINE_SIZE`` (thin lines). Both read the files, which the previews spare the other pairs.
+   A faint picture (``FAINT_SPREAD``) is compared with its contrast stretched.
 """
 
 from __future__ import annotations

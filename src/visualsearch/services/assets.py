@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -14,13 +15,15 @@ from PIL import Image
 from ..catalog import INDEXED, Asset, AssetFilter
 from ..duplicates import PixelVerifier
 from ..errors import NotFound, VisualSearchError
-from ..ingest.decode import decode_file, has_transparency
+from ..ingest.decode import DecodedImage, decode_file, has_transparency
 from .library import Library
 
 #: Pictures this small (longest side, px) are checked from their own file, not their JPEG preview.
 LOSSLESS_SIDE = 512
 #: ... when they are in one of these formats: a JPEG's preview is no lossier than the file.
 LOSSLESS_FORMATS = frozenset({"PNG", "GIF", "BMP", "TIFF"})
+#: Files decoded for the pixel check (alpha bands, second looks) kept for their other pairs.
+DECODED_CACHE = 16
 
 
 class AssetService:
@@ -150,11 +153,29 @@ def preview_verifier(library: Library) -> PixelVerifier:
         file = previews.image_file(asset)
         return file if file.stat().st_size == asset.byte_size else None
 
+    # The alpha band and the second look both need a pair's files decoded, often the same file
+    # for both and for its other pairs: the last few decoded files are kept.
+    decoded: OrderedDict[tuple[int, str | None], DecodedImage] = OrderedDict()
+    lock = threading.Lock()
+
+    def decode(asset: Asset, file: Path) -> DecodedImage:
+        key = (asset.id, asset.sha256)
+        with lock:
+            if key in decoded:
+                decoded.move_to_end(key)
+                return decoded[key]
+        result = decode_file(file, **limits)
+        with lock:
+            decoded[key] = result
+            if len(decoded) > DECODED_CACHE:
+                decoded.popitem(last=False)
+        return result
+
     def load(asset: Asset) -> Image.Image | None:
         try:
             file = indexed_file(asset) if lossless(asset) else None
             if file is not None:
-                return decode_file(file, **limits).image.convert("RGB")
+                return decode(asset, file).image.convert("RGB")
             with Image.open(previews.thumbnail(asset)) as image:
                 return image.convert("RGB")
         except (OSError, VisualSearchError):
@@ -167,14 +188,14 @@ def preview_verifier(library: Library) -> PixelVerifier:
                 return None
             with Image.open(file) as header:  # the header alone: most pictures have no transparency
                 transparent = has_transparency(header)
-            return decode_file(file, **limits).alpha if transparent else None
+            return decode(asset, file).alpha if transparent else None
         except (OSError, VisualSearchError):
             return None
 
     def fine(asset: Asset) -> Image.Image | None:
         try:
             file = indexed_file(asset)
-            return decode_file(file, **limits).image if file is not None else None
+            return decode(asset, file).image if file is not None else None
         except (OSError, VisualSearchError):
             return None
 
