@@ -13,7 +13,7 @@ from .finder import (
     matches_for,
 )
 from .trash import TrashedFile, TrashFolder
-from .verify import PixelVerifier, Verdict
+from .verify import PixelVerifier, RecentCache, Verdict
 
 __all__ = [
     "CheckStopped",
@@ -23,6 +23,7 @@ __all__ = [
     "Match",
     "Member",
     "PixelVerifier",
+    "RecentCache",
     "TrashFolder",
     "TrashedFile",
     "Verdict",

@@ -54,13 +54,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from ..catalog import Asset
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 #: Longest side, in pixels, at which pairs are compared.
 SIZE = 160
@@ -946,6 +949,40 @@ class VerdictStore(Protocol):
     def keep_only(self, method: str) -> int: ...
 
 
+def _prepare_asset(asset: Asset, load: Callable[[Asset], Image.Image | None], size: int) -> Prepared | None:
+    """``load(asset)`` prepared at ``size`` (the original's size is the frame), or None if it gave nothing."""
+    image = load(asset)
+    if image is None:
+        return None
+    return prepare(image, size=size, frame=(asset.width, asset.height) if asset.width and asset.height else None)
+
+
+class RecentCache(Generic[K, V]):
+    """The last ``size`` values made, by key (the least recently used is dropped); safe between threads.
+
+    The pixel check visits each picture in a few pairs, often close together: its prepared pictures
+    and the files it decodes are kept here. Two threads asking for a missing key at once may both
+    make it; they make the same value.
+    """
+
+    def __init__(self, size: int):
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, make: Callable[[], V]) -> V:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = make()
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
 class PixelVerifier:
     """Verdicts for candidate pairs of assets, from their pictures (``load`` gives one, or None).
 
@@ -971,12 +1008,11 @@ class PixelVerifier:
         #: The picture from its file, at least FINE_SIZE where it is that big, for the second look at
         #: drawings (FINE_SIZE); None if it cannot be read. Kept in a cache of its own, smaller.
         self._fine = fine
-        self._fine_cache: OrderedDict[tuple[int, str | None], Prepared | None] = OrderedDict()
+        self._fine_cache: RecentCache[tuple[int, str | None], Prepared | None] = RecentCache(FINE_CACHE)
         #: Keyed by id *and* content digest: an id is given out again once its asset is deleted or
         #: moved to the trash, and a server's verifier lives long (the new upload was compared with
         #: the old file's picture, and the wrong verdict stored).
-        self._cache: OrderedDict[tuple[int, str | None], Prepared | None] = OrderedDict()
-        self._size = cache
+        self._cache: RecentCache[tuple[int, str | None], Prepared | None] = RecentCache(cache)
         self._verdicts: dict[tuple[str, str], Verdict] = {}
         self._store = store
         #: The store's verdicts, read on the first lookup of a pair of assets (an upload's check
@@ -1007,21 +1043,14 @@ class PixelVerifier:
                     self._stored.update(new)
 
     def prepared(self, asset: Asset) -> Prepared | None:
-        with self._lock:
-            key = (asset.id, asset.sha256)
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        image = self._load(asset)
-        frame = (asset.width, asset.height) if asset.width and asset.height else None
-        p = prepare(image, frame=frame) if image is not None else None
-        with self._lock:
-            if image is None:
-                self.unreadable += 1
-            self._cache[key] = p
-            if len(self._cache) > self._size:
-                self._cache.popitem(last=False)
-        return p
+        def make() -> Prepared | None:
+            p = _prepare_asset(asset, self._load, SIZE)
+            if p is None:
+                with self._lock:
+                    self.unreadable += 1
+            return p
+
+        return self._cache.get((asset.id, asset.sha256), make)
 
     def _second_look(self, a: Asset, b: Asset, c: Comparison) -> Comparison:
         """Two drawings that pass at SIZE, compared again at FINE_SIZE when both are bigger than SIZE."""
@@ -1034,19 +1063,10 @@ class PixelVerifier:
         return c if same_picture(fine) else fine
 
     def _fine_prepared(self, asset: Asset) -> Prepared | None:
-        key = (asset.id, asset.sha256)
-        with self._lock:
-            if key in self._fine_cache:
-                self._fine_cache.move_to_end(key)
-                return self._fine_cache[key]
-        image = self._fine(asset) if self._fine is not None else None
-        frame = (asset.width, asset.height) if asset.width and asset.height else None
-        p = prepare(image, size=FINE_SIZE, frame=frame) if image is not None else None
-        with self._lock:
-            self._fine_cache[key] = p
-            if len(self._fine_cache) > FINE_CACHE:
-                self._fine_cache.popitem(last=False)
-        return p
+        fine = self._fine
+        if fine is None:
+            return None
+        return self._fine_cache.get((asset.id, asset.sha256), lambda: _prepare_asset(asset, fine, FINE_SIZE))
 
     def _read_alpha(self, asset: Asset, p: Prepared) -> bool:
         """Lay the asset's alpha band over its prepared picture, once; whether it has one."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..catalog import INDEXED, Asset, AssetFilter
-from ..duplicates import PixelVerifier
+from ..duplicates import PixelVerifier, RecentCache
 from ..errors import NotFound, VisualSearchError
 from ..ingest.decode import DecodedImage, decode_file, has_transparency
 from .library import Library
@@ -155,21 +154,10 @@ def preview_verifier(library: Library) -> PixelVerifier:
 
     # The alpha band and the second look both need a pair's files decoded, often the same file
     # for both and for its other pairs: the last few decoded files are kept.
-    decoded: OrderedDict[tuple[int, str | None], DecodedImage] = OrderedDict()
-    lock = threading.Lock()
+    decoded: RecentCache[tuple[int, str | None], DecodedImage] = RecentCache(DECODED_CACHE)
 
     def decode(asset: Asset, file: Path) -> DecodedImage:
-        key = (asset.id, asset.sha256)
-        with lock:
-            if key in decoded:
-                decoded.move_to_end(key)
-                return decoded[key]
-        result = decode_file(file, **limits)
-        with lock:
-            decoded[key] = result
-            if len(decoded) > DECODED_CACHE:
-                decoded.popitem(last=False)
-        return result
+        return decoded.get((asset.id, asset.sha256), lambda: decode_file(file, **limits))
 
     def load(asset: Asset) -> Image.Image | None:
         try:
