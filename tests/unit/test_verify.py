@@ -460,6 +460,9 @@ def test_verdicts_outlive_the_process_in_the_catalog(photo, tmp_path):
         assert second.verdict(b, a).same and second.checked == 0 and loads == [1, 2]
         assert library.catalog.verdicts.all("another-method") == {}  # a new check version starts afresh
         assert library.catalog.verdicts.all("pixels-0") == {}  # and the older one's rows are gone
+        assert library.catalog.verdicts.forget() == 1  # the benchmark's fresh start: every pair checked again
+        third = PixelVerifier(load, store=library.catalog.verdicts)
+        assert third.verdict(a, b).same and third.checked == 1
     finally:
         library.close()
 
@@ -658,7 +661,7 @@ def test_one_copies_job_at_a_time_and_it_runs_again_for_pictures_added_meanwhile
         assert runs == 2 and queue.get(job.id).status == DONE
         assert [j.id for j in queue.list() if j.kind == COPIES] == [job.id]
         # Stopped with the server: left running, so the next start runs it again.
-        library.catalog.verdicts.keep_only("none")  # forget the verdicts, and the groups: there is work again
+        library.catalog.verdicts.forget()  # forget the verdicts, and the groups: there is work again
         queue.duplicates = DuplicatesService(library)
         second = queue.ensure_copy_check()
         assert second is not None and second.id != job.id
