@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
@@ -164,6 +165,31 @@ def test_colour_and_light_dark_variants_of_a_photo_are_look_alikes(photo, photos
     # Greyscale is a colour variant too; it shows on a colourful photo (a tabby cat is nearly grey).
     flower = Image.open(next(p for p in photos if p.name == "ladybird-on-leaf.jpg")).convert("RGB")
     assert not _same(flower, ImageOps.grayscale(flower).convert("RGB"))
+
+
+def _repainted(im: Image.Image, turn: float) -> Image.Image:
+    """``im`` with a round region in its middle painted another colour: hue turned by ``turn`` degrees
+    (fading out at its rim), light kept. What a wallpaper's colour variant does to part of it."""
+    lab = cv2.cvtColor(np.asarray(im, np.float32) / 255, cv2.COLOR_RGB2LAB)
+    h, w = lab.shape[:2]
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    t = np.radians(turn) * np.exp(-((((x - w / 2) ** 2 + (y - h / 2) ** 2) / (0.12 * w) ** 2) ** 2))
+    a, b = lab[..., 1].copy(), lab[..., 2].copy()
+    lab[..., 1], lab[..., 2] = a * np.cos(t) - b * np.sin(t), a * np.sin(t) + b * np.cos(t)
+    return Image.fromarray((cv2.cvtColor(lab, cv2.COLOR_LAB2RGB).clip(0, 1) * 255).astype(np.uint8))
+
+
+def test_a_region_painted_another_colour_is_a_look_alike_not_an_overlay(photo, wide):
+    """MATE's Cold and Radioactive aurora: one has a violet patch where the other is teal. A changed
+    patch passed as an overlay (a logo, a banner); but an overlay replaces the light of what it covers,
+    while a colour variant keeps it and turns the hue."""
+    for im in (photo, wide):
+        assert not _same(im, _repainted(im, 150))
+        w, h = im.size
+        logo = im.copy()  # a violet disc where the other is repainted: laid over, so a copy
+        ImageDraw.Draw(logo).ellipse((w * 0.44, h / 2 - w * 0.06, w * 0.56, h / 2 + w * 0.06), fill=(150, 60, 200))
+        assert _same(im, logo)
+    assert _same(photo, _repainted(photo, 30))  # a mild tint of a region is within a grade's room
 
 
 def test_another_shot_of_the_same_scene_is_a_look_alike(photo):
