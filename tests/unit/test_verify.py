@@ -192,6 +192,32 @@ def test_a_region_painted_another_colour_is_a_look_alike_not_an_overlay(photo, w
     assert _same(photo, _repainted(photo, 30))  # a mild tint of a region is within a grade's room
 
 
+def _login_screen(lit: tuple[float, float], colour: tuple[int, int, int]) -> Image.Image:
+    """A login box, three avatars and a clock over a smooth background in ``colour``, lit at ``lit``
+    (shares of its width and height): a theme's login-screen preview."""
+    w, h = 1280, 720
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    glow = np.exp(-(((x - lit[0] * w) / (0.45 * w)) ** 2 + ((y - lit[1] * h) / (0.6 * h)) ** 2))[..., None]
+    screen = Image.fromarray((np.array(colour, np.float32) * (0.35 + 0.65 * glow)).clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(screen)
+    draw.rectangle((540, 330, 740, 360), fill=(235, 235, 240), outline=(90, 140, 220))
+    draw.rectangle((540, 370, 740, 392), fill=(225, 225, 225))
+    for i in range(3):
+        draw.ellipse((520 + i * 90, 200, 580 + i * 90, 260), fill=(60, 60, 70), outline=(200, 200, 200), width=3)
+    draw.text((600, 120), "21:57", fill=(240, 240, 240))
+    return screen
+
+
+def test_one_layout_over_two_backgrounds_is_a_look_alike():
+    """Debian's joy and spacefun login previews: one login box over a grey background lit in the middle
+    and a blue one lit at the right. A chroma gain matched the two within the colour tolerance, but no
+    grade maps one lightness onto the other: where one is at one level, the other is at many."""
+    screen = _login_screen((0.5, 0.3), (120, 128, 150))
+    assert not _same(screen, _login_screen((0.85, 0.6), (110, 120, 150)))
+    assert _same(screen, ImageEnhance.Brightness(screen).enhance(1.25))
+    assert _same(screen, _jpeg(screen.resize((640, 360)), 60))
+
+
 def test_another_shot_of_the_same_scene_is_a_look_alike(photo):
     """Two frames of a burst: the subject moved a little."""
     w, h = photo.size
