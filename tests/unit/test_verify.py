@@ -840,6 +840,36 @@ def test_drawings_that_differ_in_thin_lines_get_a_second_look_at_a_finer_size(tm
         assert verdict.same, verdict.comparison
 
 
+def _beads(outlined: bool) -> Image.Image:
+    """36 green beads on a 333 px sheet, with or without a 1 px darker outline: a flower whose leaves
+    are outlined in one drawing and not in the other (openclipart's red_flower 01 and 03)."""
+    im = Image.new("RGB", (333, 333), "white")
+    draw = ImageDraw.Draw(im)
+    for i in range(6):
+        for j in range(6):
+            x, y = 30 + i * 48, 30 + j * 48
+            draw.ellipse((x, y, x + 36, y + 36), fill=(40, 140, 40), outline=(15, 85, 15) if outlined else None)
+    return im
+
+
+def test_the_shift_a_drawing_may_differ_by_falls_as_it_grows(tmp_path):
+    """One-pixel outlines move a sixth of a 60 px icon (re-rendered copies differ that much) but far
+    less of a 333 px drawing: there, outlines added all over are another drawing. A resized copy passes."""
+    folder = tmp_path / "beads"
+    folder.mkdir()
+    _beads(False).save(folder / "beads.png")
+    _beads(True).save(folder / "beads-outlined.png")
+    _beads(False).resize((200, 200), Image.Resampling.LANCZOS).save(folder / "beads-small.png")
+    with _indexed(folder, tmp_path) as (by_name, verifier):
+        plain, outlined = by_name["beads.png"], by_name["beads-outlined.png"]
+        assert same_picture(compare(verifier.prepared(plain), verifier.prepared(outlined)))  # not seen at SIZE
+        verdict = verifier.verdict(plain, outlined)
+        c = verdict.comparison
+        assert c is not None and c.fine and not verdict.same
+        assert c.changed <= 0.005 and 0.03 < c.shifted < 0.15  # only the shift, and only at this size
+        assert verifier.verdict(plain, by_name["beads-small.png"]).same
+
+
 def _faint_wallpaper(shapes: list[tuple[int, int, int, int]], size: tuple[int, int] = (1920, 1080)) -> Image.Image:
     """A dark boot background: navy, with faint shapes a few levels lighter (Debian's homeworld grub)."""
     im = Image.new("RGB", size, (3, 4, 12))

@@ -36,8 +36,9 @@ real set, and the synthetic transformed-copies set, both in ``benchmarks/duplica
    ``GRAPHIC_MAX_CHANGED`` of its content (measured after a light smoothing, so JPEG noise
    does not count) and in no patch over ``GRAPHIC_MAX_PATCH``: another letter, hour, lamp or
    colour of a part is a look-alike. Two drawings of the same size must also match when one is
-   moved by at most a pixel as a whole (``GRAPHIC_MAX_SHIFTED``) and, on a canvas, hold as much
-   drawing as each other (``GRAPHIC_MIN_MASS``): thicker lines are another drawing. Two drawings on a
+   moved by at most a pixel as a whole (``GRAPHIC_MAX_SHIFTED``, less for bigger drawings) and, on
+   a canvas, hold as much drawing as each other (``GRAPHIC_MIN_MASS``): thicker lines are another
+   drawing. Two drawings on a
    canvas overlap in ``GRAPHIC_MIN_COVER`` of each one (a frame around one is another drawing); a
    photo may carry two smaller overlays instead of one (``_overlay_boxes``), and an overlay changes the
    light: a patch that kept it in another hue is a region painted anew (``RECOLOURED_TURN``); elsewhere
@@ -218,6 +219,11 @@ GRAPHIC_MAX_PATCH = 0.003
 #: thicker lines. On the real set: a grid of thicker bars, dots of another size and a redrawn pen
 #: differ in 0.16-0.30; re-rendered copies of icons (anti-aliasing) in up to 0.13, and so do the
 #: pen-width icons 8, 9 and 10 (0.12-0.13), which this cannot tell apart. Synthetic copies: 0.03.
+#: That is for an icon (up to ICON_SIDE). A re-rendering moves outlines by a pixel, and the share of a
+#: drawing that this moves is its outline over its area, which falls as the drawing grows: the limit
+#: falls with the side compared (the square root of its area) beyond ICON_SIDE. Two red flowers of
+#: 333 px, one with outlines on its leaves, differed in 0.0375 at that size (1.3x its limit there);
+#: the copies that pass reach 0.84x theirs (the 60 px icons above), the synthetic set's 0.44x.
 GRAPHIC_MAX_SHIFTED = 0.15
 #: ... and, both on a plain canvas, must hold as much drawing as each other, within this ratio (the
 #: summed lightness distance from the background over the overlap): at the same size a copy keeps
@@ -367,6 +373,7 @@ class Comparison:
     unexplained: float = 0.0
     fine: bool = False  # measured at FINE_SIZE (the second look at two drawings)
     canvas: bool = False  # both on a canvas (all four sides plain)
+    side: float = 0.0  # the side at which they were compared (square root of the smaller one's area, pixels)
 
 
 def prepare(image: Image.Image, size: int = SIZE, frame: tuple[int, int] | None = None) -> Prepared:
@@ -832,6 +839,7 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
         mass,
         alpha,
         canvas=a.canvas and b.canvas,
+        side=math.sqrt(wa * ha),
         recoloured=recoloured,
         unexplained=unexplained,
     )
@@ -975,6 +983,11 @@ def _shifted_change(x: np.ndarray, y: np.ndarray, ink: np.ndarray, delta: float)
     return best
 
 
+def _shift_limit(side: float) -> float:
+    """GRAPHIC_MAX_SHIFTED for drawings compared at ``side`` pixels: as is up to ICON_SIDE, in proportion beyond."""
+    return GRAPHIC_MAX_SHIFTED * min(1.0, ICON_SIDE / side) if side > 0 else GRAPHIC_MAX_SHIFTED
+
+
 def same_picture(c: Comparison) -> bool:
     """The decision for one compared pair (see the module docstring and the constants)."""
     if min(c.cover_a, c.cover_b) < MIN_COVER or c.part or c.alpha > MAX_ALPHA_CHANGED:
@@ -982,7 +995,7 @@ def same_picture(c: Comparison) -> bool:
     if c.graphic:
         if c.canvas and min(c.cover_a, c.cover_b) < GRAPHIC_MIN_COVER:
             return False
-        if c.shifted > GRAPHIC_MAX_SHIFTED or (c.shifted > SHIFT_DOUBT and c.mass < GRAPHIC_MIN_MASS):
+        if c.shifted > _shift_limit(c.side) or (c.shifted > SHIFT_DOUBT and c.mass < GRAPHIC_MIN_MASS):
             return False
         return c.changed <= GRAPHIC_MAX_CHANGED and c.blob <= GRAPHIC_MAX_PATCH
     if c.recoloured >= RECOLOURED_TURN or c.unexplained > MAX_UNEXPLAINED:
@@ -1024,8 +1037,9 @@ class Verdict:
 #: stretched (FAINT_SPREAD). "pixels-18": a photo may carry two overlays of up to half MAX_OVERLAY
 #: each (_overlay_boxes). "pixels-19": two drawings on a canvas overlap in GRAPHIC_MIN_COVER.
 #: "pixels-20": a changed patch that kept its light in another hue is a recoloured region, not an overlay.
-#: "pixels-21": a copy's lightness is a function of the other's (MAX_UNEXPLAINED).
-METHOD = "pixels-21"
+#: "pixels-21": a copy's lightness is a function of the other's (MAX_UNEXPLAINED). "pixels-22": the
+#: whole-pixel shift's limit falls with the size compared (_shift_limit).
+METHOD = "pixels-22"
 
 
 class VerdictStore(Protocol):
