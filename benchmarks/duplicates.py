@@ -212,7 +212,7 @@ def evaluate(service: DuplicatesService, truth, labels, threshold: float, verbos
             f"found in {took:.2f} s (pixel check of {service.pairs_checked:,} candidate pairs)"
         )
         print(
-            f"  precision {precision:.3f}   recall {recall:.3f}   "
+            f"  precision {_figure(precision, TARGET_PRECISION)}   recall {_figure(recall, TARGET_RECALL)}   "
             "(all transformations except crop 50%, flip, greyscale)"
         )
         print(f"  false positives: {hard_fp} among hard negatives (same class/category), {other_fp} others")
@@ -345,6 +345,7 @@ def evaluate_real(
             for p in sorted(tiers["near_duplicate"] - claimed.keys(), key=sorted):
                 writer.writerow([*sorted(p), "labelled near-duplicate, missed"])
     indexed = len(library.catalog.indexed_assets())
+    near_recall = len(claimed.keys() & tiers["near_duplicate"]) / len(tiers["near_duplicate"])
     print(
         f"real set: {indexed:,} of {len(ref_of):,} images indexed (the rest fail the decode caps), "
         f"threshold {threshold:.2f}; found {len(groups)} groups in {took:.1f} s, the pixel check looked at "
@@ -356,7 +357,7 @@ def evaluate_real(
         f"({len(claimed.keys() & tiers['exact'])} of {len(tiers['exact'])} labelled pairs)"
     )
     print(
-        f"  near-duplicates: recall {len(claimed.keys() & tiers['near_duplicate']) / len(tiers['near_duplicate']):.3f} "
+        f"  near-duplicates: recall {_figure(near_recall, TARGET_RECALL)} "
         f"({len(claimed.keys() & tiers['near_duplicate'])} of {len(tiers['near_duplicate'])}), "
         f"precision {_figure(right / max(1, len(near_claims)), TARGET_PRECISION)} "
         f"({right} of {len(near_claims)} claimed pairs that are not "
@@ -375,7 +376,6 @@ def evaluate_real(
         f"  time: {base:.1f} s without the pixel check, {took:.1f} s with it "
         f"({per_pair * 1000:.1f} ms per candidate pair, previews loaded and prepared included)"
     )
-    near_recall = len(claimed.keys() & tiers["near_duplicate"]) / len(tiers["near_duplicate"])
     print(f"  {_targets(right / max(1, len(near_claims)), near_recall)}")
     return per_pair, service.pairs_checked / max(1, indexed)
 
@@ -386,9 +386,12 @@ TARGET_RECALL = 0.95
 
 
 def _figure(value: float, target: float) -> str:
-    """``value`` to three decimals, or four where three would round it up to ``target`` (0.9898 is not 0.990)."""
-    figure = f"{value:.3f}"
-    return f"{value:.4f}" if value < target <= float(figure) else figure
+    """``value`` to three decimals, or more where fewer would round it up to ``target`` (0.9898 is not 0.990)."""
+    for places in range(3, 9):
+        figure = f"{value:.{places}f}"
+        if not value < target <= float(figure):
+            break
+    return figure
 
 
 def _targets(precision: float, recall: float) -> str:

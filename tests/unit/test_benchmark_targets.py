@@ -31,3 +31,4 @@ def test_the_targets_line_shows_the_digit_that_decides(bench):
     line = bench._targets(388 / 391, 0.95)
     assert "precision 0.992 (target >= 0.99: met)" in line and "recall 0.950 (target >= 0.95: met)" in line
     assert "recall 0.949 (target >= 0.95: NOT MET)" in bench._targets(1.0, 0.949)
+    assert "precision 0.98996 (target >= 0.99: NOT MET)" in bench._targets(0.98996, 1.0)  # 0.9900 would mislead too

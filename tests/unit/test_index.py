@@ -67,12 +67,17 @@ def test_hnsw_matches_exact_on_a_small_library():
 def test_hnsw_builds_on_every_core():
     """hnswlib 0.8 silently builds on one thread when told -1 threads; the index must use the cores."""
     vectors = unit(np.random.default_rng(2).standard_normal((20_000, 32)))
-    baseline = len(os.listdir("/proc/self/task"))
-    peak, stop = [baseline], threading.Event()
+    # Threads are counted by id, not by number: a thread left by an earlier test in this process may
+    # end during the build (CI counted 10 threads before it and 12 at its peak, one short).
+    before = set(os.listdir("/proc/self/task"))
+    seen: set[str] = set()
+    watcher_id: list[str] = []
+    stop = threading.Event()
 
     def watch() -> None:
+        watcher_id.append(str(threading.get_native_id()))
         while not stop.is_set():
-            peak.append(len(os.listdir("/proc/self/task")))
+            seen.update(os.listdir("/proc/self/task"))
             time.sleep(0.002)
 
     watcher = threading.Thread(target=watch)
@@ -82,8 +87,8 @@ def test_hnsw_builds_on_every_core():
     finally:
         stop.set()
         watcher.join()
-    # The watcher itself is one extra thread; the build adds one per core.
-    assert max(peak) >= baseline + 1 + min(os.cpu_count(), 2), (baseline, max(peak))
+    started = seen - before - set(watcher_id)  # the build's threads: one per core
+    assert len(started) >= min(os.cpu_count() or 1, 2), (len(before), sorted(started))
 
 
 def test_hnsw_update_and_remove(tmp_path):
