@@ -727,7 +727,7 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
     Layouts are ranked by a plain per-pixel difference (cheap); only the winner gets
     the shift-tolerant difference that the decision uses.
     """
-    if _order(b) < _order(a):
+    if b.size[0] * b.size[1] < a.size[0] * a.size[1]:
         a, b = b, a  # lay the larger picture over the smaller: shrinking loses nothing either has
     wa, ha = a.size
     wb, hb = b.size
@@ -903,15 +903,6 @@ def _hue_turn(x: np.ndarray, y: np.ndarray, patches: np.ndarray) -> float:
     return float(np.degrees(np.median(np.abs(np.angle(np.exp(1j * turn))))))
 
 
-def _order(p: Prepared) -> tuple[int, float, float, float]:
-    """Which of two pictures is laid over the other: the larger over the smaller, and between two of one
-    size (a JPEG or a lighter copy) the same one whichever is asked first, so that a verdict does not
-    depend on which file a library happened to index first (a review found pairs decided both ways)."""
-    w, h = p.size
-    mean = cv2.mean(p.lab)
-    return w * h, float(mean[0]), float(mean[1]), float(mean[2])
-
-
 def _alpha_change(a: np.ndarray, b: np.ndarray, m: np.ndarray, mask: np.ndarray) -> float:
     """Share of the overlap's visible part (either picture over ALPHA_VISIBLE) whose opacity differs by
     more than ALPHA_DELTA, B's alpha laid over A's by ``m``, forgiving a one-pixel shift (resampling seams)."""
@@ -1067,9 +1058,8 @@ class Verdict:
 #: "pixels-20": a changed patch that kept its light in another hue is a recoloured region, not an overlay.
 #: "pixels-21": a copy's lightness is a function of the other's (MAX_UNEXPLAINED). "pixels-22": the
 #: whole-pixel shift's limit falls with the size compared (_shift_limit). "pixels-23": a see-through
-#: overlay (its contrast scaled) is not a recoloured region (KEPT_CONTRAST). "pixels-24": two pictures
-#: of one size are laid over each other in one order, whichever is asked first (_order).
-METHOD = "pixels-24"
+#: overlay (its contrast scaled) is not a recoloured region (KEPT_CONTRAST).
+METHOD = "pixels-23"
 
 
 class VerdictStore(Protocol):
