@@ -825,22 +825,31 @@ def _map(borders: bool) -> Image.Image:
     return im
 
 
+@contextmanager
+def _edited_and_resized(
+    tmp_path: Path, drawing: Image.Image, edited: Image.Image, size: tuple[int, int]
+) -> Iterator[tuple[Asset, Asset, Asset, PixelVerifier]]:
+    """A drawing, an edited version and a copy resized to ``size``, indexed as PNG files: their assets
+    and the library's pixel check (which reads the files for its second look)."""
+    folder = tmp_path / "drawings"
+    folder.mkdir()
+    drawing.save(folder / "drawing.png")
+    edited.save(folder / "edited.png")
+    drawing.resize(size, Image.Resampling.LANCZOS).save(folder / "resized.png")
+    with _indexed(folder, tmp_path) as (by_name, verifier):
+        yield by_name["drawing.png"], by_name["edited.png"], by_name["resized.png"], verifier
+
+
 def test_drawings_that_differ_in_thin_lines_get_a_second_look_at_a_finer_size(tmp_path):
     """At the working size a map's 1 px state borders are averaged away; the second look, from the
     files at FINE_SIZE, sees them. A resized copy of the map passes both looks."""
-    folder = tmp_path / "maps"
-    folder.mkdir()
-    _map(False).save(folder / "country.png")
-    _map(True).save(folder / "country-states.png")
-    _map(False).resize((700, 560), Image.Resampling.LANCZOS).save(folder / "country-small.png")
-    with _indexed(folder, tmp_path) as (by_name, verifier):
-        plain, states = by_name["country.png"], by_name["country-states.png"]
+    with _edited_and_resized(tmp_path, _map(False), _map(True), (700, 560)) as (plain, states, small, verifier):
         coarse = compare(verifier.prepared(plain), verifier.prepared(states))
         assert coarse.graphic and same_picture(coarse)  # at SIZE the borders are not there
         verdict = verifier.verdict(plain, states)
         assert verdict.comparison is not None and verdict.comparison.fine
         assert not verdict.same
-        verdict = verifier.verdict(plain, by_name["country-small.png"])
+        verdict = verifier.verdict(plain, small)
         assert verdict.same, verdict.comparison
 
 
@@ -859,19 +868,13 @@ def _beads(outlined: bool) -> Image.Image:
 def test_the_shift_a_drawing_may_differ_by_falls_as_it_grows(tmp_path):
     """One-pixel outlines move a sixth of a 60 px icon (re-rendered copies differ that much) but far
     less of a 333 px drawing: there, outlines added all over are another drawing. A resized copy passes."""
-    folder = tmp_path / "beads"
-    folder.mkdir()
-    _beads(False).save(folder / "beads.png")
-    _beads(True).save(folder / "beads-outlined.png")
-    _beads(False).resize((200, 200), Image.Resampling.LANCZOS).save(folder / "beads-small.png")
-    with _indexed(folder, tmp_path) as (by_name, verifier):
-        plain, outlined = by_name["beads.png"], by_name["beads-outlined.png"]
+    with _edited_and_resized(tmp_path, _beads(False), _beads(True), (200, 200)) as (plain, outlined, small, verifier):
         assert same_picture(compare(verifier.prepared(plain), verifier.prepared(outlined)))  # not seen at SIZE
         verdict = verifier.verdict(plain, outlined)
         c = verdict.comparison
         assert c is not None and c.fine and not verdict.same
         assert c.changed <= 0.005 and 0.03 < c.shifted < 0.15  # only the shift, and only at this size
-        assert verifier.verdict(plain, by_name["beads-small.png"]).same
+        assert verifier.verdict(plain, small).same
 
 
 def _faint_wallpaper(shapes: list[tuple[int, int, int, int]], size: tuple[int, int] = (1920, 1080)) -> Image.Image:
