@@ -801,7 +801,8 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
     blob = overlay = 0.0
     outside = share
     covered = np.zeros_like(changed)
-    overlaid = np.zeros_like(changed)  # the patches the overlay boxes are drawn around
+    labels: np.ndarray | None = None
+    overlaid: np.ndarray = np.empty(0, np.int64)  # the labels of the patches the overlay boxes are drawn around
     if changed.any():
         # Patches are what survives an opening: compression noise and one-pixel seams and
         # rings (around a sun, along a JPEG's colour edges) are not a changed part.
@@ -816,7 +817,7 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
             big = stats[1:][kept]
             if len(big):
                 boxes = _overlay_boxes(big, float(mask.sum()))
-                overlaid = np.isin(labels, np.flatnonzero(kept) + 1).astype(np.uint8)
+                overlaid = np.flatnonzero(kept) + 1
                 for x0, y0, x1, y1 in boxes:
                     covered[y0:y1, x0:x1] = 1
                 overlay = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes) / max(1, int(mask.sum()))
@@ -834,7 +835,9 @@ def compare(a: Prepared, b: Prepared) -> Comparison:
         and min(cover_a, cover_b) >= MIN_COVER
         and _passes_as_photo(overlay, outside, gain, chroma)
     ):
-        recoloured = _hue_turn(first, second, overlaid)
+        # The patches' mask only here: most pairs with patches are drawings or fail before.
+        patched = np.isin(labels, overlaid) if labels is not None else np.zeros(changed.shape, bool)
+        recoloured = _hue_turn(first, second, patched)
         unexplained = _unexplained_light(first, second, mask & (covered == 0))
     return Comparison(
         share,
@@ -883,10 +886,10 @@ def _unexplained_light(x: np.ndarray, y: np.ndarray, where: np.ndarray) -> float
 
 
 def _hue_turn(x: np.ndarray, y: np.ndarray, patches: np.ndarray) -> float:
-    """How far the hue turned (median, degrees) inside ``patches`` (uint8 mask, all patches together) of
+    """How far the hue turned (median, degrees) inside ``patches`` (a mask, all patches together) of
     two graded Lab pictures that kept their light there (see RECOLOURED_TURN); 0 where the light changed
     (an overlay laid over, or seen through), or there is too little colour."""
-    inside = patches.astype(bool)
+    inside = patches
     if not inside.any():
         return 0.0
     px, py = x[inside], y[inside]
